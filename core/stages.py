@@ -1,0 +1,194 @@
+"""Pipeline stages: the registry and the executor that gives each run its own hashed folder.
+
+A stage is registered under the entry-point group ``scanbridge.stages`` as a StageSpec. It runs
+as ``spec.run(ctx, config) -> dict`` and writes only inside ``ctx.out_dir``, which is
+``runs/<stage>-<hash>/`` where the hash covers the stage's name and version, its config, and the
+run folders of the stages it read. A finished run (status.json says "done") is reused; a
+changed parameter makes a new folder. status.json is written atomically and last, so a run
+killed at any point is never mistaken for a finished one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import json
+import shutil
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from core.capture import CaptureFolder
+from core.errors import Cancelled, ConfigError, NotFoundError, ScanBridgeError
+from core.fsio import atomic_write_json
+from core.progress import CancelToken, Progress, ProgressEvent, Sink
+
+STAGE_GROUP = "scanbridge.stages"
+
+
+@dataclass(frozen=True)
+class StageContext:
+    capture: CaptureFolder
+    out_dir: Path  # this run's folder: the only place the stage writes
+    inputs: Mapping[str, Path]  # run folders of earlier stages, by stage name
+    progress: Progress
+    cancel: CancelToken
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    name: str
+    config_cls: type  # a dataclass whose fields all have defaults
+    run: Callable[[StageContext, Any], dict[str, Any]]
+    version: int = 1
+    requires: tuple[str, ...] = ()  # stages whose run folders this one reads
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class StageOutcome:
+    stage: str
+    run_dir: Path
+    result: dict[str, Any] = field(default_factory=dict)
+    reused: bool = False
+
+
+def load_stage(name: str) -> StageSpec:
+    """A registered stage by name, or any StageSpec by its ``package.module:ATTR`` path."""
+    if ":" in name:
+        module_name, _, attr = name.partition(":")
+        try:
+            spec = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as e:
+            raise NotFoundError(f"cannot load stage: {e}", name) from None
+        if not isinstance(spec, StageSpec):
+            raise ScanBridgeError("not a StageSpec", name)
+        return spec
+    for ep in entry_points(group=STAGE_GROUP):
+        if ep.name == name:
+            spec = ep.load()
+            if not isinstance(spec, StageSpec):
+                raise ScanBridgeError(f"entry point {ep.value} is not a StageSpec", name)
+            return spec
+    raise NotFoundError(f"no such stage (known: {', '.join(stage_names())})", name)
+
+
+def stage_names() -> list[str]:
+    return sorted(ep.name for ep in entry_points(group=STAGE_GROUP))
+
+
+def make_config(spec: StageSpec, overrides: Mapping[str, Any] | None = None) -> Any:
+    """Build the stage's config dataclass; an unknown key is an error naming it."""
+    overrides = dict(overrides or {})
+    names = {f.name for f in dataclasses.fields(spec.config_cls)}
+    for key in overrides:
+        if key not in names:
+            raise ConfigError(f"unknown option (known: {', '.join(sorted(names))})", f"{spec.name}.{key}")
+    try:
+        return spec.config_cls(**overrides)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(str(e), spec.name) from None
+
+
+def config_to_json(config: Any) -> dict[str, Any]:
+    return json.loads(json.dumps(dataclasses.asdict(config), default=str))
+
+
+def run_hash(spec: StageSpec, config: Any, inputs: Mapping[str, Path]) -> str:
+    key = {
+        "stage": spec.name,
+        "version": spec.version,
+        "config": config_to_json(config),
+        "inputs": {k: Path(v).name for k, v in sorted(inputs.items())},
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def run_dir_for(capture: CaptureFolder, spec: StageSpec, config: Any, inputs: Mapping[str, Path]) -> Path:
+    return capture.runs_dir / f"{spec.name}-{run_hash(spec, config, inputs)}"
+
+
+def read_status(run_dir: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((run_dir / "status.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def is_done(run_dir: Path) -> bool:
+    status = read_status(run_dir)
+    return bool(status and status.get("state") == "done")
+
+
+def _logging_sink(log_path: Path, sink: Sink | None) -> tuple[Sink, Callable[[], None]]:
+    log = open(log_path, "a", encoding="utf-8", buffering=1)
+
+    def emit(event: ProgressEvent) -> None:
+        if event.kind == "log":
+            stamp = time.strftime("%H:%M:%S", time.localtime(event.time))
+            log.write(f"{stamp} {event.level.upper():7s} {event.message}\n")
+        if sink is not None:
+            sink(event)
+
+    return emit, log.close
+
+
+def execute_stage(
+    capture: CaptureFolder,
+    name: str,
+    overrides: Mapping[str, Any] | None = None,
+    inputs: Mapping[str, Path] | None = None,
+    sink: Sink | None = None,
+    cancel: CancelToken | None = None,
+) -> StageOutcome:
+    """Run one stage over ``capture`` (or reuse its finished run) and return where it wrote."""
+    spec = load_stage(name)
+    config = make_config(spec, overrides)
+    inputs = dict(inputs or {})
+    missing = [r for r in spec.requires if r not in inputs]
+    if missing:
+        raise ConfigError(f"needs the output of {', '.join(missing)} first", name)
+    run_dir = run_dir_for(capture, spec, config, inputs)
+    if is_done(run_dir):
+        status = read_status(run_dir) or {}
+        return StageOutcome(name, run_dir, status.get("result", {}), reused=True)
+    if run_dir.exists():  # a run that was killed, failed or cancelled: start it clean
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    atomic_write_json(run_dir / "config.json", {
+        "stage": name, "version": spec.version, "config": config_to_json(config),
+        "inputs": {k: str(v) for k, v in inputs.items()},
+    })
+    started = time.time()
+    atomic_write_json(run_dir / "status.json", {"state": "running", "started": started})
+    emit, close_log = _logging_sink(run_dir / "log.txt", sink)
+    progress = Progress(name, emit)
+    ctx = StageContext(capture, run_dir, inputs, progress, cancel or CancelToken())
+    try:
+        progress.log(f"{name} started in {run_dir.name}")
+        result = spec.run(ctx, config) or {}
+        progress.update(1.0, "done")
+        progress.log(f"{name} finished in {time.time() - started:.1f} s")
+    except Cancelled:
+        progress.log("cancelled", "warning")
+        atomic_write_json(run_dir / "status.json", {"state": "cancelled", "started": started, "ended": time.time()})
+        raise
+    except BaseException as e:
+        progress.log(f"failed: {e}", "error")
+        (run_dir / "log.txt").open("a").write(traceback.format_exc())
+        atomic_write_json(run_dir / "status.json", {
+            "state": "failed", "started": started, "ended": time.time(), "error": str(e),
+            "error_type": type(e).__name__,
+        })
+        raise
+    finally:
+        close_log()
+    atomic_write_json(run_dir / "status.json", {
+        "state": "done", "started": started, "ended": time.time(), "result": result,
+    })
+    return StageOutcome(name, run_dir, result, reused=False)

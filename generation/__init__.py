@@ -1,0 +1,1 @@
+"""Diffusion restyling of captures and reconstructions."""

@@ -1,0 +1,1 @@
+"""Reconstruction stages over a capture folder: ingest, poses, fusion, mesh, texture, export."""

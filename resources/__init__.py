@@ -1,0 +1,1 @@
+"""Data only: icons, the phone web page, presets, the sample capture."""
