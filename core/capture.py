@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,7 @@ class Manifest:
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
+        d["frames"] = list(d["frames"])
         for fr in d["frames"]:
             fr["camera"]["distortion"] = list(fr["camera"]["distortion"])
             if fr["pose"] is not None:
@@ -88,7 +89,7 @@ class Manifest:
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # -- validation: every error names the field it is about ---------------------------------------

@@ -140,14 +140,15 @@ def _logging_sink(log_path: Path, sink: Sink | None) -> tuple[Sink, Callable[[],
 
 def execute_stage(
     capture: CaptureFolder,
-    name: str,
+    stage: str | StageSpec,
     overrides: Mapping[str, Any] | None = None,
     inputs: Mapping[str, Path] | None = None,
     sink: Sink | None = None,
     cancel: CancelToken | None = None,
 ) -> StageOutcome:
     """Run one stage over ``capture`` (or reuse its finished run) and return where it wrote."""
-    spec = load_stage(name)
+    spec = stage if isinstance(stage, StageSpec) else load_stage(stage)
+    name = spec.name
     config = make_config(spec, overrides)
     inputs = dict(inputs or {})
     missing = [r for r in spec.requires if r not in inputs]
@@ -176,11 +177,14 @@ def execute_stage(
         progress.log(f"{name} finished in {time.time() - started:.1f} s")
     except Cancelled:
         progress.log("cancelled", "warning")
-        atomic_write_json(run_dir / "status.json", {"state": "cancelled", "started": started, "ended": time.time()})
+        atomic_write_json(
+            run_dir / "status.json", {"state": "cancelled", "started": started, "ended": time.time()}
+        )
         raise
     except BaseException as e:
         progress.log(f"failed: {e}", "error")
-        (run_dir / "log.txt").open("a").write(traceback.format_exc())
+        with (run_dir / "log.txt").open("a", encoding="utf-8") as log:
+            log.write(traceback.format_exc())
         atomic_write_json(run_dir / "status.json", {
             "state": "failed", "started": started, "ended": time.time(), "error": str(e),
             "error_type": type(e).__name__,

@@ -8,7 +8,7 @@ import re
 import secrets
 import shutil
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from core.capture import CaptureFolder
@@ -49,7 +49,7 @@ class Workspace:
         return self.root / "settings.json"
 
     def new_capture_id(self, name: str) -> str:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         return f"{slugify(name)}-{stamp}-{secrets.token_hex(3)}"
 
     def capture(self, capture_id: str) -> CaptureFolder:
