@@ -1,0 +1,191 @@
+"""``ingest``: turn any supported source into a normalised capture folder in a workspace.
+
+It detects what the source is, hands it to that kind's reader (which writes into a staging
+folder), and publishes the capture only when everything was read, so a failure leaves the
+workspace as it was. Readers are imported only when used, so importing this is cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from core.capture import MODES, CaptureFolder, Manifest, utc_now
+from core.errors import IngestError, ScanBridgeError
+from core.progress import Progress
+from core.workspace import Workspace
+from recon.ingest.archive import ArchiveLimits, extract_archive
+from recon.ingest.common import (
+    IMAGE_SUFFIXES,
+    JUNK_DIRS,
+    VIDEO_SUFFIXES,
+    IngestContext,
+    SourceResult,
+    files_with_suffix,
+    link_or_copy,
+)
+
+STAGE = "ingest"
+UNPACK_DIR = ".unpacked"  # inside the staging folder; removed before the capture is published
+# kind -> "module:function" of its reader, each ``reader(path, ctx) -> SourceResult``.
+READERS = {
+    "images": "recon.ingest.images:read_image_folder",
+    "image": "recon.ingest.images:read_single_image",
+    "video": "recon.ingest.video:read_video",
+    "transforms": "recon.ingest.nerfstudio:read_transforms",
+    "strayscanner": "recon.ingest.strayscanner:read_stray",
+    "record3d": "recon.ingest.record3d:read_record3d",
+}
+ARCHIVE_SUFFIXES = (".zip",)
+
+
+def _reader(kind: str) -> Callable[[Path, IngestContext], SourceResult]:
+    module, func = READERS[kind].split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def _visible_children(root: Path) -> list[Path]:
+    return [p for p in root.iterdir() if not p.name.startswith(".") and p.name not in JUNK_DIRS]
+
+
+def detect_folder(root: Path, depth: int = 0) -> tuple[str, Path] | None:
+    """What a folder holds, and the folder (or file) its reader should get; None if unknown.
+
+    A folder with nothing but one sub-folder (as zips and exports often are) is looked into.
+    """
+    from recon.ingest.record3d import find_metadata
+    from recon.ingest.strayscanner import is_stray_export
+
+    if (root / "transforms.json").is_file():
+        return "transforms", root
+    if is_stray_export(root):
+        return "strayscanner", root
+    if find_metadata(root) is not None:
+        return "record3d", root
+    if files_with_suffix(root, IMAGE_SUFFIXES):
+        return "images", root
+    children = _visible_children(root)
+    videos = [p for p in children if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES]
+    if len(videos) == 1:
+        return "video", videos[0]
+    if depth < 2 and len(children) == 1 and children[0].is_dir():
+        return detect_folder(children[0], depth + 1)
+    return None
+
+
+def detect_source(source: Path) -> tuple[str, Path]:
+    """(kind, path for its reader) for ``source``; kinds: images, image, video, transforms,
+    strayscanner, record3d, zip. Raises IngestError naming ``source`` when it is none of them."""
+    source = Path(source)
+    if not source.exists():
+        raise IngestError("no such file or folder", source)
+    if source.is_dir():
+        found = detect_folder(source)
+        if found is None:
+            if not _visible_children(source):
+                raise IngestError("the folder is empty", source)
+            raise IngestError(
+                "no images, video, transforms.json, Stray Scanner or Record3D export found", source
+            )
+        return found
+    suffix = source.suffix.lower()
+    if suffix in ARCHIVE_SUFFIXES:
+        return "zip", source
+    if suffix in VIDEO_SUFFIXES:
+        return "video", source
+    if suffix in IMAGE_SUFFIXES:
+        return "image", source
+    if suffix == ".json":
+        return "transforms", source
+    raise IngestError(
+        f"unknown kind of source {suffix or '(no extension)'!r}: expected an image folder, a .zip, "
+        f"a video ({', '.join(VIDEO_SUFFIXES)}), a transforms.json, or a Stray Scanner / Record3D export",
+        source,
+    )
+
+
+def _default_name(source: Path) -> str:
+    if source.is_file() and source.suffix.lower() == ".json":
+        return source.parent.name or "capture"
+    return source.stem or source.name or "capture"
+
+
+def _read_archive(archive: Path, ctx: IngestContext, limits: ArchiveLimits) -> SourceResult:
+    unpacked = ctx.capture.root / UNPACK_DIR
+    try:
+        extract_archive(archive, unpacked, limits, ctx.progress.sub(0.0, 0.3))
+        found = detect_folder(unpacked)
+        if found is None:
+            raise IngestError("the archive holds no images, video or known export", archive)
+        kind, path = found
+        inner = IngestContext(
+            ctx.capture, ctx.progress.sub(0.3, 1.0), ctx.target_frames, originals_to_raw=False
+        )
+        result = _reader(kind)(path, inner)
+        link_or_copy(archive, ctx.capture.raw_dir / archive.name)
+    finally:
+        shutil.rmtree(unpacked, ignore_errors=True)
+    return SourceResult(
+        kind="zip",
+        frames=result.frames,
+        default_mode=result.default_mode,
+        scale=result.scale,
+        info={**result.info, "contents": result.kind},
+    )
+
+
+def ingest(
+    source: Path,
+    workspace: Workspace,
+    *,
+    name: str | None = None,
+    mode: str | None = None,
+    progress: Progress | None = None,
+    target_frames: int = 150,
+    archive_limits: ArchiveLimits | None = None,
+) -> CaptureFolder:
+    """Read ``source`` into a new capture in ``workspace`` and return its folder.
+
+    ``mode`` defaults to "rgbd" for RGB-D exports and "import" otherwise; ``target_frames``
+    caps the frames kept from videos and RGB-D exports. Bad input raises one IngestError (or
+    InputError) naming the file or field, and the workspace is left unchanged.
+    """
+    source = Path(source).expanduser()
+    progress = progress or Progress(STAGE)
+    if mode is not None and mode not in MODES:
+        raise IngestError(f"must be one of {', '.join(MODES)}, got {mode!r}", "mode")
+    if isinstance(target_frames, bool) or not isinstance(target_frames, int) or target_frames <= 0:
+        raise IngestError(f"must be a positive whole number, got {target_frames!r}", "target_frames")
+    kind, path = detect_source(source)
+    display_name = (name or "").strip() or _default_name(source)
+    capture_id = workspace.new_capture_id(display_name)
+    progress.log(f"reading {source} as {kind}")
+    with workspace.staged_capture(capture_id) as staging:
+        ctx = IngestContext(staging, progress, target_frames)
+        try:
+            if kind == "zip":
+                result = _read_archive(path, ctx, archive_limits or ArchiveLimits())
+            else:
+                result = _reader(kind)(path, ctx)
+        except ScanBridgeError:
+            raise
+        except OSError as e:
+            raise IngestError(
+                f"cannot read or write a file ({e.strerror or e})", e.filename or source
+            ) from None
+        manifest = Manifest(
+            id=capture_id,
+            name=display_name,
+            created=utc_now(),
+            mode=mode or result.default_mode,
+            frames=result.frames,
+            status="ingested",
+            scale=result.scale,
+            source={"kind": result.kind, "path": str(source.resolve()), **result.info},
+        )
+        staging.save(manifest)
+    progress.update(1.0, f"{len(result.frames)} frames")
+    progress.log(f"capture {capture_id}: {len(result.frames)} frames ({result.kind})")
+    return CaptureFolder(workspace.captures_dir / capture_id)

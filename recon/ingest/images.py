@@ -1,0 +1,135 @@
+"""Image folders (and single images): EXIF orientation applied, names kept, intrinsics from EXIF.
+
+A JPEG or PNG that needs no rotation is linked into images/ byte for byte; anything else (a
+rotated photo, HEIC, TIFF, WebP) is decoded, turned upright and written as JPEG or PNG.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from core.capture import Camera, Frame
+from core.errors import IngestError
+from core.fsio import atomic_writer
+from recon.ingest.common import (
+    IMAGE_SUFFIXES,
+    IngestContext,
+    SourceResult,
+    camera_from_35mm,
+    default_camera,
+    files_with_suffix,
+    frame_id,
+    link_or_copy,
+    unique_name,
+)
+
+EXIF_ORIENTATION = 0x0112
+EXIF_IFD = 0x8769
+EXIF_FOCAL_35MM = 0xA405
+KEEP_AS_IS_FORMATS = ("JPEG", "PNG")
+# Decoded frames are written as JPEG when they came from a lossy format, else as PNG.
+LOSSY_FORMATS = ("JPEG", "HEIF", "WEBP", "MPO")
+
+
+def _register_heif() -> None:
+    """Let Pillow read HEIC when the optional pillow-heif plugin is installed."""
+    with contextlib.suppress(ImportError):
+        from pillow_heif import register_heif_opener  # type: ignore[import-not-found]
+
+        register_heif_opener()
+
+
+def open_image(path: Path) -> Image.Image:
+    """Open and fully decode ``path``; a file Pillow cannot read is one IngestError naming it."""
+    if path.suffix.lower() in (".heic", ".heif"):
+        _register_heif()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(path)
+            img.load()
+    except UnidentifiedImageError:
+        hint = " (HEIC needs the pillow-heif package)" if path.suffix.lower() in (".heic", ".heif") else ""
+        raise IngestError(f"not an image this program can read{hint}", path) from None
+    except (
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombWarning,
+        Image.DecompressionBombError,
+    ) as e:
+        raise IngestError(f"corrupt or truncated image ({e})", path) from None
+    return img
+
+
+def exif_focal_35mm(img: Image.Image) -> float | None:
+    """FocalLengthIn35mmFilm from EXIF, or None when absent or zero."""
+    try:
+        value = img.getexif().get_ifd(EXIF_IFD).get(EXIF_FOCAL_35MM)
+        f = float(value) if value is not None else None
+    except (TypeError, ValueError, OSError):
+        return None
+    return f if f and f > 0 else None
+
+
+def camera_for(img: Image.Image, width: int, height: int) -> Camera:
+    """Intrinsics from the EXIF 35 mm focal length when present, else the default field of view."""
+    f35 = exif_focal_35mm(img)
+    return camera_from_35mm(width, height, f35) if f35 else default_camera(width, height)
+
+
+def _save_upright(img: Image.Image, dst: Path) -> None:
+    upright = ImageOps.exif_transpose(img)
+    with atomic_writer(dst) as f:
+        if dst.suffix == ".jpg":
+            upright.convert("RGB").save(f, format="JPEG", quality=95)
+        else:
+            if upright.mode not in ("L", "RGB", "RGBA", "I;16"):
+                upright = upright.convert("RGBA" if "A" in upright.getbands() else "RGB")
+            upright.save(f, format="PNG")
+
+
+def ingest_image_files(files: list[Path], root: Path, ctx: IngestContext) -> list[Frame]:
+    """Write ``files`` (relative to ``root``) into images/ (and raw/), one frame each, in order."""
+    cap = ctx.capture
+    taken: set[str] = set()
+    frames: list[Frame] = []
+    for i, src in enumerate(files):
+        rel = src.relative_to(root)
+        img = open_image(src)
+        with img:
+            orientation = img.getexif().get(EXIF_ORIENTATION, 1)
+            upright_size = img.size if orientation in (1, 2, 3, 4) else img.size[::-1]
+            camera = camera_for(img, *upright_size)
+            if img.format in KEEP_AS_IS_FORMATS and orientation == 1:
+                name = unique_name(src.name, taken)
+                link_or_copy(src, cap.images_dir / name)
+            else:
+                ext = ".jpg" if img.format in LOSSY_FORMATS else ".png"
+                name = unique_name(src.stem + ext, taken)
+                _save_upright(img, cap.images_dir / name)
+        if ctx.originals_to_raw:
+            link_or_copy(src, cap.raw_dir / rel)
+        frames.append(Frame(id=frame_id(i), camera=camera, image=f"images/{name}", source_name=src.name))
+        ctx.progress.update((i + 1) / len(files), f"image {i + 1}/{len(files)}: {src.name}")
+    return frames
+
+
+def read_image_folder(root: Path, ctx: IngestContext) -> SourceResult:
+    """All images under ``root`` (sub-folders included, hidden ones skipped), naturally sorted."""
+    files = files_with_suffix(root, IMAGE_SUFFIXES)
+    if not files:
+        raise IngestError("no images found (jpg, jpeg, png, heic, tif)", root)
+    return SourceResult(
+        kind="images", frames=tuple(ingest_image_files(files, root, ctx)), info={"image_count": len(files)}
+    )
+
+
+def read_single_image(path: Path, ctx: IngestContext) -> SourceResult:
+    return SourceResult(
+        kind="images", frames=tuple(ingest_image_files([path], path.parent, ctx)), info={"image_count": 1}
+    )

@@ -1,0 +1,233 @@
+"""nerfstudio / instant-ngp datasets: a transforms.json with OpenGL camera-to-world poses.
+
+Intrinsics come from the top level and may be overridden per frame. Frames whose image is
+missing on disk are skipped with a warning naming each (instant-ngp's fox lists 17 of them).
+Poses are not metric unless the file says so: the capture is marked unscaled.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.capture import Camera, Frame
+from core.errors import IngestError
+from recon.ingest.common import IngestContext, SourceResult, frame_id, link_or_copy, unique_name
+from recon.ingest.depth import metres_to_mm_png, read_raw_map, write_uint8_png
+from recon.ingest.geometry import as_pose_tuple, check_pose, opengl_to_opencv
+from recon.ingest.images import open_image
+
+TRANSFORMS_NAME = "transforms.json"
+INTRINSIC_KEYS = (
+    "fl_x",
+    "fl_y",
+    "cx",
+    "cy",
+    "w",
+    "h",
+    "k1",
+    "k2",
+    "k3",
+    "k4",
+    "p1",
+    "p2",
+    "camera_model",
+    "camera_angle_x",
+    "camera_angle_y",
+)
+DEFAULT_DEPTH_UNIT = 1e-3  # nerfstudio's depth_unit_scale_factor: stored values are millimetres
+PINHOLE_MODELS = ("PINHOLE", "SIMPLE_PINHOLE")
+# Extensions tried for Blender-style file paths that omit them ("./train/r_0").
+IMPLIED_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def _number(d: dict[str, Any], key: str, where: str) -> float | None:
+    v = d.get(key)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise IngestError(f"expected a finite number, got {v!r}", f"{where}.{key}")
+    return float(v)
+
+
+def _size(d: dict[str, Any], key: str, where: str) -> int | None:
+    v = _number(d, key, where)
+    if v is None:
+        return None
+    if v <= 0 or v != int(v):
+        raise IngestError(f"expected a positive whole number of pixels, got {v!r}", f"{where}.{key}")
+    return int(v)
+
+
+def parse_camera(d: dict[str, Any], where: str, image_size: tuple[int, int]) -> Camera:
+    """Intrinsics from nerfstudio keys in ``d``; w and h default to the image's size."""
+    w = _size(d, "w", where) or image_size[0]
+    h = _size(d, "h", where) or image_size[1]
+    fx = _number(d, "fl_x", where)
+    if fx is None:
+        angle = _number(d, "camera_angle_x", where)
+        if angle is None or not 0 < angle < math.pi:
+            raise IngestError("no focal length: needs fl_x or camera_angle_x", where)
+        fx = 0.5 * w / math.tan(0.5 * angle)
+    fy = _number(d, "fl_y", where)
+    if fy is None:
+        angle_y = _number(d, "camera_angle_y", where)
+        fy = 0.5 * h / math.tan(0.5 * angle_y) if angle_y and 0 < angle_y < math.pi else fx
+    if fx <= 0 or fy <= 0:
+        raise IngestError(f"focal length must be positive, got {fx}, {fy}", f"{where}.fl_x")
+    cx = _number(d, "cx", where)
+    cy = _number(d, "cy", where)
+    model = d.get("camera_model")
+    dist = tuple(_number(d, k, where) or 0.0 for k in ("k1", "k2", "p1", "p2"))
+    for k in ("k3", "k4"):
+        if _number(d, k, where):
+            raise IngestError("only k1, k2, p1, p2 distortion is supported", f"{where}.{k}")
+    if model is not None and model not in (*PINHOLE_MODELS, "OPENCV"):
+        raise IngestError(
+            f"camera model {model!r} is not supported (use PINHOLE or OPENCV)", f"{where}.camera_model"
+        )
+    if model in PINHOLE_MODELS and any(dist):
+        raise IngestError(f"{model} cannot have distortion coefficients", f"{where}.camera_model")
+    return Camera(
+        width=w,
+        height=h,
+        fx=fx,
+        fy=fy,
+        cx=w / 2.0 if cx is None else cx,
+        cy=h / 2.0 if cy is None else cy,
+        model="OPENCV" if any(dist) else "PINHOLE",
+        distortion=dist if any(dist) else (),
+    )
+
+
+def load_transforms(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise IngestError(f"cannot read ({e})", path) from None
+    except json.JSONDecodeError as e:
+        raise IngestError(f"not valid JSON (line {e.lineno}, column {e.colno})", path) from None
+    if not isinstance(data, dict) or not isinstance(data.get("frames"), list):
+        raise IngestError("expected an object with a 'frames' list", path)
+    return data
+
+
+def _resolve(base: Path, rel: Any, where: str) -> Path | None:
+    """The file a frame names, trying image suffixes for Blender-style paths; None if missing."""
+    if not isinstance(rel, str) or not rel:
+        raise IngestError(f"expected a file path, got {rel!r}", where)
+    p = (base / rel).resolve()
+    if p.is_file():
+        return p
+    if not p.suffix:
+        for suffix in IMPLIED_SUFFIXES:
+            if p.with_suffix(suffix).is_file():
+                return p.with_suffix(suffix)
+    return None
+
+
+def _raw_name(path: Path, base: Path) -> Path:
+    try:
+        return path.relative_to(base)
+    except ValueError:
+        return Path("external") / path.name
+
+
+def _copy_depth(src: Path, dst_stem: str, unit: float, ctx: IngestContext) -> tuple[str, float]:
+    """Depth into depth/: 16-bit PNGs are linked as they are; others are converted to mm."""
+    data = read_raw_map(src)
+    if src.suffix.lower() == ".png" and data.dtype == np.uint16:
+        name = f"{dst_stem}.png"
+        link_or_copy(src, ctx.capture.depth_dir / name)
+        return f"depth/{name}", unit
+    name = f"{dst_stem}.png"
+    metres_to_mm_png(data.astype(np.float64) * unit, ctx.capture.depth_dir / name)
+    return f"depth/{name}", 0.001
+
+
+def _copy_mask(src: Path, dst_stem: str, size: tuple[int, int], ctx: IngestContext) -> str:
+    data = read_raw_map(src)
+    if (data.shape[1], data.shape[0]) != size:
+        raise IngestError(f"mask is {data.shape[1]}x{data.shape[0]}, image is {size[0]}x{size[1]}", src)
+    name = f"{dst_stem}.png"
+    write_uint8_png(np.where(data > 0, 255, 0), ctx.capture.masks_dir / name)
+    return f"masks/{name}"
+
+
+def read_transforms(path: Path, ctx: IngestContext) -> SourceResult:
+    """``path`` is a transforms.json file or a folder that holds one."""
+    tf_path = path / TRANSFORMS_NAME if path.is_dir() else path
+    data = load_transforms(tf_path)
+    base = tf_path.parent
+    unit = _number(data, "depth_unit_scale_factor", tf_path.name) or DEFAULT_DEPTH_UNIT
+    global_intrinsics = {k: data[k] for k in INTRINSIC_KEYS if k in data}
+    listed = data["frames"]
+    if not listed:
+        raise IngestError("lists no frames", f"{tf_path}: frames")
+    frames: list[Frame] = []
+    missing: list[str] = []
+    taken: set[str] = set()
+    for i, entry in enumerate(listed):
+        where = f"{tf_path}: frames[{i}]"
+        if not isinstance(entry, dict):
+            raise IngestError("expected an object", where)
+        src = _resolve(base, entry.get("file_path"), f"{where}.file_path")
+        if src is None:
+            missing.append(str(entry["file_path"]))
+            ctx.progress.warning(f"skipping frames[{i}]: image {entry['file_path']} is missing")
+            continue
+        pose = opengl_to_opencv(check_pose(entry.get("transform_matrix"), f"{where}.transform_matrix"))
+        with open_image(src) as img:
+            size = img.size
+        camera = parse_camera({**global_intrinsics, **entry}, where, size)
+        if (camera.width, camera.height) != size:
+            raise IngestError(
+                f"image is {size[0]}x{size[1]} but the intrinsics are for {camera.width}x{camera.height}", src
+            )
+        name = unique_name(src.name, taken)
+        link_or_copy(src, ctx.capture.images_dir / name)
+        if ctx.originals_to_raw:
+            link_or_copy(src, ctx.capture.raw_dir / _raw_name(src, base))
+        stem = Path(name).stem
+        depth_rel, depth_scale = None, 0.001
+        if entry.get("depth_file_path") is not None:
+            depth_src = _resolve(base, entry["depth_file_path"], f"{where}.depth_file_path")
+            if depth_src is None:
+                ctx.progress.warning(
+                    f"frames[{i}]: depth {entry['depth_file_path']} is missing; frame kept without"
+                )
+            else:
+                depth_rel, depth_scale = _copy_depth(depth_src, stem, unit, ctx)
+        mask_rel = None
+        if entry.get("mask_path") is not None:
+            mask_src = _resolve(base, entry["mask_path"], f"{where}.mask_path")
+            if mask_src is None:
+                ctx.progress.warning(f"frames[{i}]: mask {entry['mask_path']} is missing; frame kept without")
+            else:
+                mask_rel = _copy_mask(mask_src, stem, size, ctx)
+        frames.append(
+            Frame(
+                id=frame_id(len(frames)),
+                camera=camera,
+                image=f"images/{name}",
+                source_name=src.name,
+                pose=as_pose_tuple(pose),
+                depth=depth_rel,
+                depth_scale=depth_scale,
+                mask=mask_rel,
+            )
+        )
+        ctx.progress.update((i + 1) / len(listed), f"frame {i + 1}/{len(listed)}: {src.name}")
+    if not frames:
+        raise IngestError(f"none of the {len(listed)} images it lists exist", tf_path)
+    if ctx.originals_to_raw:
+        link_or_copy(tf_path, ctx.capture.raw_dir / tf_path.name)
+    return SourceResult(
+        kind="transforms",
+        frames=tuple(frames),
+        info={"app": "nerfstudio", "listed_frames": len(listed), "missing_frames": missing},
+    )

@@ -1,0 +1,140 @@
+"""Video files: keep the sharpest frame of each of ``target_frames`` equal time windows.
+
+The video is decoded once, as a stream: only the best frame of the current window is held, so
+memory does not grow with the length of the video.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from core.capture import Frame
+from core.errors import IngestError
+from recon.ingest.common import IngestContext, SourceResult, default_camera, frame_id, link_or_copy
+
+SHARPNESS_MAX_SIDE = 480
+JPEG_QUALITY = 95
+# A video that decodes to fewer than this share of the frames its header promises is truncated.
+MIN_DECODED_SHARE = 0.95
+
+
+def sharpness(frame_bgr: np.ndarray, max_side: int = SHARPNESS_MAX_SIDE) -> float:
+    """Variance of the Laplacian of a downscaled grey copy of ``frame_bgr`` [H, W, 3] (or [H, W])."""
+    grey = frame_bgr if frame_bgr.ndim == 2 else cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY)
+    h, w = grey.shape[:2]
+    scale = max_side / max(h, w)
+    if scale < 1.0:
+        grey = cv2.resize(
+            grey, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
+        )
+    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+
+
+@dataclass
+class _Candidate:
+    index: int
+    score: float
+    timestamp: float
+    image: np.ndarray  # [H, W, 3] BGR
+
+
+def _open(path: Path) -> cv2.VideoCapture:
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        cap.release()
+        raise IngestError("cannot open this video (truncated, corrupt or an unknown codec)", path)
+    return cap
+
+
+def _count_frames(path: Path) -> int:
+    """Count frames by grabbing them, for containers whose header does not say how many there are."""
+    cap = _open(path)
+    n = 0
+    try:
+        while cap.grab():
+            n += 1
+    finally:
+        cap.release()
+    return n
+
+
+def _write_jpeg(image: np.ndarray, dst: Path, source: Path) -> None:
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        raise IngestError(f"could not encode a frame as JPEG ({dst.name})", source)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_bytes(buf.tobytes())
+
+
+def read_video(path: Path, ctx: IngestContext) -> SourceResult:
+    """Sharpest frame per time window -> images/frame_NNNNNN.jpg (NNNNNN = frame number in the video)."""
+    if ctx.target_frames <= 0:
+        raise IngestError(f"must be a positive number of frames, got {ctx.target_frames}", "target_frames")
+    cap = _open(path)
+    reported = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    fps = float(cap.get(cv2.CAP_PROP_FPS)) or 0.0
+    if reported <= 0:
+        cap.release()
+        reported = _count_frames(path)
+        cap = _open(path)
+    windows = max(1, min(ctx.target_frames, reported))
+    progress = ctx.progress.sub(0.0, 0.95)
+    frames: list[Frame] = []
+    best: _Candidate | None = None
+    best_window = -1
+    decoded = 0
+
+    def flush(c: _Candidate) -> None:
+        h, w = c.image.shape[:2]
+        name = f"frame_{c.index:06d}.jpg"
+        _write_jpeg(c.image, ctx.capture.images_dir / name, path)
+        frames.append(
+            Frame(
+                id=frame_id(len(frames)),
+                camera=default_camera(w, h),
+                image=f"images/{name}",
+                source_name=name,
+                timestamp=c.timestamp,
+            )
+        )
+
+    try:
+        while True:
+            ok, image = cap.read()
+            if not ok or image is None:
+                break
+            index = decoded
+            decoded += 1
+            window = min(index * windows // max(reported, 1), windows - 1)
+            if best is not None and window != best_window:
+                flush(best)
+                best = None
+            score = sharpness(image)
+            if best is None or score > best.score:
+                msec = float(cap.get(cv2.CAP_PROP_POS_MSEC))
+                ts = msec / 1000.0 if msec > 0 or index == 0 else (index / fps if fps > 0 else float(index))
+                best, best_window = _Candidate(index, score, ts, image), window
+            if decoded % 10 == 0:
+                progress.update(min(1.0, decoded / reported), f"video frame {decoded}/{reported}")
+    finally:
+        cap.release()
+    if best is not None:
+        flush(best)
+    if decoded == 0:
+        raise IngestError("no frame of this video could be decoded", path)
+    if decoded < MIN_DECODED_SHARE * reported - 1:
+        raise IngestError(
+            f"truncated or corrupt: decoded {decoded} of the {reported} frames it declares", path
+        )
+    if ctx.originals_to_raw:
+        link_or_copy(path, ctx.capture.raw_dir / path.name)
+    ctx.progress.update(1.0, f"kept {len(frames)} of {decoded} video frames")
+    return SourceResult(
+        kind="video",
+        frames=tuple(frames),
+        info={"video": path.name, "fps": fps, "video_frames": decoded},
+    )
