@@ -1,0 +1,670 @@
+"""The persistent job queue: SQLite in WAL mode at ``workspace.jobs_db``.
+
+A job is a capture id plus an ordered list of steps (a stage and its config). Each step records
+whether it finished and the run folder it wrote, so a job interrupted at any point resumes from
+its first unfinished step and a finished step is never run again. A worker holds a job through a
+lease (a random token, its pid and host, and a heartbeat time); every write a worker makes checks
+the token, so a worker that lost its lease can change nothing.
+
+Events (progress, log lines, state changes) are stored per job, bounded: the latest progress per
+step, the last ``MAX_LOG_EVENTS`` log lines, every state change. The GUI, the CLI and the
+server's status endpoint all poll ``events(job_id, after_id)``; code in the same process can also
+listen live with ``add_listener``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.errors import ConfigError, JobError, NotFoundError, ScanBridgeError
+from core.progress import ProgressEvent
+from core.stages import StageOutcome, load_stage, make_config
+from core.workspace import Workspace
+
+JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
+STEP_STATES = ("pending", "running", "done", "failed", "cancelled")
+EVENT_KINDS = ("progress", "log", "state")
+MAX_LOG_EVENTS = 2000
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    capture_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    started REAL,
+    ended REAL,
+    error TEXT,
+    error_type TEXT,
+    lease_token TEXT,
+    lease_pid INTEGER,
+    lease_host TEXT,
+    heartbeat REAL,
+    child_pid INTEGER,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    step_index INTEGER,
+    stage TEXT,
+    fraction REAL,
+    eta_s REAL,
+    message TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS steps (
+    job_id INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    stage TEXT NOT NULL,
+    config TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    name TEXT,
+    run_dir TEXT,
+    result TEXT,
+    reused INTEGER NOT NULL DEFAULT 0,
+    fraction REAL,
+    eta_s REAL,
+    message TEXT NOT NULL DEFAULT '',
+    runs INTEGER NOT NULL DEFAULT 0,
+    started REAL,
+    ended REAL,
+    PRIMARY KEY (job_id, idx)
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id INTEGER NOT NULL,
+    step_index INTEGER,
+    kind TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    fraction REAL,
+    eta_s REAL,
+    message TEXT NOT NULL,
+    level TEXT NOT NULL,
+    time REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_job ON events (job_id, kind, id);
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, id);
+"""
+
+
+class LeaseLost(JobError):
+    """The worker's lease on a job was taken over (it was judged dead) or the job was deleted."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a job: a registered stage name or a ``package.module:ATTR`` path, and its config."""
+
+    stage: str
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    index: int
+    stage: str  # as submitted
+    config: dict[str, Any]
+    state: str  # one of STEP_STATES
+    name: str | None  # the StageSpec's name once it ran: later steps' inputs are keyed by it
+    run_dir: Path | None
+    result: dict[str, Any]
+    reused: bool
+    fraction: float | None
+    eta_s: float | None
+    message: str
+    runs: int  # how many times a child process was started for it
+    started: float | None
+    ended: float | None
+
+    @property
+    def finished(self) -> bool:
+        return self.state == "done"
+
+    def outcome(self) -> StageOutcome:
+        if not self.finished or self.run_dir is None:
+            raise JobError(f"step {self.index} ({self.stage}) has not finished")
+        return StageOutcome(self.name or self.stage, self.run_dir, self.result, self.reused)
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    step_index: int | None  # the step running or last reported
+    stage: str | None
+    fraction: float  # of that step, 0..1
+    overall: float  # of the whole job, 0..1
+    eta_s: float | None  # of that step
+    message: str
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    capture_id: str
+    state: str  # one of JOB_STATES
+    steps: tuple[StepRecord, ...]
+    created: float
+    updated: float
+    started: float | None
+    ended: float | None
+    error: str | None
+    error_type: str | None  # the core.errors class name of the failure
+    lease_pid: int | None
+    lease_host: str | None
+    heartbeat: float | None
+    child_pid: int | None
+    cancel_requested: bool
+    attempts: int  # how many times a worker claimed it
+    progress: JobProgress
+
+    @property
+    def next_step(self) -> int | None:
+        """Index of the first unfinished step (None when all finished)."""
+        return next((s.index for s in self.steps if not s.finished), None)
+
+    @property
+    def ended_state(self) -> bool:
+        return self.state in ("done", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    id: int | None  # None for a live event that was not stored (throttled progress)
+    job_id: int
+    step_index: int | None
+    kind: str  # one of EVENT_KINDS; "state" events carry the new job state as their message
+    stage: str
+    fraction: float | None
+    eta_s: float | None
+    message: str
+    level: str
+    time: float
+
+    def to_progress_event(self) -> ProgressEvent:
+        return ProgressEvent(self.kind, self.stage, self.fraction, self.eta_s, self.message,
+                             self.level, self.time)
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class Lease:
+    job_id: int
+    token: str
+    pid: int
+
+
+Listener = Callable[[JobEvent], None]
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this machine and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def _loads(text: str | None, default: Any) -> Any:
+    return default if text is None else json.loads(text)
+
+
+class JobQueue:
+    """The job queue of one workspace. Safe to use from several threads and processes."""
+
+    def __init__(self, workspace: Workspace, *, busy_timeout_s: float = 30.0) -> None:
+        self.workspace = workspace
+        self.path = workspace.jobs_db
+        self.host = socket.gethostname()
+        self._busy_ms = int(busy_timeout_s * 1000)
+        self._local = threading.local()
+        self._listeners: list[Listener] = []
+        self._listeners_lock = threading.Lock()
+        with self._write() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise JobError(f"written by a newer ScanBridge (schema {version})", self.path)
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    # -- connections ---------------------------------------------------------------------------
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                db = sqlite3.connect(self.path, isolation_level=None, timeout=self._busy_ms / 1000)
+                db.row_factory = sqlite3.Row
+                db.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+                db.execute("PRAGMA journal_mode = WAL")
+                db.execute("PRAGMA synchronous = NORMAL")
+            except sqlite3.DatabaseError as e:
+                raise JobError(f"cannot open the job database: {e}", self.path) from None
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taking SQLite's write lock up front (so reads inside it are current)."""
+        db = self._db()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.DatabaseError as e:
+            raise JobError(f"cannot write the job database: {e}", self.path) from None
+        self._local.state_events = []
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        for event in self._local.state_events:
+            self._notify(event)
+
+    def close(self) -> None:
+        """Close this thread's connection (others close when their thread's storage goes)."""
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def _job(self, db: sqlite3.Connection, row: sqlite3.Row) -> Job:
+        steps = tuple(
+            StepRecord(
+                index=s["idx"], stage=s["stage"], config=json.loads(s["config"]), state=s["state"],
+                name=s["name"], run_dir=Path(s["run_dir"]) if s["run_dir"] else None,
+                result=_loads(s["result"], {}), reused=bool(s["reused"]), fraction=s["fraction"],
+                eta_s=s["eta_s"], message=s["message"], runs=s["runs"], started=s["started"],
+                ended=s["ended"],
+            )
+            for s in db.execute("SELECT * FROM steps WHERE job_id = ? ORDER BY idx", (row["id"],))
+        )
+        done = sum(1 for s in steps if s.finished)
+        fraction = row["fraction"] or 0.0
+        current = row["step_index"]
+        partial = fraction if current is not None and not steps[current].finished else 0.0
+        overall = 1.0 if row["state"] == "done" else (done + partial) / max(1, len(steps))
+        return Job(
+            id=row["id"], capture_id=row["capture_id"], state=row["state"], steps=steps,
+            created=row["created"], updated=row["updated"], started=row["started"], ended=row["ended"],
+            error=row["error"], error_type=row["error_type"], lease_pid=row["lease_pid"],
+            lease_host=row["lease_host"], heartbeat=row["heartbeat"], child_pid=row["child_pid"],
+            cancel_requested=bool(row["cancel_requested"]), attempts=row["attempts"],
+            progress=JobProgress(current, row["stage"], fraction, overall, row["eta_s"], row["message"]),
+        )
+
+    def _row(self, db: sqlite3.Connection, job_id: int) -> sqlite3.Row:
+        row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise NotFoundError("no such job", f"job {job_id}")
+        return row
+
+    def get(self, job_id: int) -> Job:
+        db = self._db()
+        db.execute("BEGIN")  # one snapshot for the job and its steps
+        try:
+            return self._job(db, self._row(db, job_id))
+        finally:
+            db.execute("COMMIT")
+
+    def list(
+        self, state: str | None = None, capture_id: str | None = None, limit: int | None = None
+    ) -> list[Job]:
+        """Jobs, newest first, optionally only those in ``state`` or of ``capture_id``."""
+        if state is not None and state not in JOB_STATES:
+            raise JobError(f"unknown job state {state!r} (known: {', '.join(JOB_STATES)})")
+        sql, args = "SELECT * FROM jobs WHERE 1", []
+        if state is not None:
+            sql, args = sql + " AND state = ?", [*args, state]
+        if capture_id is not None:
+            sql, args = sql + " AND capture_id = ?", [*args, capture_id]
+        sql += " ORDER BY id DESC" + (f" LIMIT {int(limit)}" if limit else "")
+        db = self._db()
+        db.execute("BEGIN")
+        try:
+            return [self._job(db, row) for row in db.execute(sql, args).fetchall()]
+        finally:
+            db.execute("COMMIT")
+
+    def events(self, job_id: int, after_id: int = 0, limit: int = 1000) -> list[JobEvent]:
+        """Stored events of a job with id > ``after_id``, oldest first."""
+        rows = self._db().execute(
+            "SELECT * FROM events WHERE job_id = ? AND id > ? ORDER BY id LIMIT ?",
+            (job_id, after_id, limit),
+        ).fetchall()
+        return [JobEvent(r["id"], r["job_id"], r["step_index"], r["kind"], r["stage"], r["fraction"],
+                         r["eta_s"], r["message"], r["level"], r["time"]) for r in rows]
+
+    # -- what users do -------------------------------------------------------------------------
+
+    def submit(self, capture_id: str, steps: Sequence[Step], *, validate: bool = True) -> Job:
+        """Queue a job. With ``validate``, every stage is loaded and its config checked first."""
+        self.workspace.capture(capture_id)  # NotFoundError / InputError naming the id
+        if not steps:
+            raise JobError("a job needs at least one step", capture_id)
+        encoded = []
+        for i, step in enumerate(steps):
+            if not isinstance(step, Step):
+                raise JobError(f"expected a Step, got {type(step).__name__}", f"steps[{i}]")
+            try:
+                encoded.append(json.dumps(dict(step.config), sort_keys=True))
+            except (TypeError, ValueError) as e:
+                raise ConfigError(f"config is not JSON: {e}", f"steps[{i}].config") from None
+            if validate:
+                make_config(load_stage(step.stage), step.config)
+        now = time.time()
+        with self._write() as db:
+            job_id = db.execute(
+                "INSERT INTO jobs (capture_id, state, created, updated) VALUES (?, 'queued', ?, ?)",
+                (capture_id, now, now),
+            ).lastrowid
+            db.executemany(
+                "INSERT INTO steps (job_id, idx, stage, config) VALUES (?, ?, ?, ?)",
+                [(job_id, i, s.stage, c) for i, (s, c) in enumerate(zip(steps, encoded, strict=True))],
+            )
+            self._insert_state(db, job_id, "queued", now)
+        return self.get(job_id)
+
+    def cancel(self, job_id: int) -> Job:
+        """Cancel a queued job now; ask a running one's worker to stop (it reaches the child)."""
+        with self._write() as db:
+            row = self._row(db, job_id)
+            if row["state"] == "queued" or (row["state"] == "running" and self._lease_dead(row, 0)):
+                self._set_ended(db, job_id, "cancelled", "cancelled by the user", "Cancelled")
+            elif row["state"] == "running":
+                db.execute("UPDATE jobs SET cancel_requested = 1, updated = ? WHERE id = ?",
+                           (time.time(), job_id))
+            else:
+                raise JobError(f"cannot cancel a job that is {row['state']}", f"job {job_id}")
+        return self.get(job_id)
+
+    def resume(self, job_id: int) -> Job:
+        """Queue a failed or cancelled job again; it continues from its first unfinished step."""
+        return self._requeue(job_id, "resume", ("failed", "cancelled"), reset_steps=False)
+
+    def retry(self, job_id: int) -> Job:
+        """Queue an ended job again from its first step (finished run folders are still reused)."""
+        return self._requeue(job_id, "retry", ("failed", "cancelled", "done"), reset_steps=True)
+
+    def delete(self, job_id: int) -> None:
+        """Forget a job that is not running (its run folders stay in the capture)."""
+        with self._write() as db:
+            row = self._row(db, job_id)
+            if row["state"] == "running":
+                raise JobError("cannot delete a running job; cancel it first", f"job {job_id}")
+            for table, key in (("events", "job_id"), ("steps", "job_id"), ("jobs", "id")):
+                db.execute(f"DELETE FROM {table} WHERE {key} = ?", (job_id,))
+
+    def _requeue(self, job_id: int, verb: str, allowed: tuple[str, ...], *, reset_steps: bool) -> Job:
+        now = time.time()
+        with self._write() as db:
+            row = self._row(db, job_id)
+            if row["state"] not in allowed:
+                raise JobError(f"cannot {verb} a job that is {row['state']}", f"job {job_id}")
+            step_sql = "UPDATE steps SET state = 'pending' WHERE job_id = ?"
+            db.execute(step_sql if reset_steps else step_sql + " AND state != 'done'", (job_id,))
+            db.execute(
+                "UPDATE jobs SET state = 'queued', updated = ?, ended = NULL, error = NULL, "
+                "error_type = NULL, cancel_requested = 0, fraction = NULL, eta_s = NULL WHERE id = ?",
+                (now, job_id),
+            )
+            self._insert_state(db, job_id, "queued", now)
+        return self.get(job_id)
+
+    # -- what workers do -----------------------------------------------------------------------
+
+    def claim(self, pid: int | None = None, job_id: int | None = None) -> Lease | None:
+        """Atomically take the oldest queued job (or ``job_id`` if it is queued) for a worker."""
+        pid = os.getpid() if pid is None else pid
+        token, now = uuid.uuid4().hex, time.time()
+        with self._write() as db:
+            sql = "SELECT id FROM jobs WHERE state = 'queued' AND (? IS NULL OR id = ?) ORDER BY id LIMIT 1"
+            row = db.execute(sql, (job_id, job_id)).fetchone()
+            if row is None:
+                return None
+            db.execute(
+                "UPDATE jobs SET state = 'running', lease_token = ?, lease_pid = ?, lease_host = ?, "
+                "heartbeat = ?, child_pid = NULL, attempts = attempts + 1, updated = ?, "
+                "started = COALESCE(started, ?) WHERE id = ?",
+                (token, pid, self.host, now, now, now, row["id"]),
+            )
+            self._insert_state(db, row["id"], "running", now)
+        return Lease(row["id"], token, pid)
+
+    def _held(self, db: sqlite3.Connection, lease: Lease) -> sqlite3.Row:
+        row = db.execute("SELECT * FROM jobs WHERE id = ? AND lease_token = ? AND state = 'running'",
+                         (lease.job_id, lease.token)).fetchone()
+        if row is None:
+            raise LeaseLost("this worker no longer holds the job", f"job {lease.job_id}")
+        return row
+
+    def heartbeat(self, lease: Lease) -> bool:
+        """Renew the lease; returns whether a cancel was requested. Raises LeaseLost."""
+        with self._write() as db:
+            row = self._held(db, lease)
+            db.execute("UPDATE jobs SET heartbeat = ? WHERE id = ?", (time.time(), lease.job_id))
+        return bool(row["cancel_requested"])
+
+    def start_step(self, lease: Lease, index: int) -> None:
+        now = time.time()
+        with self._write() as db:
+            self._held(db, lease)
+            step = db.execute("SELECT stage, state FROM steps WHERE job_id = ? AND idx = ?",
+                              (lease.job_id, index)).fetchone()
+            if step is None or step["state"] == "done":
+                raise JobError(f"step {index} cannot start (already finished?)", f"job {lease.job_id}")
+            db.execute(
+                "UPDATE steps SET state = 'running', runs = runs + 1, started = ?, ended = NULL, "
+                "fraction = 0, eta_s = NULL, message = '' WHERE job_id = ? AND idx = ?",
+                (now, lease.job_id, index),
+            )
+            db.execute(
+                "UPDATE jobs SET step_index = ?, stage = ?, fraction = 0, eta_s = NULL, message = '', "
+                "updated = ? WHERE id = ?", (index, step["stage"], now, lease.job_id),
+            )
+
+    def set_child(self, lease: Lease, pid: int | None) -> None:
+        with self._write() as db:
+            self._held(db, lease)
+            db.execute("UPDATE jobs SET child_pid = ? WHERE id = ?", (pid, lease.job_id))
+
+    def finish_step(self, lease: Lease, index: int, outcome: StageOutcome) -> None:
+        now = time.time()
+        with self._write() as db:
+            self._held(db, lease)
+            db.execute(
+                "UPDATE steps SET state = 'done', name = ?, run_dir = ?, result = ?, reused = ?, "
+                "fraction = 1, eta_s = 0, ended = ? WHERE job_id = ? AND idx = ?",
+                (outcome.stage, str(outcome.run_dir), json.dumps(outcome.result, default=str),
+                 int(outcome.reused), now, lease.job_id, index),
+            )
+            db.execute("UPDATE jobs SET child_pid = NULL, updated = ? WHERE id = ?", (now, lease.job_id))
+
+    def finish_job(self, lease: Lease, state: str, error: BaseException | None = None) -> None:
+        """End the job as done, failed or cancelled (the running step gets the same state)."""
+        if state not in ("done", "failed", "cancelled"):
+            raise JobError(f"a job cannot end as {state!r}")
+        with self._write() as db:
+            self._held(db, lease)
+            message = str(error) if error is not None else None
+            self._set_ended(db, lease.job_id, state, message, type(error).__name__ if error else None)
+
+    def release(self, lease: Lease) -> None:
+        """Give a job back to the queue unfinished (the worker is shutting down)."""
+        now = time.time()
+        with self._write() as db:
+            self._held(db, lease)
+            self._requeue_running(db, lease.job_id, now, "worker stopped; the job will resume")
+
+    def _set_ended(self, db: sqlite3.Connection, job_id: int, state: str, error: str | None,
+                   error_type: str | None) -> None:
+        now = time.time()
+        db.execute("UPDATE steps SET state = ?, ended = ? WHERE job_id = ? AND state = 'running'",
+                   ("failed" if state == "failed" else "cancelled", now, job_id))
+        db.execute(
+            "UPDATE jobs SET state = ?, ended = ?, updated = ?, error = ?, error_type = ?, "
+            "lease_token = NULL, lease_pid = NULL, lease_host = NULL, heartbeat = NULL, "
+            "child_pid = NULL, cancel_requested = 0, eta_s = NULL, "
+            "message = COALESCE(?, message) WHERE id = ?",
+            (state, now, now, error, error_type, error, job_id),
+        )
+        self._insert_state(db, job_id, state, now, error)
+
+    def _requeue_running(self, db: sqlite3.Connection, job_id: int, now: float, why: str) -> None:
+        db.execute("UPDATE steps SET state = 'pending' WHERE job_id = ? AND state = 'running'", (job_id,))
+        db.execute(
+            "UPDATE jobs SET state = 'queued', updated = ?, lease_token = NULL, lease_pid = NULL, "
+            "lease_host = NULL, heartbeat = NULL, child_pid = NULL, eta_s = NULL, message = ? "
+            "WHERE id = ?", (now, why, job_id),
+        )
+        self._insert_state(db, job_id, "queued", now, why)
+
+    def _lease_dead(self, row: sqlite3.Row, stale_after_s: float, now: float | None = None) -> bool:
+        now = time.time() if now is None else now
+        if row["lease_host"] == self.host and row["lease_pid"] and not pid_alive(row["lease_pid"]):
+            return True
+        return bool(stale_after_s) and (row["heartbeat"] or 0.0) < now - stale_after_s
+
+    def recover(self, stale_after_s: float, now: float | None = None) -> list[int]:
+        """Requeue jobs left running by a dead worker (pid gone here, or heartbeat stale).
+
+        A job whose cancel was requested ends cancelled instead. A child the dead worker left
+        behind on this machine is killed first, so it cannot write beside the restarted step.
+        """
+        now = time.time() if now is None else now
+        recovered = []
+        with self._write() as db:
+            for row in db.execute("SELECT * FROM jobs WHERE state = 'running'").fetchall():
+                if not self._lease_dead(row, stale_after_s, now):
+                    continue
+                if row["child_pid"] and row["lease_host"] == self.host:
+                    _kill_orphan_stage(row["child_pid"])
+                if row["cancel_requested"]:
+                    self._set_ended(db, row["id"], "cancelled", "cancelled by the user", "Cancelled")
+                else:
+                    why = f"worker {row['lease_pid']} on {row['lease_host']} died; resuming"
+                    self._requeue_running(db, row["id"], now, why)
+                recovered.append(row["id"])
+        return recovered
+
+    # -- events --------------------------------------------------------------------------------
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener(event)`` for every event a worker in this process reports (live)."""
+        with self._listeners_lock:
+            self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        with self._listeners_lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+    def _notify(self, event: JobEvent) -> None:
+        with self._listeners_lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(event)
+
+    def record_event(self, job_id: int, step_index: int | None, event: ProgressEvent,
+                     *, store: bool = True) -> JobEvent:
+        """Tell listeners about ``event`` and, with ``store``, keep it and the job's progress."""
+        event_id = None
+        if store:
+            with self._write() as db:
+                if event.kind == "progress":
+                    db.execute(
+                        "DELETE FROM events WHERE job_id = ? AND step_index IS ? AND kind = 'progress'",
+                        (job_id, step_index),
+                    )
+                    db.execute(
+                        "UPDATE steps SET fraction = ?, eta_s = ?, message = ? WHERE job_id = ? AND idx = ?",
+                        (event.fraction, event.eta_s, event.message, job_id, step_index),
+                    )
+                    db.execute(
+                        "UPDATE jobs SET stage = ?, fraction = ?, eta_s = ?, message = ?, updated = ? "
+                        "WHERE id = ? AND state = 'running'",
+                        (event.stage, event.fraction, event.eta_s, event.message, time.time(), job_id),
+                    )
+                if step_index is not None and event.stage:
+                    db.execute("UPDATE steps SET name = COALESCE(name, ?) WHERE job_id = ? AND idx = ?",
+                               (event.stage, job_id, step_index))
+                event_id = self._insert(db, job_id, step_index, event)
+                if event.kind == "log" and event_id % 64 == 0:
+                    self._trim_logs(db, job_id)
+        live = JobEvent(event_id, job_id, step_index, event.kind, event.stage, event.fraction,
+                        event.eta_s, event.message, event.level, event.time or time.time())
+        self._notify(live)
+        return live
+
+    def _insert(self, db: sqlite3.Connection, job_id: int, step_index: int | None, e: ProgressEvent) -> int:
+        return db.execute(
+            "INSERT INTO events (job_id, step_index, kind, stage, fraction, eta_s, message, level, time) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (job_id, step_index, e.kind, e.stage, e.fraction, e.eta_s, e.message, e.level,
+             e.time or time.time()),
+        ).lastrowid
+
+    def _insert_state(self, db: sqlite3.Connection, job_id: int, state: str, now: float,
+                      detail: str | None = None) -> None:
+        row = db.execute("SELECT step_index, stage FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        level = "error" if state == "failed" else "info"
+        event = ProgressEvent("state", row["stage"] or "", None, None, state, level, now)
+        event_id = self._insert(db, job_id, row["step_index"], event)
+        if detail and state != "cancelled":
+            self._insert(db, job_id, row["step_index"],
+                         ProgressEvent("log", row["stage"] or "", None, None, detail, level, now))
+        self._local.state_events.append(JobEvent(event_id, job_id, row["step_index"], "state", event.stage,
+                                       None, None, state, level, now))
+
+    def _trim_logs(self, db: sqlite3.Connection, job_id: int) -> None:
+        db.execute(
+            "DELETE FROM events WHERE job_id = ? AND kind = 'log' AND id <= ("
+            "SELECT id FROM events WHERE job_id = ? AND kind = 'log' ORDER BY id DESC LIMIT 1 OFFSET ?)",
+            (job_id, job_id, MAX_LOG_EVENTS),
+        )
+
+
+def _kill_orphan_stage(pid: int) -> None:
+    """SIGKILL the process group of a stage child left by a dead worker, if it is still ours."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return  # gone (or not Linux: the child stops itself when it sees its parent die)
+    if b"core.worker" not in cmdline or b"stage" not in cmdline:
+        return  # the pid was reused by something else
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    for _ in range(100):
+        if not pid_alive(pid):
+            return
+        time.sleep(0.02)
+
+
+def describe_error(error: BaseException) -> str:
+    """One line for a job's failure: the message of a ScanBridgeError, else type and message."""
+    return str(error) if isinstance(error, ScanBridgeError) else f"{type(error).__name__}: {error}"

@@ -1,0 +1,322 @@
+"""The worker that takes jobs off the queue, and the child process that runs one stage.
+
+``Worker(queue)`` claims a job under a lease, runs its unfinished steps in order (each in a
+child process through core.runner), keeps the lease alive with a heartbeat thread that also
+notices a cancel request, and records events and the outcome. On start-up it requeues jobs left
+running by a dead worker.
+
+``python -m core.worker stage --fd N`` is the child (see core.runner).
+``python -m core.worker run --workspace DIR [--forever]`` is a worker process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from core.capture import CaptureFolder
+from core.errors import Cancelled, JobError, ScanBridgeError, StageError
+from core.jobs import Job, JobEvent, JobQueue, Lease, LeaseLost, Step, describe_error
+from core.progress import CancelToken, ProgressEvent, Sink
+from core.runner import Runner
+from core.stages import StageOutcome, execute_stage, load_stage
+from core.workspace import Workspace
+
+_DEFAULT_STALE_AFTER_S = 30.0
+
+
+class _Stop:
+    """Why a running job's token was cancelled: the user, a shutdown, or a lost lease."""
+
+    def __init__(self) -> None:
+        self.token = CancelToken()
+        self.reason: str | None = None
+
+    def set(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+        self.token.cancel()
+
+
+class Worker:
+    """Runs queued jobs of one queue; several workers (threads or processes) may share it."""
+
+    def __init__(
+        self,
+        queue: JobQueue,
+        runner: Runner | None = None,
+        *,
+        heartbeat_s: float = 1.0,
+        stale_after_s: float = _DEFAULT_STALE_AFTER_S,
+        poll_s: float = 1.0,
+        progress_interval_s: float = 0.25,
+    ) -> None:
+        self.queue = queue
+        self.runner = runner or Runner()
+        self.heartbeat_s = heartbeat_s
+        self.stale_after_s = stale_after_s
+        self.poll_s = poll_s
+        self.progress_interval_s = progress_interval_s
+        self._recovered = False
+        self.last_error: BaseException | None = None  # of the last job this worker ran
+        self.last_outcomes: list[StageOutcome] = []
+
+    def recover(self) -> list[int]:
+        """Requeue jobs whose worker died (runs once on start-up, and on every idle poll)."""
+        self._recovered = True
+        return self.queue.recover(self.stale_after_s)
+
+    def run_next(self, stop_event: threading.Event | None = None) -> Job | None:
+        """Claim the oldest queued job and run it to an end; None when nothing is queued."""
+        if not self._recovered:
+            self.recover()
+        lease = self.queue.claim()
+        return None if lease is None else self._run(lease, stop_event)
+
+    def run_job(self, job_id: int) -> Job:
+        """Claim this queued job and run it to an end."""
+        if not self._recovered:
+            self.recover()
+        lease = self.queue.claim(job_id=job_id)
+        if lease is None:
+            raise JobError(f"cannot run a job that is {self.queue.get(job_id).state}", f"job {job_id}")
+        return self._run(lease, None)
+
+    def run_until_empty(self) -> list[Job]:
+        jobs = []
+        while (job := self.run_next()) is not None:
+            jobs.append(job)
+        return jobs
+
+    def run_forever(self, stop_event: threading.Event) -> None:
+        """Run jobs until ``stop_event`` is set; a job running then goes back to the queue."""
+        while not stop_event.is_set():
+            if self.run_next(stop_event) is None:
+                stop_event.wait(self.poll_s)
+                if not stop_event.is_set():
+                    self.recover()
+
+    # -- one job -------------------------------------------------------------------------------
+
+    def _run(self, lease: Lease, stop_event: threading.Event | None) -> Job:
+        stop = _Stop()
+        beat_done = threading.Event()
+        beat = threading.Thread(target=self._heartbeat, args=(lease, stop, stop_event, beat_done),
+                                name=f"job-{lease.job_id}-heartbeat", daemon=True)
+        beat.start()
+        self.last_error, self.last_outcomes = None, []
+        try:
+            self._run_steps(lease, stop)
+            self.queue.finish_job(lease, "done")
+        except LeaseLost:
+            pass  # another worker recovered it; it is theirs now
+        except Cancelled as e:
+            self.last_error = e
+            self._end_cancelled(lease, stop, e)
+        except KeyboardInterrupt:
+            self.last_error = Cancelled("interrupted")
+            self._end_quietly(lease, "cancelled", self.last_error)
+            raise
+        except ScanBridgeError as e:
+            self.last_error = e
+            self._end_quietly(lease, "failed", e)
+        except Exception as e:  # a bug in a stage's caller: still a readable failure
+            self.last_error = StageError(describe_error(e))
+            self._end_quietly(lease, "failed", self.last_error)
+        finally:
+            beat_done.set()
+            beat.join()
+        return self.queue.get(lease.job_id)
+
+    def _run_steps(self, lease: Lease, stop: _Stop) -> None:
+        job = self.queue.get(lease.job_id)
+        capture = self.queue.workspace.capture(job.capture_id)
+        inputs: dict[str, Path] = {}
+        for step in job.steps:
+            if step.finished:
+                outcome = step.outcome()
+            else:
+                stop.token.check()
+                self.queue.start_step(lease, step.index)
+                outcome = self.runner.run_stage(
+                    capture.root, step.stage, step.config, inputs,
+                    sink=self._sink(lease.job_id, step.index), cancel=stop.token,
+                    on_spawn=lambda pid: self.queue.set_child(lease, pid),
+                )
+                if stop.reason == "lease lost":
+                    raise LeaseLost("lease lost while the step ran", f"job {lease.job_id}")
+                self.queue.finish_step(lease, step.index, outcome)
+            inputs[outcome.stage] = outcome.run_dir
+            self.last_outcomes.append(outcome)
+
+    def _sink(self, job_id: int, step_index: int) -> Sink:
+        last_stored = [0.0]
+
+        def record(event: ProgressEvent) -> None:
+            store = True
+            if event.kind == "progress" and (event.fraction or 0.0) < 1.0:
+                now = time.monotonic()
+                store = now - last_stored[0] >= self.progress_interval_s
+                if store:
+                    last_stored[0] = now
+            self.queue.record_event(job_id, step_index, event, store=store)
+
+        return record
+
+    def _heartbeat(self, lease: Lease, stop: _Stop, stop_event: threading.Event | None,
+                   done: threading.Event) -> None:
+        try:
+            self._beat(lease, stop, stop_event, done)
+        finally:
+            self.queue.close()  # this thread's connection
+
+    def _beat(self, lease: Lease, stop: _Stop, stop_event: threading.Event | None,
+              done: threading.Event) -> None:
+        while not done.wait(self.heartbeat_s):
+            try:
+                if self.queue.heartbeat(lease):
+                    stop.set("cancel")
+            except LeaseLost:
+                stop.set("lease lost")
+                return
+            except ScanBridgeError:
+                continue  # the database was busy: try again on the next beat
+            if stop_event is not None and stop_event.is_set():
+                stop.set("shutdown")
+
+    def _end_cancelled(self, lease: Lease, stop: _Stop, error: Cancelled) -> None:
+        if stop.reason == "lease lost":
+            return
+        if stop.reason == "shutdown":
+            try:
+                self.queue.release(lease)
+            except LeaseLost:
+                pass
+            return
+        self._end_quietly(lease, "cancelled", error)
+
+    def _end_quietly(self, lease: Lease, state: str, error: BaseException) -> None:
+        try:
+            self.queue.finish_job(lease, state, error)
+        except LeaseLost:
+            pass
+
+
+def run_job(
+    workspace: Workspace,
+    capture_id: str,
+    steps: Sequence[Step],
+    sink: Sink | None = None,
+    *,
+    runner: Runner | None = None,
+) -> list[StageOutcome]:
+    """Submit a job and run it here (its stages still in child processes); for the CLI.
+
+    Events go to ``sink``; the stage's error is raised on failure; Ctrl-C cancels the job (it
+    can be resumed with ``scanbridge jobs resume``) and raises Cancelled.
+    """
+    queue = JobQueue(workspace)
+    job = queue.submit(capture_id, steps)
+
+    def forward(event: JobEvent) -> None:
+        if sink is not None and event.job_id == job.id and event.kind in ("progress", "log"):
+            sink(event.to_progress_event())
+
+    queue.add_listener(forward)
+    worker = Worker(queue, runner)
+    try:
+        ended = worker.run_job(job.id)
+    except KeyboardInterrupt:
+        raise Cancelled(f"interrupted; resume with: scanbridge jobs resume {job.id}") from None
+    finally:
+        queue.remove_listener(forward)
+    if ended.state != "done":
+        raise worker.last_error or JobError(f"job ended {ended.state}: {ended.error}", f"job {job.id}")
+    return list(worker.last_outcomes)
+
+
+# -- the child process: run one stage -----------------------------------------------------------
+
+
+def _watch_parent(parent_pid: int, stop: CancelToken, grace_s: float) -> None:
+    """If the worker dies, nobody will read our result: stop, then leave."""
+    while os.getppid() == parent_pid:
+        time.sleep(0.5)
+    stop.cancel()
+    time.sleep(grace_s)
+    os._exit(3)
+
+
+def _stage_child(fd: int) -> int:
+    out = os.fdopen(fd, "w", encoding="utf-8", buffering=1)
+    lock = threading.Lock()
+
+    def send(record: dict[str, Any]) -> None:
+        line = json.dumps(record, default=str)
+        with lock:
+            out.write(line + "\n")
+            out.flush()
+
+    token = CancelToken()
+    signal.signal(signal.SIGTERM, lambda *_: token.cancel())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    request = json.loads(sys.stdin.read())
+    threading.Thread(target=_watch_parent, args=(request["parent_pid"], token, request["grace_s"]),
+                     daemon=True).start()
+    try:
+        spec = load_stage(request["stage"])
+        send({"type": "start", "stage": spec.name, "pid": os.getpid()})
+        outcome = execute_stage(
+            CaptureFolder(Path(request["capture"])), spec, request["config"],
+            {k: Path(v) for k, v in request["inputs"].items()},
+            sink=lambda e: send({"type": "event", "event": e.to_json()}), cancel=token,
+        )
+    except BaseException as e:
+        send({
+            "type": "error", "classes": [c.__name__ for c in type(e).__mro__],
+            "reason": getattr(e, "reason", str(e)), "where": getattr(e, "where", None),
+            "message": describe_error(e), "traceback": traceback.format_exc(),
+        })
+        return 1
+    send({"type": "result", "stage": outcome.stage, "run_dir": str(outcome.run_dir),
+          "result": outcome.result, "reused": outcome.reused})
+    return 0
+
+
+def _worker_process(workspace: str | None, forever: bool, stale_after_s: float) -> int:
+    worker = Worker(JobQueue(Workspace(workspace)), stale_after_s=stale_after_s)
+    if not forever:
+        worker.run_until_empty()
+        return 0
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    worker.run_forever(stop)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m core.worker")
+    sub = parser.add_subparsers(dest="mode", required=True)
+    stage = sub.add_parser("stage", help="(internal) run one stage; the request comes on stdin")
+    stage.add_argument("--fd", type=int, required=True, help="pipe to write records to")
+    run = sub.add_parser("run", help="a worker: run queued jobs until the queue is empty")
+    run.add_argument("--workspace", metavar="DIR", default=None)
+    run.add_argument("--forever", action="store_true", help="keep waiting for jobs (SIGTERM stops)")
+    run.add_argument("--stale-after", type=float, default=_DEFAULT_STALE_AFTER_S, metavar="S")
+    args = parser.parse_args(argv)
+    if args.mode == "stage":
+        return _stage_child(args.fd)
+    return _worker_process(args.workspace, args.forever, args.stale_after)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

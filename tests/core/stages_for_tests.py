@@ -1,0 +1,104 @@
+"""Stages and helpers for the job-queue tests.
+
+Child processes import this module as ``stages_for_tests`` (a name nothing in site-packages
+uses), with this folder put on their PYTHONPATH by ``child_env``; the venv has an unrelated
+top-level ``tests`` package, so ``tests.core.stages_for_tests`` could resolve to the wrong place.
+Steps name these stages as ``stages_for_tests:STEP`` etc.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.capture import Manifest, utc_now
+from core.errors import StageError
+from core.stages import StageContext, StageSpec
+from core.workspace import Workspace
+
+HERE = Path(__file__).resolve().parent
+MODULE = "stages_for_tests"
+
+
+def child_env() -> dict[str, str]:
+    """os.environ with this folder first on PYTHONPATH, for worker and stage processes."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def make_workspace(root: Path, capture_id: str = "cap") -> Workspace:
+    ws = Workspace(root)
+    with ws.staged_capture(capture_id) as cap:
+        cap.save(Manifest(id=capture_id, name="test capture", created=utc_now(), mode="free"))
+    return ws
+
+
+def count_lines(path: Path | str) -> int:
+    p = Path(path)
+    return len(p.read_text().splitlines()) if p.exists() else 0
+
+
+@dataclass(frozen=True)
+class TickConfig:
+    counter: str = ""  # a file that gets one line each time the stage starts
+    ticks: int = 4  # progress updates
+    tick_s: float = 0.0  # sleep per tick (small, so cancel is seen quickly)
+    fail: str = ""  # raise StageError with this message half-way
+    hold_file: str = ""  # after its ticks, wait (checking cancel) while this file exists
+    tag: str = ""  # only to tell runs apart (goes into the run hash)
+
+
+def _mark_start(ctx: StageContext, cfg: TickConfig) -> None:
+    if cfg.counter:
+        with open(cfg.counter, "a", encoding="utf-8") as f:
+            f.write(f"{ctx.out_dir.name} {os.getpid()}\n")
+
+
+def _tick_run(ctx: StageContext, cfg: TickConfig) -> dict:
+    _mark_start(ctx, cfg)
+    for i in range(cfg.ticks):
+        ctx.cancel.check()
+        if cfg.fail and i >= cfg.ticks // 2:
+            raise StageError(cfg.fail, "frames")
+        time.sleep(cfg.tick_s)
+        ctx.progress.update((i + 1) / cfg.ticks * (0.5 if cfg.hold_file else 1.0), f"tick {i + 1}")
+    while cfg.hold_file and os.path.exists(cfg.hold_file):
+        ctx.cancel.check()
+        time.sleep(0.02)
+    ctx.progress.log(f"inputs: {sorted(ctx.inputs)}")
+    (ctx.out_dir / "out.txt").write_text(" ".join(sorted(p.name for p in ctx.inputs.values())))
+    return {"ticks": cfg.ticks, "inputs": {k: v.name for k, v in sorted(ctx.inputs.items())}}
+
+
+def _crash_run(ctx: StageContext, cfg: TickConfig) -> dict:
+    _mark_start(ctx, cfg)
+    ctx.progress.update(0.5, "about to die")
+    os.kill(os.getpid(), signal.SIGKILL)
+    return {}
+
+
+def _deaf_run(ctx: StageContext, cfg: TickConfig) -> dict:
+    """Never checks its cancel token and ignores SIGTERM: only SIGKILL stops it."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _mark_start(ctx, cfg)
+    for i in range(cfg.ticks):
+        time.sleep(cfg.tick_s)
+        ctx.progress.update((i + 1) / cfg.ticks)
+    return {}
+
+
+def _buggy_run(ctx: StageContext, cfg: TickConfig) -> dict:
+    print("native library chatter on stdout", flush=True)
+    raise ValueError("division by zero in the matcher")
+
+
+FIRST = StageSpec(name="first", config_cls=TickConfig, run=_tick_run)
+SLOW = StageSpec(name="slow", config_cls=TickConfig, run=_tick_run)
+LAST = StageSpec(name="last", config_cls=TickConfig, run=_tick_run)
+CRASH = StageSpec(name="crash", config_cls=TickConfig, run=_crash_run)
+DEAF = StageSpec(name="deaf", config_cls=TickConfig, run=_deaf_run)
+BUGGY = StageSpec(name="buggy", config_cls=TickConfig, run=_buggy_run)
