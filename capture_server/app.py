@@ -1,0 +1,188 @@
+"""The ASGI application: routes, the bearer-token gate in front of them, errors as JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from capture_server.auth import DeviceStore, FailureLimiter
+from capture_server.captures import CaptureService
+from capture_server.errors import RateLimited, RequestError, Unauthorized, http_status
+from capture_server.identity import ServerIdentity
+from capture_server.openapi import openapi_schema
+from capture_server.tus import TusEndpoint, tus_headers
+from capture_server.uploads import UploadStore
+from core.errors import ScanBridgeError
+from core.settings import Settings
+from core.workspace import Workspace
+
+PROTOCOL_VERSION = 1
+# (method, path) pairs anyone may call; every other request needs a device token.
+PUBLIC = frozenset({
+    ("GET", "/v1/info"), ("HEAD", "/v1/info"), ("POST", "/v1/pair"),
+    ("GET", "/v1/openapi.json"), ("OPTIONS", "/v1/uploads"),
+})
+
+
+@dataclass
+class ServerState:
+    workspace: Workspace
+    settings: Settings
+    identity: ServerIdentity
+    devices: DeviceStore
+    uploads: UploadStore
+    captures: CaptureService
+    limiter: FailureLimiter = field(default_factory=FailureLimiter)
+    capture_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "service": "scanbridge", "protocol_version": PROTOCOL_VERSION,
+            "server_id": self.identity.server_id, "name": self.identity.name,
+            "fingerprint": self.identity.fingerprint,
+            "uploads": {"endpoint": "/v1/uploads", "tus_version": "1.0.0",
+                        "max_size": self.settings.max_upload_bytes},
+        }
+
+
+def error_response(error: BaseException, tus: bool = False) -> Response:
+    status = http_status(error)
+    body: dict[str, Any] = {"error": str(error), "type": type(error).__name__}
+    if isinstance(error, ScanBridgeError):
+        body.update(reason=error.reason, where=error.where)
+    headers = tus_headers() if tus else {}
+    if isinstance(error, RateLimited):
+        headers["Retry-After"] = str(error.retry_after_s)
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="scanbridge"'
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+class TokenGate:
+    """Pure ASGI middleware: answers 401 unless the request is public or carries a live token."""
+
+    def __init__(self, app: ASGIApp, devices: DeviceStore) -> None:
+        self.app = app
+        self.devices = devices
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or (scope["method"], scope["path"]) in PUBLIC:
+            await self.app(scope, receive, send)
+            return
+        header = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
+        scheme, _, token = header.partition(" ")
+        try:
+            if scheme.lower() != "bearer" or not token.strip():
+                raise Unauthorized("send Authorization: Bearer <device token>; pair first", "Authorization")
+            device = self.devices.authenticate(token.strip())
+        except ScanBridgeError as e:
+            await error_response(e, tus=scope["path"].startswith("/v1/uploads"))(scope, receive, send)
+            return
+        scope.setdefault("state", {})["device"] = device
+        await self.app(scope, receive, send)
+
+
+async def _json_body(request: Request) -> Any:
+    raw = await request.body()
+    if len(raw) > 64 * 1024:
+        raise RequestError("request body is too large", "body")
+    try:
+        return json.loads(raw or b"{}")
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RequestError(f"not valid JSON ({e})", "body") from None
+
+
+def build_app(state: ServerState) -> Starlette:
+    """The Starlette app over ``state`` (no lifespan: the server module owns start and stop)."""
+    tus = TusEndpoint(state.uploads, state.capture_locks)
+
+    async def info(request: Request) -> Response:
+        return JSONResponse(state.info())
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(openapi_schema(state.settings.max_upload_bytes))
+
+    async def pair(request: Request) -> Response:
+        client = request.client.host if request.client else "?"
+        state.limiter.check(client)
+        body = await _json_body(request)
+        if not isinstance(body, dict):
+            raise RequestError("expected a JSON object", "body")
+        try:
+            pairing = await anyio.to_thread.run_sync(state.devices.redeem, body.get("code"), body.get("name"))
+        except Unauthorized:
+            state.limiter.record_failure(client)
+            raise
+        return JSONResponse({
+            "token": pairing.token, "server_id": state.identity.server_id,
+            "device_id": pairing.device.id, "fingerprint": state.identity.fingerprint,
+        })
+
+    async def list_captures(request: Request) -> Response:
+        return JSONResponse({"captures": await anyio.to_thread.run_sync(state.captures.list)})
+
+    async def create_capture(request: Request) -> Response:
+        body = await _json_body(request)
+        created = await anyio.to_thread.run_sync(state.captures.create, body)
+        return JSONResponse(created, status_code=201)
+
+    async def capture_status(request: Request) -> Response:
+        cid = request.path_params["capture_id"]
+        return JSONResponse(await anyio.to_thread.run_sync(state.captures.status, cid))
+
+    async def finish(request: Request) -> Response:
+        cid = request.path_params["capture_id"]
+        async with state.capture_locks.setdefault(cid, asyncio.Lock()):
+            out = await anyio.to_thread.run_sync(state.captures.finish, cid, state.settings)
+        return JSONResponse(out, status_code=202 if out.get("job") else 200)
+
+    async def job_events(request: Request) -> Response:
+        cid = request.path_params["capture_id"]
+        after = request.query_params.get("after", "0")
+        if not after.isdigit():
+            raise RequestError("expected a non-negative integer", "after")
+        job = await anyio.to_thread.run_sync(state.captures.status, cid)
+        if not job["job"] or state.captures.jobs is None:
+            return JSONResponse({"job": None, "events": []})
+        events = await anyio.to_thread.run_sync(state.captures.jobs.events, job["job"]["id"], int(after))
+        return JSONResponse({"job": job["job"], "events": events})
+
+    async def results(request: Request) -> Response:
+        cid = request.path_params["capture_id"]
+        return JSONResponse({"results": await anyio.to_thread.run_sync(state.captures.results, cid)})
+
+    async def result_file(request: Request) -> Response:
+        path, content_type = await anyio.to_thread.run_sync(
+            state.captures.result_path, request.path_params["capture_id"], request.path_params["name"],
+        )
+        return FileResponse(path, media_type=content_type, filename=path.name)
+
+    routes = [
+        Route("/v1/info", info, methods=["GET"]),
+        Route("/v1/openapi.json", openapi, methods=["GET"]),
+        Route("/v1/pair", pair, methods=["POST"]),
+        Route("/v1/captures", list_captures, methods=["GET"]),
+        Route("/v1/captures", create_capture, methods=["POST"]),
+        Route("/v1/captures/{capture_id}", capture_status, methods=["GET"]),
+        Route("/v1/captures/{capture_id}/finish", finish, methods=["POST"]),
+        Route("/v1/captures/{capture_id}/events", job_events, methods=["GET"]),
+        Route("/v1/captures/{capture_id}/results", results, methods=["GET"]),
+        Route("/v1/captures/{capture_id}/results/{name}", result_file, methods=["GET"]),
+        *tus.routes(),
+    ]
+
+    async def on_error(request: Request, exc: Exception) -> Response:
+        return error_response(exc, tus=request.url.path.startswith("/v1/uploads"))
+
+    app = Starlette(routes=routes, exception_handlers={ScanBridgeError: on_error})
+    app.add_middleware(TokenGate, devices=state.devices)
+    return app

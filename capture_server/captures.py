@@ -1,0 +1,139 @@
+"""Captures as the phone sees them: create one (state receiving), read its status, finish it,
+list and fetch its results. Manifests are written with core.capture; recon is never imported."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from capture_server.errors import Conflict, RequestError
+from capture_server.jobs_link import JobLink, plan_for
+from capture_server.names import path_inside, safe_relative_name
+from capture_server.uploads import UPLOADS_DIR, UploadStore
+from core.capture import MODES, Manifest, utc_now
+from core.errors import NotFoundError
+from core.settings import Settings
+from core.workspace import Workspace
+
+RESULT_TYPES = {
+    ".usdz": "model/vnd.usdz+zip", ".glb": "model/gltf-binary", ".gltf": "model/gltf+json",
+    ".obj": "model/obj", ".ply": "application/octet-stream", ".png": "image/png",
+    ".jpg": "image/jpeg", ".json": "application/json", ".mtl": "text/plain",
+}
+_DEVICE_KEYS_MAX = 20
+
+
+def _device_info(device: Any) -> dict[str, str]:
+    if device is None:
+        return {}
+    if not isinstance(device, dict) or len(device) > _DEVICE_KEYS_MAX:
+        raise RequestError(f"expected an object of at most {_DEVICE_KEYS_MAX} fields", "device")
+    out = {}
+    for key, value in device.items():
+        if not isinstance(value, (str, int, float, bool)) or len(str(value)) > 200:
+            raise RequestError("expected a short string or number", f"device.{key}")
+        out[str(key)[:50]] = value
+    return out
+
+
+def manifest_json(m: Manifest) -> dict[str, Any]:
+    return {"id": m.id, "name": m.name, "mode": m.mode, "status": m.status, "created": m.created,
+            "frames": len(m.frames), "source": m.source}
+
+
+class CaptureService:
+    def __init__(self, workspace: Workspace, uploads: UploadStore, jobs: JobLink | None) -> None:
+        self.workspace = workspace
+        self.uploads = uploads
+        self.jobs = jobs
+
+    def create(self, body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise RequestError("expected a JSON object", "body")
+        mode = body.get("mode")
+        if mode not in MODES:
+            raise RequestError(f"must be one of {', '.join(MODES)}, got {mode!r}", "mode")
+        name = body.get("name") or f"{mode} capture"
+        if not isinstance(name, str) or len(name) > 200:
+            raise RequestError("expected a string of at most 200 characters", "name")
+        device = _device_info(body.get("device"))
+        capture_id = self.workspace.new_capture_id(name)
+        manifest = Manifest(
+            id=capture_id, name=name, created=utc_now(), mode=mode, status="receiving",
+            source={"kind": "upload", "device": device},
+        )
+        with self.workspace.staged_capture(capture_id) as staged:
+            staged.raw_dir.mkdir()
+            (staged.root / UPLOADS_DIR).mkdir()
+            staged.save(dataclasses.replace(manifest))
+        return manifest_json(manifest)
+
+    def list(self) -> list[dict[str, Any]]:
+        out = []
+        for capture in self.workspace.captures():
+            try:
+                out.append(manifest_json(capture.load()))
+            except NotFoundError:
+                continue
+        return out
+
+    def files(self, capture_id: str) -> list[dict[str, Any]]:
+        """Files in raw/, with the kind and SHA-256 they were uploaded with where known."""
+        capture = self.workspace.capture(capture_id)
+        by_name = {u.filename: u for u in self.uploads.uploads(capture_id) if u.state == "complete"}
+        out = []
+        raw = capture.raw_dir
+        for path in sorted(p for p in raw.rglob("*") if p.is_file()) if raw.is_dir() else []:
+            rel = path.relative_to(raw).as_posix()
+            up = by_name.get(rel)
+            out.append({"name": rel, "size": path.stat().st_size,
+                        "kind": up.kind if up else None, "sha256": up.sha256 if up else None})
+        return out
+
+    def status(self, capture_id: str) -> dict[str, Any]:
+        capture = self.workspace.capture(capture_id)
+        pending = [u for u in self.uploads.uploads(capture_id) if u.state != "complete"]
+        return {
+            **manifest_json(capture.load()),
+            "files": self.files(capture_id),
+            "uploads": [{"id": u.id, "filename": u.filename, "offset": u.offset, "length": u.length}
+                        for u in pending],
+            "job": self.jobs.latest(capture_id) if self.jobs else None,
+            "results": self.results(capture_id),
+        }
+
+    def finish(self, capture_id: str, settings: Settings) -> dict[str, Any]:
+        """Close the capture to uploads and queue its processing per ``settings``."""
+        capture = self.uploads.receiving_capture(capture_id)
+        pending = [u.filename for u in self.uploads.uploads(capture_id) if u.state != "complete"]
+        if pending:
+            raise Conflict(f"uploads not complete: {', '.join(pending[:10])}", capture_id)
+        files = self.files(capture_id)
+        if not files:
+            raise RequestError("no files were uploaded to this capture", capture_id)
+        manifest = capture.load()
+        steps, reason = plan_for(manifest.mode, settings) if self.jobs else ([], "no job queue")
+        source = {**manifest.source, "received": utc_now(), "files": files}
+        status = "processing" if steps else "new"
+        capture.save(dataclasses.replace(manifest, status=status, source=source))
+        job = self.jobs.submit(capture_id, steps) if steps and self.jobs else None
+        return {**manifest_json(capture.load()), "job": job, "not_queued_because": reason}
+
+    def results(self, capture_id: str) -> list[dict[str, Any]]:
+        exports = self.workspace.capture(capture_id).exports_dir
+        if not exports.is_dir():
+            return []
+        return [
+            {"name": p.name, "size": p.stat().st_size,
+             "content_type": RESULT_TYPES.get(p.suffix.lower(), "application/octet-stream")}
+            for p in sorted(exports.iterdir()) if p.is_file() and not p.name.startswith(".")
+        ]
+
+    def result_path(self, capture_id: str, name: str) -> tuple[Path, str]:
+        capture = self.workspace.capture(capture_id)
+        rel = safe_relative_name(name, "name")
+        path = path_inside(capture.exports_dir, rel, "name") if capture.exports_dir.is_dir() else None
+        if path is None or "/" in rel or not path.is_file():
+            raise NotFoundError("no such result", name)
+        return path, RESULT_TYPES.get(path.suffix.lower(), "application/octet-stream")

@@ -1,0 +1,164 @@
+"""mDNS: advertise this server as ``_scanbridge._tcp`` and keep a live list of phones that
+advertise ``_scanbridge-phone._tcp``.
+
+Note: "scanbridge-phone" is 16 bytes, one more than RFC 6763 allows for a service name, so
+python-zeroconf is asked not to be strict about it (Apple's and Android's stacks may refuse it).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from zeroconf import InterfaceChoice, IPVersion, ServiceBrowser, ServiceInfo, ServiceStateChange, Zeroconf
+
+SERVER_TYPE = "_scanbridge._tcp.local."
+PHONE_TYPE = "_scanbridge-phone._tcp.local."
+
+
+def local_ipv4_addresses() -> list[str]:
+    """This machine's IPv4 addresses as others on the LAN would reach it (loopback if none)."""
+    found: list[str] = []
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("10.255.255.255", 1))  # no packet is sent; picks the outgoing interface
+        found.append(probe.getsockname()[0])
+    except OSError:
+        pass
+    finally:
+        probe.close()
+    try:
+        for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET):
+            addr = str(info[4][0])
+            if addr not in found and not addr.startswith("127."):
+                found.append(addr)
+    except OSError:
+        pass
+    return found or ["127.0.0.1"]
+
+
+def _zeroconf(interfaces: Sequence[str] | None) -> Zeroconf:
+    return Zeroconf(interfaces=list(interfaces) if interfaces else InterfaceChoice.All,
+                    ip_version=IPVersion.V4Only)
+
+
+def _decode_txt(properties: dict[bytes, bytes | None]) -> dict[str, str]:
+    return {k.decode("utf-8", "replace"): (v or b"").decode("utf-8", "replace")
+            for k, v in properties.items()}
+
+
+class Advertiser:
+    """Announces the server from ``start()`` until ``close()``."""
+
+    def __init__(self, name: str, port: int, txt: dict[str, str], addresses: Sequence[str],
+                 interfaces: Sequence[str] | None = None) -> None:
+        label = name.replace(".", " ")[:50]
+        self.info = ServiceInfo(
+            SERVER_TYPE, f"{label}.{SERVER_TYPE}",
+            addresses=[socket.inet_aton(a) for a in addresses], port=port, properties=txt,
+            server=f"scanbridge-{txt.get('server_id', 'x')[:8]}.local.",
+        )
+        self._interfaces = interfaces
+        self._zc: Zeroconf | None = None
+
+    def start(self) -> None:
+        self._zc = _zeroconf(self._interfaces)
+        self._zc.register_service(self.info, allow_name_change=True)
+
+    def close(self) -> None:
+        if self._zc is not None:
+            try:
+                self._zc.unregister_service(self.info)
+            finally:
+                self._zc.close()
+                self._zc = None
+
+
+@dataclass(frozen=True)
+class Phone:
+    name: str  # the mDNS instance name
+    addresses: tuple[str, ...]
+    port: int
+    properties: dict[str, str]
+
+
+@dataclass(frozen=True)
+class PhoneEvent:
+    kind: str  # "appeared" | "updated" | "disappeared"
+    phone: Phone
+
+
+PhoneListener = Callable[[PhoneEvent], None]
+
+
+class PhoneDirectory:
+    """Phones on the LAN, kept current from mDNS; listeners hear each change as a PhoneEvent."""
+
+    def __init__(self, interfaces: Sequence[str] | None = None) -> None:
+        self._interfaces = interfaces
+        self._phones: dict[str, Phone] = {}
+        self._lock = threading.Lock()
+        self._listeners: list[PhoneListener] = []
+        self._zc: Zeroconf | None = None
+        self._browser: ServiceBrowser | None = None
+
+    def add_listener(self, listener: PhoneListener) -> None:
+        with self._lock:
+            self._listeners.append(listener)
+
+    def phones(self) -> list[Phone]:
+        with self._lock:
+            return sorted(self._phones.values(), key=lambda p: p.name)
+
+    def start(self) -> None:
+        self._zc = _zeroconf(self._interfaces)
+        self._browser = ServiceBrowser(self._zc, PHONE_TYPE, handlers=[self._on_change])
+
+    def _on_change(self, zeroconf: Zeroconf, service_type: str, name: str,
+                   state_change: ServiceStateChange) -> None:
+        if state_change is ServiceStateChange.Removed:
+            with self._lock:
+                gone = self._phones.pop(name, None)
+            if gone is not None:
+                self._emit(PhoneEvent("disappeared", gone))
+            return
+        info = zeroconf.get_service_info(service_type, name, timeout=3000)
+        if info is None:
+            return
+        phone = Phone(name, tuple(info.parsed_addresses()), info.port or 0, _decode_txt(info.properties))
+        with self._lock:
+            old = self._phones.get(name)
+            self._phones[name] = phone
+        if old is None:
+            self._emit(PhoneEvent("appeared", phone))
+        elif old != phone:
+            self._emit(PhoneEvent("updated", phone))
+
+    def _emit(self, event: PhoneEvent) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(event)
+
+    def close(self) -> None:
+        if self._browser is not None:
+            self._browser.cancel()
+        if self._zc is not None:
+            self._zc.close()
+        self._zc = self._browser = None
+
+
+def phone_service_info(name: str, port: int, addresses: Sequence[str],
+                       properties: dict[str, Any]) -> ServiceInfo:
+    """A ``_scanbridge-phone._tcp`` record, for companion apps written in Python and for tests."""
+    return ServiceInfo(
+        PHONE_TYPE, f"{name}.{PHONE_TYPE}", addresses=[socket.inet_aton(a) for a in addresses],
+        port=port, properties=properties, server=f"{name.replace(' ', '-')}.local.",
+    )
+
+
+def register_phone(zc: Zeroconf, info: ServiceInfo) -> None:
+    zc.register_service(info, strict=False)

@@ -1,0 +1,88 @@
+"""How the server hands finished captures to processing: core's job queue, seen as plain JSON.
+
+The plan (which stages run for which mode) lives here; a stage that is not registered yet is
+left out rather than queued to fail, and a plan whose first stage is missing queues nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from importlib.metadata import entry_points
+from typing import Any
+
+from core.jobs import Job, JobQueue, Step
+from core.settings import Settings
+from core.stages import STAGE_GROUP
+from core.workspace import Workspace
+
+# Stage names in run order, per capture mode. "ingest" turns raw/ into normalised frames.
+PLANS: dict[str, tuple[str, ...]] = {
+    "rgbd": ("ingest", "fusion", "mesh", "export"),
+    "guided": ("ingest", "poses", "surface", "mesh", "export"),
+    "free": ("ingest", "poses", "nerf", "mesh", "export"),
+    "import": ("ingest", "poses", "nerf", "mesh", "export"),
+}
+
+
+def registered_stages() -> set[str]:
+    """Names from entry-point metadata only: nothing from recon is imported into the server."""
+    return {ep.name for ep in entry_points(group=STAGE_GROUP)}
+
+
+def plan_for(mode: str, settings: Settings) -> tuple[list[Step], str | None]:
+    """The steps to queue for a finished capture, or none and the reason why."""
+    if not settings.process_on_finish:
+        return [], "processing on finish is turned off in settings"
+    wanted = PLANS.get(mode, PLANS["free"])
+    known = registered_stages()
+    if wanted[0] not in known:
+        return [], f"stage {wanted[0]!r} is not installed"
+    # Stage options are not agreed yet: every stage runs with its defaults.
+    return [Step(name) for name in wanted if name in known], None
+
+
+def job_json(job: Job) -> dict[str, Any]:
+    p = job.progress
+    return {
+        "id": job.id,
+        "state": job.state,
+        "error": job.error,
+        "progress": {
+            "step": p.step_index, "stage": p.stage, "fraction": p.fraction, "overall": p.overall,
+            "eta_s": p.eta_s, "message": p.message,
+        },
+        "steps": [{"stage": s.stage, "state": s.state, "fraction": s.fraction} for s in job.steps],
+    }
+
+
+class JobLink:
+    """The server's view of the job queue of its workspace."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self.queue = JobQueue(workspace)
+
+    def submit(self, capture_id: str, steps: list[Step]) -> dict[str, Any]:
+        # validate=False: checking configs would import the stages (recon) into the server.
+        return job_json(self.queue.submit(capture_id, steps, validate=False))
+
+    def latest(self, capture_id: str) -> dict[str, Any] | None:
+        jobs = self.queue.list(capture_id=capture_id, limit=1)
+        return job_json(jobs[0]) if jobs else None
+
+    def events(self, job_id: int, after_id: int = 0, limit: int = 200) -> list[dict[str, Any]]:
+        return [e.to_json() for e in self.queue.events(job_id, after_id, limit)]
+
+
+def start_worker(workspace: Workspace, stop: threading.Event) -> threading.Thread | None:
+    """Run core's job worker in a thread until ``stop`` is set; None when there is none yet."""
+    try:
+        from core.worker import Worker  # written beside this; stages still run in child processes
+    except ImportError:
+        return None
+
+    def run() -> None:
+        Worker(JobQueue(workspace)).run_forever(stop)
+
+    thread = threading.Thread(target=run, name="scanbridge-job-worker", daemon=True)
+    thread.start()
+    return thread
