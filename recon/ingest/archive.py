@@ -38,11 +38,11 @@ def _entry_path(archive: Path, info: zipfile.ZipInfo) -> PurePosixPath:
     if ".." in parts:
         raise UnsafeArchiveError("entry path leaves the archive folder ('..')", where)
     mode = info.external_attr >> 16
-    if info.create_system == 3 and mode:  # made on Unix: the high bits are st_mode
-        if stat.S_ISLNK(mode):
-            raise UnsafeArchiveError("entry is a symbolic link", where)
-        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-            raise UnsafeArchiveError("entry is not a regular file or folder", where)
+    file_type = stat.S_IFMT(mode) if info.create_system == 3 else 0  # made on Unix: st_mode bits
+    if file_type == stat.S_IFLNK:
+        raise UnsafeArchiveError("entry is a symbolic link", where)
+    if file_type and file_type not in (stat.S_IFREG, stat.S_IFDIR):
+        raise UnsafeArchiveError("entry is not a regular file or folder", where)
     return PurePosixPath(*[p for p in parts if p not in ("", ".")])
 
 
