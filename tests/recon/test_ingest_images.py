@@ -3,17 +3,22 @@ import math
 import numpy as np
 import pytest
 from PIL import Image
-from test_ingest_support import (  # noqa: F401  (ws is a fixture)
+from test_ingest_support import (
     SHARED,
     Recorder,
     captures_listing,
     write_jpeg,
     write_png,
-    ws,
 )
 
 from core.errors import IngestError, InputError
+from core.workspace import Workspace
 from recon.ingest import detect_source, ingest
+
+
+@pytest.fixture
+def ws(tmp_path):
+    return Workspace(tmp_path / "ws")
 
 
 def _exif(orientation: int | None = None, focal_35mm: int | None = None) -> Image.Exif:
@@ -71,7 +76,9 @@ def test_exif_orientation_is_applied_and_35mm_focal_used(tmp_path, ws):
     assert (cam.width, cam.height) == (20, 40)
     assert cam.fx == pytest.approx(26 / 36 * 40)
     # The original, still sideways, is kept in raw/.
-    assert (ws.captures_dir / m.id / "raw" / "portrait.jpg").read_bytes() == (src / "portrait.jpg").read_bytes()
+    assert (ws.captures_dir / m.id / "raw" / "portrait.jpg").read_bytes() == (
+        src / "portrait.jpg"
+    ).read_bytes()
 
 
 def test_real_iphone_photos_use_exif_35mm_focal(ws):

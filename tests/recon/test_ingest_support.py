@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from core.progress import Progress, ProgressEvent
@@ -17,11 +16,6 @@ if not SHARED.is_dir():
     SHARED = Path("/work/shared/data")
 FOX = SHARED / "instant-ngp-fox"
 STRAY = SHARED / "strayscanner-iphone-lidar-depthonly"
-
-
-@pytest.fixture
-def ws(tmp_path: Path) -> Workspace:
-    return Workspace(tmp_path / "ws")
 
 
 class Recorder:
@@ -53,7 +47,9 @@ def pattern(width: int, height: int, seed: int = 0) -> np.ndarray:
     return np.kron(cells, np.ones((4, 4, 1), dtype=np.uint8))[:height, :width]
 
 
-def write_jpeg(path: Path, width: int = 32, height: int = 24, seed: int = 0, exif: Image.Exif | None = None) -> Path:
+def write_jpeg(
+    path: Path, width: int = 32, height: int = 24, seed: int = 0, exif: Image.Exif | None = None
+) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     img = Image.fromarray(pattern(width, height, seed))
     img.save(path, format="JPEG", quality=90, exif=exif if exif is not None else Image.Exif())

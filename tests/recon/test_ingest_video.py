@@ -1,13 +1,19 @@
 import cv2
 import numpy as np
 import pytest
-from test_ingest_support import Recorder, captures_listing, pattern, ws  # noqa: F401
+from test_ingest_support import Recorder, captures_listing, pattern
 
 from core.errors import IngestError
+from core.workspace import Workspace
 from recon.ingest import ingest
 from recon.ingest.video import sharpness
 
 SHARP = (3, 17, 22, 38)  # one sharp frame in each quarter of a 40-frame clip
+
+
+@pytest.fixture
+def ws(tmp_path):
+    return Workspace(tmp_path / "ws")
 
 
 def _write_video(path, n=40, sharp=SHARP, size=(96, 64), fourcc="mp4v"):

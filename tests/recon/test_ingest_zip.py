@@ -2,11 +2,17 @@ import stat
 import zipfile
 
 import pytest
-from test_ingest_support import captures_listing, pattern, write_jpeg, ws  # noqa: F401
+from test_ingest_support import captures_listing, pattern, write_jpeg
 
 from core.errors import IngestError, UnsafeArchiveError
+from core.workspace import Workspace
 from recon.ingest import ArchiveLimits, ingest
 from recon.ingest.archive import check_archive
+
+
+@pytest.fixture
+def ws(tmp_path):
+    return Workspace(tmp_path / "ws")
 
 
 def _zip_of_images(path, tmp_path, names=("shoot/a.jpg", "shoot/b.jpg")):
@@ -18,7 +24,9 @@ def _zip_of_images(path, tmp_path, names=("shoot/a.jpg", "shoot/b.jpg")):
 
 
 def test_zip_of_images_becomes_a_capture_with_the_archive_in_raw(tmp_path, ws):
-    archive = _zip_of_images(tmp_path / "photos.zip", tmp_path, ("shoot/b2.jpg", "shoot/b10.jpg", "__MACOSX/._x.jpg"))
+    archive = _zip_of_images(
+        tmp_path / "photos.zip", tmp_path, ("shoot/b2.jpg", "shoot/b10.jpg", "__MACOSX/._x.jpg")
+    )
     cap = ingest(archive, ws)
     m = cap.load()
     assert m.name == "photos" and m.source["kind"] == "zip" and m.source["contents"] == "images"
