@@ -73,7 +73,7 @@ def _look_at(
     radius = max(float(np.linalg.norm(mesh.vertices.astype(np.float64) - centre, axis=1).max()), 1e-6)
     az, el = math.radians(azimuth_deg), math.radians(elevation_deg)
     direction = np.array([math.sin(az) * math.cos(el), math.sin(el), math.cos(az) * math.cos(el)])
-    eye = centre + direction * radius / math.sin(math.radians(fov_deg) / 2) * 1.05
+    eye = centre + direction * radius / math.sin(math.radians(fov_deg) / 2) * 1.15
     forward = (centre - eye) / np.linalg.norm(centre - eye)
     right = np.cross(forward, [0.0, 1.0, 0.0])
     right /= np.linalg.norm(right)
