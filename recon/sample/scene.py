@@ -2,8 +2,8 @@
 
 The world frame is in metres with +Y up (as ARKit's), the ground is the plane y = 0, and the
 object stands on it at the origin: a box (14 x 16 x 10 cm, x by y by z) with a ball
-(radius 5.5 cm) rising out of its top, 25 cm tall in all (bounds 14 x 25 x 11 cm). A textured ground disc (radius 35 cm)
-surrounds it; beyond is a featureless sky. Both carry solid procedural textures
+(radius 5.5 cm) rising out of its top, 25 cm tall in all (bounds 14 x 25 x 11 cm). A textured
+ground disc (radius 35 cm) surrounds it; beyond is a featureless sky. Both carry solid procedural textures
 (recon.sample.texture) lit by one distant light (Lambert + ambient, with the object's shadow on
 the ground), so nothing but the camera changes between views.
 
