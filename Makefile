@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade "pip>=24" wheel setuptools
 	$(PY) -m pip install -c constraints.txt -e '.[dev]'
+	$(PY) tools/fetch_compliance_checker.py
 	touch $(STAMP)
 
 # With a display: the desktop app (once it exists). Without one: the bundled sample, end to end.
