@@ -263,8 +263,11 @@ def _stage_child(fd: int) -> int:
     def send(record: dict[str, Any]) -> None:
         line = json.dumps(record, default=str)
         with lock:
-            out.write(line + "\n")
-            out.flush()
+            try:
+                out.write(line + "\n")
+                out.flush()
+            except OSError:
+                pass  # the worker is gone; _watch_parent is stopping us
 
     token = CancelToken()
     signal.signal(signal.SIGTERM, lambda *_: token.cancel())
