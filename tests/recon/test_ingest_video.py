@@ -1,3 +1,5 @@
+import tracemalloc
+
 import cv2
 import numpy as np
 import pytest
@@ -75,3 +77,16 @@ def test_garbage_video_is_one_error_naming_it(tmp_path, ws):
         ingest(video, ws)
     assert e.value.where == str(video)
     assert captures_listing(ws) == []
+
+
+def test_memory_stays_flat_while_streaming_a_longer_video(tmp_path, ws):
+    # 200 frames of 320x240 are 46 MB decoded; streaming holds about two at a time.
+    video = _write_video(tmp_path / "long.mp4", n=200, sharp=(), size=(320, 240))
+    tracemalloc.start()
+    try:
+        m = ingest(video, ws, target_frames=3).load()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(m.frames) == 3
+    assert peak < 10 * 320 * 240 * 3  # well under the 200 frames a non-streaming reader would hold
