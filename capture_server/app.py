@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from capture_server.auth import DeviceStore, FailureLimiter
 from capture_server.captures import CaptureService
-from capture_server.errors import RateLimited, RequestError, Unauthorized, http_status
+from capture_server.errors import RateLimited, RequestError, StorageFull, Unauthorized, http_status
 from capture_server.identity import ServerIdentity
 from capture_server.openapi import openapi_schema
 from capture_server.tus import TusEndpoint, tus_headers
@@ -183,6 +184,12 @@ def build_app(state: ServerState) -> Starlette:
     async def on_error(request: Request, exc: Exception) -> Response:
         return error_response(exc, tus=request.url.path.startswith("/v1/uploads"))
 
-    app = Starlette(routes=routes, exception_handlers={ScanBridgeError: on_error})
+    async def on_os_error(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            exc = StorageFull("the server's disk is full; nothing was changed", request.url.path)
+            return error_response(exc, tus=request.url.path.startswith("/v1/uploads"))
+        raise exc
+
+    app = Starlette(routes=routes, exception_handlers={ScanBridgeError: on_error, OSError: on_os_error})
     app.add_middleware(TokenGate, devices=state.devices)
     return app

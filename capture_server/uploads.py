@@ -40,7 +40,9 @@ from core.workspace import Workspace
 UPLOADS_DIR = ".uploads"
 CHECKSUM_ALGORITHMS = ("sha1", "sha256", "md5")
 DEFAULT_TTL_S = 24 * 3600
-CHECKPOINT_BYTES = 64 * 1024 * 1024  # without a checksum, persist progress this often
+# Without a checksum, a long PATCH persists its progress after this many bytes or seconds.
+CHECKPOINT_BYTES = 64 * 1024 * 1024
+CHECKPOINT_S = 2.0
 _ID_CHARS = set("0123456789abcdef")
 
 
@@ -288,6 +290,7 @@ class PatchWriter:
         self._file_hash = store._hasher_at(capture, info)
         self._file_hash_at_start = self._file_hash.copy()
         self._unsynced = 0
+        self._synced_at = time.monotonic()
         self._file: BinaryIO = open(store._part_path(capture, info.id), "r+b")  # noqa: SIM115
         self._file.truncate(self.start)  # drop bytes written after the last persisted offset
         self._file.seek(self.start)
@@ -311,7 +314,8 @@ class PatchWriter:
         self._file_hash.update(data)
         self.offset += len(data)
         self._unsynced += len(data)
-        if self.checksum is None and self._unsynced >= CHECKPOINT_BYTES:
+        if self.checksum is None and (self._unsynced >= CHECKPOINT_BYTES
+                                      or time.monotonic() - self._synced_at >= CHECKPOINT_S):
             self._persist()
 
     def _persist(self) -> None:
@@ -330,6 +334,7 @@ class PatchWriter:
                                   self.info.filename) from None
             raise
         self._unsynced = 0
+        self._synced_at = time.monotonic()
         self.store._remember_hasher(self.info, self._file_hash.copy())
 
     def _rollback(self) -> None:
