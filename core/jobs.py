@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +175,13 @@ class Job:
     @property
     def ended_state(self) -> bool:
         return self.state in ("done", "failed", "cancelled")
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON data (for the server's status endpoint and the GUI)."""
+        d = asdict(self)
+        for step in d["steps"]:
+            step["run_dir"] = None if step["run_dir"] is None else str(step["run_dir"])
+        return d
 
 
 @dataclass(frozen=True)
@@ -589,7 +596,7 @@ class JobQueue:
             listener(event)
 
     def record_event(self, job_id: int, step_index: int | None, event: ProgressEvent,
-                     *, store: bool = True) -> JobEvent:
+                     *, store: bool = True, notify: bool = True) -> JobEvent:
         """Tell listeners about ``event`` and, with ``store``, keep it and the job's progress."""
         event_id = None
         if store:
@@ -616,7 +623,8 @@ class JobQueue:
                     self._trim_logs(db, job_id)
         live = JobEvent(event_id, job_id, step_index, event.kind, event.stage, event.fraction,
                         event.eta_s, event.message, event.level, event.time or time.time())
-        self._notify(live)
+        if notify:
+            self._notify(live)
         return live
 
     def _insert(self, db: sqlite3.Connection, job_id: int, step_index: int | None, e: ProgressEvent) -> int:

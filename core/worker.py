@@ -20,6 +20,7 @@ import threading
 import time
 import traceback
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,15 @@ class _Stop:
         self.token.cancel()
 
 
+@dataclass(frozen=True)
+class JobRun:
+    """How one job ended when a worker ran it: the job, what its steps made, and the error if any."""
+
+    job: Job
+    outcomes: list[StageOutcome]
+    error: ScanBridgeError | None
+
+
 class Worker:
     """Runs queued jobs of one queue; several workers (threads or processes) may share it."""
 
@@ -67,8 +77,6 @@ class Worker:
         self.poll_s = poll_s
         self.progress_interval_s = progress_interval_s
         self._recovered = False
-        self.last_error: BaseException | None = None  # of the last job this worker ran
-        self.last_outcomes: list[StageOutcome] = []
 
     def recover(self) -> list[int]:
         """Requeue jobs whose worker died (runs once on start-up, and on every idle poll)."""
@@ -80,10 +88,10 @@ class Worker:
         if not self._recovered:
             self.recover()
         lease = self.queue.claim()
-        return None if lease is None else self._run(lease, stop_event)
+        return None if lease is None else self._run(lease, stop_event).job
 
-    def run_job(self, job_id: int) -> Job:
-        """Claim this queued job and run it to an end."""
+    def run_job(self, job_id: int) -> JobRun:
+        """Claim this queued job and run it to an end; says how it ended and what it made."""
         if not self._recovered:
             self.recover()
         lease = self.queue.claim(job_id=job_id)
@@ -107,37 +115,37 @@ class Worker:
 
     # -- one job -------------------------------------------------------------------------------
 
-    def _run(self, lease: Lease, stop_event: threading.Event | None) -> Job:
+    def _run(self, lease: Lease, stop_event: threading.Event | None) -> JobRun:
         stop = _Stop()
         beat_done = threading.Event()
         beat = threading.Thread(target=self._heartbeat, args=(lease, stop, stop_event, beat_done),
                                 name=f"job-{lease.job_id}-heartbeat", daemon=True)
         beat.start()
-        self.last_error, self.last_outcomes = None, []
+        outcomes: list[StageOutcome] = []
+        error: ScanBridgeError | None = None
         try:
-            self._run_steps(lease, stop)
+            self._run_steps(lease, stop, outcomes)
             self.queue.finish_job(lease, "done")
-        except LeaseLost:
-            pass  # another worker recovered it; it is theirs now
+        except LeaseLost as e:
+            error = e  # another worker recovered it; it is theirs now
         except Cancelled as e:
-            self.last_error = e
+            error = e
             self._end_cancelled(lease, stop, e)
         except KeyboardInterrupt:
-            self.last_error = Cancelled("interrupted")
-            self._end_quietly(lease, "cancelled", self.last_error)
+            self._end_quietly(lease, "cancelled", Cancelled("interrupted"))
             raise
         except ScanBridgeError as e:
-            self.last_error = e
+            error = e
             self._end_quietly(lease, "failed", e)
         except Exception as e:  # a bug in a stage's caller: still a readable failure
-            self.last_error = StageError(describe_error(e))
-            self._end_quietly(lease, "failed", self.last_error)
+            error = StageError(describe_error(e))
+            self._end_quietly(lease, "failed", error)
         finally:
             beat_done.set()
             beat.join()
-        return self.queue.get(lease.job_id)
+        return JobRun(self.queue.get(lease.job_id), outcomes, error)
 
-    def _run_steps(self, lease: Lease, stop: _Stop) -> None:
+    def _run_steps(self, lease: Lease, stop: _Stop, outcomes: list[StageOutcome]) -> None:
         job = self.queue.get(lease.job_id)
         capture = self.queue.workspace.capture(job.capture_id)
         inputs: dict[str, Path] = {}
@@ -147,30 +155,19 @@ class Worker:
             else:
                 stop.token.check()
                 self.queue.start_step(lease, step.index)
-                outcome = self.runner.run_stage(
-                    capture.root, step.stage, step.config, inputs,
-                    sink=self._sink(lease.job_id, step.index), cancel=stop.token,
-                    on_spawn=lambda pid: self.queue.set_child(lease, pid),
-                )
+                sink = _StepSink(self.queue, lease.job_id, step.index, self.progress_interval_s)
+                try:
+                    outcome = self.runner.run_stage(
+                        capture.root, step.stage, step.config, inputs, sink=sink, cancel=stop.token,
+                        on_spawn=lambda pid: self.queue.set_child(lease, pid),
+                    )
+                finally:
+                    sink.flush()
                 if stop.reason == "lease lost":
                     raise LeaseLost("lease lost while the step ran", f"job {lease.job_id}")
                 self.queue.finish_step(lease, step.index, outcome)
             inputs[outcome.stage] = outcome.run_dir
-            self.last_outcomes.append(outcome)
-
-    def _sink(self, job_id: int, step_index: int) -> Sink:
-        last_stored = [0.0]
-
-        def record(event: ProgressEvent) -> None:
-            store = True
-            if event.kind == "progress" and (event.fraction or 0.0) < 1.0:
-                now = time.monotonic()
-                store = now - last_stored[0] >= self.progress_interval_s
-                if store:
-                    last_stored[0] = now
-            self.queue.record_event(job_id, step_index, event, store=store)
-
-        return record
+            outcomes.append(outcome)
 
     def _heartbeat(self, lease: Lease, stop: _Stop, stop_event: threading.Event | None,
                    done: threading.Event) -> None:
@@ -211,6 +208,36 @@ class Worker:
             pass
 
 
+class _StepSink:
+    """Records a step's events: every log line, progress at most every ``interval_s`` (and the last)."""
+
+    def __init__(self, queue: JobQueue, job_id: int, step_index: int, interval_s: float) -> None:
+        self.queue, self.job_id, self.step_index = queue, job_id, step_index
+        self.interval_s = interval_s
+        self._last_stored = float("-inf")
+        self._unstored: ProgressEvent | None = None
+
+    def __call__(self, event: ProgressEvent) -> None:
+        store = True
+        if event.kind == "progress" and (event.fraction or 0.0) < 1.0:
+            now = time.monotonic()
+            store = now - self._last_stored >= self.interval_s
+            if store:
+                self._last_stored = now
+        if event.kind == "progress":
+            self._unstored = None if store else event
+        self.queue.record_event(self.job_id, self.step_index, event, store=store)
+
+    def flush(self) -> None:
+        """Store the latest progress if it was held back, so a failed step shows where it stopped."""
+        if self._unstored is not None:
+            event, self._unstored = self._unstored, None
+            try:
+                self.queue.record_event(self.job_id, self.step_index, event, store=True, notify=False)
+            except ScanBridgeError:
+                pass  # only a progress figure; the outcome matters more
+
+
 def run_job(
     workspace: Workspace,
     capture_id: str,
@@ -232,16 +259,15 @@ def run_job(
             sink(event.to_progress_event())
 
     queue.add_listener(forward)
-    worker = Worker(queue, runner)
     try:
-        ended = worker.run_job(job.id)
+        run = Worker(queue, runner).run_job(job.id)
     except KeyboardInterrupt:
         raise Cancelled(f"interrupted; resume with: scanbridge jobs resume {job.id}") from None
     finally:
         queue.remove_listener(forward)
-    if ended.state != "done":
-        raise worker.last_error or JobError(f"job ended {ended.state}: {ended.error}", f"job {job.id}")
-    return list(worker.last_outcomes)
+    if run.job.state != "done":
+        raise run.error or JobError(f"job ended {run.job.state}: {run.job.error}", f"job {job.id}")
+    return run.outcomes
 
 
 # -- the child process: run one stage -----------------------------------------------------------

@@ -1,5 +1,6 @@
 """Workers over real SQLite with stages in real child processes: runs, cancel, failure, crashes."""
 
+import json
 import os
 import signal
 import subprocess
@@ -67,6 +68,9 @@ def test_three_step_job_runs_in_order_chaining_run_folders(ws, tmp_path):
     assert ended.steps[1].result["inputs"] == {"first": first.name}
     assert [count_lines(tmp_path / f) for f in ("first.txt", "slow.txt", "last.txt")] == [1, 1, 1]
     assert ended.progress.overall == 1.0 and ended.attempts == 1
+    as_json = json.loads(json.dumps(ended.to_json()))
+    assert as_json["state"] == "done" and as_json["steps"][2]["run_dir"] == str(last)
+    assert as_json["progress"]["overall"] == 1.0
 
     stored = queue.events(job.id)
     assert [e.message for e in stored if e.kind == "state"] == ["queued", "running", "done"]
@@ -114,10 +118,12 @@ def test_failing_stage_fails_the_job_with_its_message(ws, tmp_path):
     queue = JobQueue(ws)
     job = queue.submit("cap", [Step(FIRST), Step(SLOW, {"fail": "too few frames registered (2 of 50)"}),
                               Step(LAST)])
-    (failed,) = fast_worker(queue).run_until_empty()
+    worker = Worker(queue, Runner(grace_s=2.0), progress_interval_s=60.0)
+    (failed,) = worker.run_until_empty()
     assert failed.state == "failed"
     assert failed.error == "frames: too few frames registered (2 of 50)" and failed.error_type == "StageError"
     assert [s.state for s in failed.steps] == ["done", "failed", "pending"]
+    assert failed.steps[1].fraction == 0.5  # where it stopped (ticks 2 of 4), even if throttled
     errors = [e for e in queue.events(job.id) if e.level == "error"]
     assert any("too few frames" in e.message for e in errors)
 
