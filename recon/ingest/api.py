@@ -98,6 +98,10 @@ def detect_source(source: Path) -> tuple[str, Path]:
     if suffix in IMAGE_SUFFIXES:
         return "image", source
     if suffix == ".json":
+        from recon.ingest.record3d import find_metadata
+
+        if find_metadata(source.parent) == source:
+            return "record3d", source.parent
         return "transforms", source
     raise IngestError(
         f"unknown kind of source {suffix or '(no extension)'!r}: expected an image folder, a .zip, "

@@ -70,6 +70,15 @@ def _write_jpeg(image: np.ndarray, dst: Path, source: Path) -> None:
     dst.write_bytes(buf.tobytes())
 
 
+def _window(index: int, timestamp: float, frame_count: int, fps: float, windows: int) -> int:
+    """Which of ``windows`` equal time windows a frame falls in (by frame number without a frame rate)."""
+    if fps <= 0:
+        return index * windows // max(frame_count, 1)
+    duration = frame_count / fps
+    # Half a frame of slack, so a timestamp a hair below a window's start stays in that window.
+    return int((timestamp + 0.5 / fps) * windows / duration)
+
+
 def read_video(path: Path, ctx: IngestContext) -> SourceResult:
     """Sharpest frame per time window -> images/frame_NNNNNN.jpg (NNNNNN = frame number in the video)."""
     if ctx.target_frames <= 0:
@@ -109,14 +118,14 @@ def read_video(path: Path, ctx: IngestContext) -> SourceResult:
                 break
             index = decoded
             decoded += 1
-            window = min(index * windows // max(reported, 1), windows - 1)
+            msec = float(cap.get(cv2.CAP_PROP_POS_MSEC))
+            ts = msec / 1000.0 if msec > 0 or index == 0 else (index / fps if fps > 0 else float(index))
+            window = min(_window(index, ts, reported, fps, windows), windows - 1)
             if best is not None and window != best_window:
                 flush(best)
                 best = None
             score = sharpness(image)
             if best is None or score > best.score:
-                msec = float(cap.get(cv2.CAP_PROP_POS_MSEC))
-                ts = msec / 1000.0 if msec > 0 or index == 0 else (index / fps if fps > 0 else float(index))
                 best, best_window = _Candidate(index, score, ts, image), window
             if decoded % 10 == 0:
                 progress.update(min(1.0, decoded / reported), f"video frame {decoded}/{reported}")
