@@ -29,8 +29,8 @@ class LiveServer:
 
     def __init__(self, workspace: Workspace, settings: Settings, **kwargs: object) -> None:
         self.workspace = workspace
-        self.server = CaptureServer(workspace, host="127.0.0.1", port=0, settings=settings,
-                                    mdns=False, run_worker=False, **kwargs)
+        kwargs = {"mdns": False, "run_worker": False, **kwargs}
+        self.server = CaptureServer(workspace, host="127.0.0.1", port=0, settings=settings, **kwargs)
         ready = threading.Event()
         self.url = ""
 
