@@ -1,0 +1,62 @@
+"""Finishing a capture queues its processing through core's job queue, and the phone can read
+the job's state and events."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import LiveServer, new_capture
+
+from capture_server import jobs_link
+from capture_server.names import encode_tus_metadata
+from core.jobs import JobQueue
+from core.settings import Settings
+
+TUS = {"Tus-Resumable": "1.0.0"}
+
+
+def upload_one(c, cid: str) -> None:
+    meta = encode_tus_metadata({"capture_id": cid, "filename": "a.jpg"})
+    created = c.post("/v1/uploads", headers={**TUS, "Upload-Length": "3", "Upload-Metadata": meta})
+    url = created.headers["Location"]
+    r = c.patch(url, content=b"abc", headers={**TUS, "Upload-Offset": "0",
+                                              "Content-Type": "application/offset+octet-stream"})
+    assert r.status_code == 204
+
+
+def test_finish_queues_the_registered_stages_of_the_plan(live_server: LiveServer, monkeypatch) -> None:
+    monkeypatch.setattr(jobs_link, "registered_stages", lambda: {"ingest", "poses", "export"})
+    with live_server.client(live_server.token()) as c:
+        cid = new_capture(c, "free")
+        upload_one(c, cid)
+        r = c.post(f"/v1/captures/{cid}/finish")
+        assert r.status_code == 202, r.text
+        job = r.json()["job"]
+        assert job["state"] == "queued"
+        assert [s["stage"] for s in job["steps"]] == ["ingest", "poses", "export"]  # unknown ones left out
+        status = c.get(f"/v1/captures/{cid}").json()
+        assert status["status"] == "processing" and status["job"]["id"] == job["id"]
+        events = c.get(f"/v1/captures/{cid}/events", params={"after": 0}).json()
+        assert events["job"]["id"] == job["id"]
+        assert [e["message"] for e in events["events"] if e["kind"] == "state"] == ["queued"]
+        assert c.get(f"/v1/captures/{cid}/events", params={"after": "x"}).status_code == 400
+    queued = JobQueue(live_server.workspace).get(job["id"])
+    assert queued.capture_id == cid and queued.state == "queued"
+
+
+def test_nothing_is_queued_without_an_ingest_stage_or_when_turned_off(live_server: LiveServer,
+                                                                      monkeypatch) -> None:
+    monkeypatch.setattr(jobs_link, "registered_stages", lambda: {"poses"})
+    with live_server.client(live_server.token()) as c:
+        cid = new_capture(c)
+        upload_one(c, cid)
+        r = c.post(f"/v1/captures/{cid}/finish")
+        assert r.status_code == 200
+        assert r.json()["job"] is None and "ingest" in r.json()["not_queued_because"]
+        assert r.json()["status"] == "new"
+    steps, reason = jobs_link.plan_for("rgbd", Settings(process_on_finish=False))
+    assert steps == [] and "turned off" in reason
+
+
+@pytest.mark.parametrize("mode", ["guided", "free", "import", "rgbd"])
+def test_every_mode_has_a_plan_starting_with_ingest(mode: str) -> None:
+    assert jobs_link.PLANS[mode][0] == "ingest"
