@@ -15,7 +15,7 @@ from core.capture import Camera, CaptureFolder, Frame
 from core.errors import IngestError
 from core.progress import Progress
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".heic", ".heif", ".tif", ".tiff", ".webp")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".heic", ".heif", ".avif", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".avi", ".mkv")
 DEFAULT_HFOV_DEG = 50.0
 # Folders that archivers and file managers add and that never hold capture data.

@@ -30,9 +30,9 @@ from recon.ingest.common import (
 EXIF_ORIENTATION = 0x0112
 EXIF_IFD = 0x8769
 EXIF_FOCAL_35MM = 0xA405
-KEEP_AS_IS_FORMATS = ("JPEG", "PNG")
+KEEP_AS_IS_FORMATS = ("JPEG", "MPO", "PNG")  # MPO: phone JPEGs with extra pictures
 # Decoded frames are written as JPEG when they came from a lossy format, else as PNG.
-LOSSY_FORMATS = ("JPEG", "HEIF", "WEBP", "MPO")
+LOSSY_FORMATS = ("JPEG", "HEIF", "AVIF", "WEBP", "MPO")
 
 
 def _register_heif() -> None:
