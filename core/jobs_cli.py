@@ -74,7 +74,9 @@ def format_eta(seconds: float | None) -> str:
 
 
 def _stage_label(job: Job) -> str:
-    index = job.progress.step_index if job.state != "queued" else job.next_step
+    index = job.progress.step_index
+    if job.state == "queued" or index is None:
+        index = job.next_step
     if index is None:
         return f"{len(job.steps)}/{len(job.steps)}"
     step = job.steps[index]

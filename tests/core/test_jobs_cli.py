@@ -1,10 +1,15 @@
 """``scanbridge jobs`` through core.cli.main, on a real workspace."""
 
+import signal
+import subprocess
+import sys
+import time
+
 import pytest
 from stages_for_tests import child_env, count_lines, make_workspace
 
 from core.cli import main
-from core.jobs import JobQueue, Step
+from core.jobs import JobQueue, Step, pid_alive
 
 FIRST, SLOW = "stages_for_tests:FIRST", "stages_for_tests:SLOW"
 
@@ -71,3 +76,28 @@ def test_cancel_resume_retry_delete_and_errors(ws, capsys):
     assert f"error: job {job.id}: no such job" in capsys.readouterr().err
     assert main(["--workspace", root, "jobs"]) == 0
     assert "no jobs" in capsys.readouterr().out
+
+
+def test_ctrl_c_in_jobs_run_cancels_the_job_and_stops_its_child(ws, tmp_path):
+    hold = tmp_path / "hold"
+    hold.touch()
+    queue = JobQueue(ws)
+    job = queue.submit("cap", [Step(FIRST), Step(SLOW, {"hold_file": str(hold),
+                                                        "counter": str(tmp_path / "slow.txt")})])
+    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "--workspace", str(ws.root), "jobs", "run"],
+                            env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not (count_lines(tmp_path / "slow.txt") and queue.get(job.id).child_pid):
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.02)
+        child = queue.get(job.id).child_pid
+        proc.send_signal(signal.SIGINT)  # what a terminal's Ctrl-C sends to the foreground process
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 130 and b"interrupted" in err
+    ended = queue.get(job.id)
+    assert ended.state == "cancelled" and [s.state for s in ended.steps] == ["done", "cancelled"]
+    assert not pid_alive(child)
