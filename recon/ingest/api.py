@@ -58,6 +58,9 @@ def detect_folder(root: Path, depth: int = 0) -> tuple[str, Path] | None:
     from recon.ingest.record3d import find_metadata
     from recon.ingest.strayscanner import is_stray_export
 
+    children = _visible_children(root)
+    if depth < 3 and len(children) == 1 and children[0].is_dir():
+        return detect_folder(children[0], depth + 1)
     if (root / "transforms.json").is_file():
         return "transforms", root
     if is_stray_export(root):
@@ -66,12 +69,9 @@ def detect_folder(root: Path, depth: int = 0) -> tuple[str, Path] | None:
         return "record3d", root
     if files_with_suffix(root, IMAGE_SUFFIXES):
         return "images", root
-    children = _visible_children(root)
     videos = [p for p in children if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES]
     if len(videos) == 1:
         return "video", videos[0]
-    if depth < 2 and len(children) == 1 and children[0].is_dir():
-        return detect_folder(children[0], depth + 1)
     return None
 
 

@@ -1,3 +1,4 @@
+import json
 import stat
 import zipfile
 
@@ -112,3 +113,15 @@ def test_corrupt_image_inside_zip_names_it_and_cleans_up(tmp_path, ws):
         ingest(archive, ws)
     assert e.value.where.endswith("b.jpg")
     assert captures_listing(ws) == []
+
+
+def test_zip_of_a_wrapped_nerfstudio_dataset_is_read_as_one(tmp_path, ws):
+    archive = tmp_path / "scan.zip"
+    pose = [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 2], [0, 0, 0, 1]]
+    tf = {"fl_x": 20.0, "w": 32, "h": 24, "frames": [{"file_path": "images/a.jpg", "transform_matrix": pose}]}
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("scan/transforms.json", json.dumps(tf))
+        zf.write(write_jpeg(tmp_path / "a.jpg"), "scan/images/a.jpg")
+    m = ingest(archive, ws).load()
+    assert m.source["kind"] == "zip" and m.source["contents"] == "transforms"
+    assert m.frames[0].pose is not None and m.frames[0].camera.fx == 20.0
