@@ -273,3 +273,23 @@ def test_a_child_whose_worker_died_stops_itself(ws, tmp_path):
     hold.unlink()
     (done,) = fast_worker(queue).run_until_empty()
     assert done.state == "done" and [s.runs for s in done.steps] == [1, 2, 1]
+
+
+def test_recovery_kills_a_deaf_child_left_behind_before_requeueing(ws, tmp_path):
+    queue = JobQueue(ws)
+    job = queue.submit("cap", [Step("stages_for_tests:DEAF", {"ticks": 3000, "tick_s": 0.02,
+                                                             "counter": str(tmp_path / "deaf.txt")})])
+    proc = subprocess.Popen([sys.executable, "-m", "core.worker", "run", "--workspace", str(ws.root)],
+                            env=child_env())
+    try:
+        wait_for(lambda: count_lines(tmp_path / "deaf.txt") and queue.get(job.id).child_pid,
+                 what="the stage to start in the worker process")
+        child = queue.get(job.id).child_pid
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert pid_alive(child)  # it ignores SIGTERM and its cancel token: it would keep writing
+    assert queue.recover(stale_after_s=60) == [job.id]
+    assert not pid_alive(child)
+    assert queue.get(job.id).state == "queued"
