@@ -153,8 +153,10 @@ def ingest(
     """Read ``source`` into a new capture in ``workspace`` and return its folder.
 
     ``mode`` defaults to "rgbd" for RGB-D exports and "import" otherwise; ``target_frames``
-    caps the frames kept from videos and RGB-D exports. Bad input raises one IngestError (or
-    InputError) naming the file or field, and the workspace is left unchanged.
+    caps the frames kept from videos and RGB-D exports (evenly spread for RGB-D; the sharpest
+    per time window for video); ``archive_limits`` bounds what a .zip may expand to. Bad input
+    raises one IngestError (or InputError) naming the file or field, and the workspace is left
+    unchanged.
     """
     source = Path(source).expanduser()
     progress = progress or Progress(STAGE)
