@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import email.utils
 from typing import Any
 
@@ -152,24 +153,40 @@ class TusEndpoint:
 
 
 async def _receive(request: Request, writer: PatchWriter) -> UploadInfo:
-    """Stream the body into ``writer`` in blocks; on a dropped connection keep what is safe."""
-    block = bytearray()
+    """Stream the body into ``writer`` in blocks of about WRITE_BLOCK bytes; the disk write of
+    one block overlaps reading the next (at most one in flight, so memory stays bounded). On a
+    dropped connection keep what is safe to keep."""
+    chunks: list[bytes] = []
+    gathered = 0
+    in_flight: asyncio.Future[None] | None = None
     try:
-        async for chunk in request.stream():
-            block += chunk
-            if len(block) >= WRITE_BLOCK:
-                data = bytes(block)
-                block.clear()
-                await anyio.to_thread.run_sync(writer.write, data)
-        if block:
-            await anyio.to_thread.run_sync(writer.write, bytes(block))
+        try:
+            async for chunk in request.stream():
+                chunks.append(chunk)
+                gathered += len(chunk)
+                if gathered >= WRITE_BLOCK:
+                    if in_flight is not None:
+                        await in_flight
+                    in_flight = asyncio.ensure_future(anyio.to_thread.run_sync(writer.write_chunks, chunks))
+                    chunks, gathered = [], 0
+        except ClientDisconnect:
+            if in_flight is not None:
+                await in_flight
+            if chunks:
+                await anyio.to_thread.run_sync(writer.write_chunks, chunks)
+            info = await anyio.to_thread.run_sync(writer.abort)
+            raise RequestError(f"the connection closed at offset {info.offset}", "body") from None
+        if in_flight is not None:
+            await in_flight
+            in_flight = None
+        if chunks:
+            await anyio.to_thread.run_sync(writer.write_chunks, chunks)
         return await anyio.to_thread.run_sync(writer.finish)
-    except ClientDisconnect:
-        if block:
-            await anyio.to_thread.run_sync(writer.write, bytes(block))
-        info = await anyio.to_thread.run_sync(writer.abort)
-        raise RequestError(f"the connection closed at offset {info.offset}", "body") from None
     except BaseException:
+        if in_flight is not None and not in_flight.done():
+            in_flight.cancel()  # the thread finishes its block; abort below runs after it
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(in_flight)
         writer.abort()  # on shutdown too: keep the synced bytes (or none, when checksummed)
         raise
 

@@ -296,24 +296,30 @@ class PatchWriter:
         self._file.seek(self.start)
 
     def write(self, data: bytes) -> None:
-        if self.offset + len(data) > self.info.length:
+        self.write_chunks([data])
+
+    def write_chunks(self, chunks: list[bytes]) -> None:
+        """Append ``chunks`` at the current offset (kept only once persisted)."""
+        size = sum(map(len, chunks))
+        if self.offset + size > self.info.length:
             self._rollback()
             raise TooLarge(
                 f"the body goes past Upload-Length ({self.info.length} bytes)", "Content-Length",
             )
         try:
-            self._file.write(data)
+            self._file.writelines(chunks)
         except OSError as e:
             self._rollback()
             if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
                 raise StorageFull("the server's disk is full; nothing was kept from this request",
                                   self.info.filename) from None
             raise
-        if self._request_hash is not None:
-            self._request_hash.update(data)
-        self._file_hash.update(data)
-        self.offset += len(data)
-        self._unsynced += len(data)
+        for chunk in chunks:
+            if self._request_hash is not None:
+                self._request_hash.update(chunk)
+            self._file_hash.update(chunk)
+        self.offset += size
+        self._unsynced += size
         if self.checksum is None and (self._unsynced >= CHECKPOINT_BYTES
                                       or time.monotonic() - self._synced_at >= CHECKPOINT_S):
             self._persist()
