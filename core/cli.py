@@ -16,8 +16,9 @@ COMMAND_GROUP = "scanbridge.commands"
 
 def common_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: a sub-command's copy of the option must not overwrite one given before the command.
     common.add_argument(
-        "--workspace", metavar="DIR", default=None,
+        "--workspace", metavar="DIR", default=argparse.SUPPRESS,
         help="workspace folder (default: $SCANBRIDGE_WORKSPACE or ~/ScanBridge)",
     )
     return common
@@ -47,6 +48,11 @@ def _command_name(argv: list[str]) -> str | None:
         elif not word.startswith("-"):
             return word
     return None
+
+
+def workspace_arg(args: argparse.Namespace) -> str | None:
+    """The --workspace given before or after the command, or None for the default."""
+    return getattr(args, "workspace", None)
 
 
 def main(argv: list[str] | None = None) -> int:

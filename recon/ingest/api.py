@@ -37,6 +37,7 @@ READERS = {
     "transforms": "recon.ingest.nerfstudio:read_transforms",
     "strayscanner": "recon.ingest.strayscanner:read_stray",
     "record3d": "recon.ingest.record3d:read_record3d",
+    "idr": "recon.ingest.idr:read_idr",
 }
 ARCHIVE_SUFFIXES = (".zip",)
 
@@ -55,6 +56,7 @@ def detect_folder(root: Path, depth: int = 0) -> tuple[str, Path] | None:
 
     A folder with nothing but one sub-folder (as zips and exports often are) is looked into.
     """
+    from recon.ingest.idr import is_idr_dataset
     from recon.ingest.record3d import find_metadata
     from recon.ingest.strayscanner import is_stray_export
 
@@ -65,6 +67,8 @@ def detect_folder(root: Path, depth: int = 0) -> tuple[str, Path] | None:
         return "transforms", root
     if is_stray_export(root):
         return "strayscanner", root
+    if is_idr_dataset(root):
+        return "idr", root
     if find_metadata(root) is not None:
         return "record3d", root
     if files_with_suffix(root, IMAGE_SUFFIXES):
@@ -77,7 +81,7 @@ def detect_folder(root: Path, depth: int = 0) -> tuple[str, Path] | None:
 
 def detect_source(source: Path) -> tuple[str, Path]:
     """(kind, path for its reader) for ``source``; kinds: images, image, video, transforms,
-    strayscanner, record3d, zip. Raises IngestError naming ``source`` when it is none of them."""
+    strayscanner, record3d, idr, zip. Raises IngestError naming ``source`` when it is none of them."""
     source = Path(source)
     if not source.exists():
         raise IngestError("no such file or folder", source)

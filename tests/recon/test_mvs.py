@@ -43,3 +43,21 @@ def test_consistent_depths_lie_on_the_object_or_ground(orbit):
     # Every kept point is within 1 cm of the object or of the ground plane y = 0.
     err = np.minimum(distance_to_object(pts), np.abs(pts[:, 1]))
     assert np.mean(err < 0.01) > 0.95
+
+
+def test_mvs_stage_on_a_posed_capture(tmp_path):
+    from core.stages import execute_stage
+    from core.workspace import Workspace
+    from recon.ingest import ingest
+    from recon.sample.dataset import write_capture_folder
+
+    rendered = render_orbit(10, (200, 150), elevations_deg=(25.0,), radius_m=0.5)
+    src = write_capture_folder(rendered, tmp_path / "src", with_depth=False)
+    cap = ingest(src, Workspace(tmp_path / "ws"))
+    poses = execute_stage(cap, "poses", {"max_image_size": 200})  # device poses, triangulated
+    out = execute_stage(cap, "recon.mvs.stage:STAGE", {"num_planes": 48, "num_neighbours": 2},
+                        inputs={"poses": poses.run_dir})
+    assert (out.run_dir / "mesh.ply").is_file()
+    assert out.result["triangles"] > 1000
+    lo, hi = np.array(out.result["bounds"])
+    assert (hi - lo).max() < 1.5  # metres: the scene, not a blow-up

@@ -1,0 +1,105 @@
+"""The ``mvs`` stage: dense geometry from posed photos alone, on the CPU.
+
+Plane-sweep depth maps per view (recon.mvs.dense), filtered for cross-view consistency, fused
+by the same TSDF as LiDAR depth (recon.fusion) into mesh.ply and points.ply. Units are the
+poses' units: metres for metric captures, the SfM model's own otherwise; the voxel size
+follows the camera distance so it works in both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import open3d as o3d
+
+from core.capture import Camera
+from core.errors import ReconstructionError
+from core.stages import StageContext, StageSpec
+from recon.fusion.ply import write_mesh_ply, write_points_ply
+from recon.fusion.tsdf import FusionConfig, TSDFFusion
+from recon.mvs.dense import DenseConfig, dense_depths
+from recon.mvs.views import look_at_point, make_view
+from recon.posed import load_posed_frames, read_rgb_undistorted
+
+MESH_FILE = "mesh.ply"
+POINTS_FILE = "points.ply"
+
+
+@dataclass(frozen=True)
+class MVSConfig(DenseConfig):
+    max_views: int = 60  # evenly spaced subset of the registered frames
+    voxels_per_distance: float = 300.0  # voxel size = median camera distance / this
+    min_weight: float = 2.0
+
+
+def _sparse_points(poses_run: Any) -> np.ndarray | None:
+    if poses_run is None:
+        return None
+    ply = poses_run / "sparse.ply"
+    if not ply.is_file():
+        return None
+    pts = np.asarray(o3d.io.read_point_cloud(str(ply)).points)
+    return pts if len(pts) else None
+
+
+def run(ctx: StageContext, config: MVSConfig) -> dict[str, Any]:
+    poses_run = ctx.inputs.get("poses")
+    frames = [f for f in load_posed_frames(ctx.capture, poses_run) if f.image is not None]
+    if len(frames) < 3:
+        raise ReconstructionError(f"dense stereo needs at least 3 posed photos, got {len(frames)}")
+    if len(frames) > config.max_views:
+        keep = np.linspace(0, len(frames) - 1, config.max_views).round().astype(int)
+        frames = [frames[i] for i in sorted(set(keep))]
+    progress = ctx.progress
+    views = []
+    for f in frames:
+        ctx.cancel.check()
+        rgb, cam = read_rgb_undistorted(f)
+        views.append(make_view(f.frame_id, rgb, cam, f.c2w, config.max_image_size))
+    progress.log(f"dense stereo on {len(views)} views at {views[0].gray.shape[1]}x{views[0].gray.shape[0]}")
+    dense = DenseConfig(**{k: v for k, v in asdict(config).items() if k in DenseConfig.__dataclass_fields__})
+    depths = dense_depths(views, _sparse_points(poses_run), dense, progress.sub(0.0, 0.85), ctx.cancel)
+
+    target = look_at_point(views)
+    dist = float(np.median([np.linalg.norm(v.center - target) for v in views]))
+    voxel = dist / config.voxels_per_distance
+    measured = [d[d > 0] for d in depths if (d > 0).any()]
+    if not measured:
+        raise ReconstructionError("dense stereo found no depth consistent across views (too little texture?)")
+    near = min(float(m.min()) for m in measured) * 0.99
+    far = max(float(m.max()) for m in measured) * 1.01
+    tsdf = TSDFFusion(FusionConfig(voxel_size_m=voxel, trunc_voxels=4.0, min_depth_m=near,
+                                   max_depth_m=far, min_confidence=0, min_weight=config.min_weight))
+    fuse = progress.sub(0.85, 0.97)
+    for i, (view, depth) in enumerate(zip(views, depths, strict=True)):
+        ctx.cancel.check()
+        h, w = depth.shape
+        cam = _pinhole(view.K, w, h)
+        tsdf.add_frame(depth, cam, view.c2w, color=view.rgb, frame=view.name)
+        fuse.update((i + 1) / len(views), f"fused {view.name}")
+    mesh = tsdf.extract_mesh()
+    if mesh.triangle_count == 0:
+        raise ReconstructionError("dense stereo found no consistent surface (too little texture or overlap?)")
+    write_mesh_ply(ctx.out_dir / MESH_FILE, mesh.vertices, mesh.faces, mesh.normals, mesh.colors)
+    points = tsdf.extract_points()
+    write_points_ply(ctx.out_dir / POINTS_FILE, points.points, points.normals, points.colors)
+    samples = int(sum(int((d > 0).sum()) for d in depths))
+    return {
+        "views": len(views), "depth_samples": samples, "voxel_size": voxel,
+        "vertices": mesh.vertex_count, "triangles": mesh.triangle_count,
+        "bounds": mesh.bounds().tolist() if mesh.bounds() is not None else None,
+        "mesh": MESH_FILE,
+    }
+
+
+def _pinhole(K: np.ndarray, width: int, height: int) -> Camera:
+    # View.K centres pixels at integers; the capture convention at +0.5.
+    return Camera(width, height, float(K[0, 0]), float(K[1, 1]), float(K[0, 2]) + 0.5, float(K[1, 2]) + 0.5)
+
+
+STAGE = StageSpec(
+    name="mvs", config_cls=MVSConfig, run=run, requires=("poses",),
+    description="CPU plane-sweep stereo fused by TSDF into a mesh (photos and poses only)",
+)
