@@ -12,7 +12,7 @@ from typing import Any
 def _workspace(args: argparse.Namespace) -> Any:
     from core.workspace import Workspace
 
-    return Workspace(args.workspace)
+    return Workspace(getattr(args, "workspace", None))
 
 
 def add_serve_command(subparsers: Any, common: argparse.ArgumentParser) -> None:

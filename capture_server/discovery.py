@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -162,3 +163,48 @@ def phone_service_info(name: str, port: int, addresses: Sequence[str],
 
 def register_phone(zc: Zeroconf, info: ServiceInfo) -> None:
     zc.register_service(info, strict=False)
+
+
+@dataclass(frozen=True)
+class ServerRecord:
+    """A ScanBridge server found over mDNS."""
+
+    name: str
+    addresses: tuple[str, ...]
+    port: int
+    properties: dict[str, str]
+
+    @property
+    def url(self) -> str:
+        scheme = self.properties.get("scheme", "https")
+        return f"{scheme}://{self.addresses[0]}:{self.port}"
+
+
+def find_servers(timeout_s: float = 5.0, interfaces: Sequence[str] | None = None,
+                 first: bool = True) -> list[ServerRecord]:
+    """Browse ``_scanbridge._tcp`` for up to ``timeout_s`` (returning at the first when ``first``)."""
+    zc = _zeroconf(interfaces)
+    found: dict[str, ServerRecord] = {}
+    event = threading.Event()
+
+    def on_change(zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange) -> None:
+        if state_change is ServiceStateChange.Removed:
+            return
+        info = zeroconf.get_service_info(service_type, name, timeout=3000)
+        if info is None or not info.parsed_addresses():
+            return
+        found[name] = ServerRecord(name, tuple(info.parsed_addresses()), info.port or 0,
+                                   _decode_txt(info.properties))
+        event.set()
+
+    browser = ServiceBrowser(zc, SERVER_TYPE, handlers=[on_change])
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if event.wait(max(0.0, deadline - time.monotonic())) and first:
+                break
+            event.clear()
+    finally:
+        browser.cancel()
+        zc.close()
+    return sorted(found.values(), key=lambda r: r.name)
