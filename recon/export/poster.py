@@ -16,6 +16,8 @@ from recon.export.texture_io import sample_texture
 
 # Fragments per rasterisation batch: bounds memory at roughly 100 bytes per fragment.
 _BATCH_FRAGMENTS = 1 << 21
+# Triangles whose screen bounding box is wider than this are rasterised tile by tile.
+_TILE = 32
 
 
 def render_poster_png(mesh: TexturedMesh, size: int = 512) -> bytes:
@@ -85,8 +87,9 @@ def _rasterise(tri_xy: np.ndarray, tri_z: np.ndarray, s: int) -> tuple[np.ndarra
     """Nearest triangle per pixel. tri_xy (M, 3, 2) pixels, tri_z (M, 3) depth > 0.
 
     Returns tri_id (s*s,) int64 (-1 = empty) and perspective-correct barycentrics (s*s, 3).
-    Triangles are grouped by bounding-box size so each group tests a kw x kh pixel window
-    (powers of two), which keeps the work close to the pixels actually covered.
+    Small triangles are grouped by bounding-box size so each group tests a kw x kh pixel window
+    (powers of two); big ones are cut into tiles. Either way the work stays close to the pixels
+    actually covered.
     """
     zbuf = np.full(s * s, np.inf, np.float32)
     tri_id = np.full(s * s, -1, np.int64)
@@ -97,23 +100,45 @@ def _rasterise(tri_xy: np.ndarray, tri_z: np.ndarray, s: int) -> tuple[np.ndarra
     visible = (hi[:, 0] >= 0) & (hi[:, 1] >= 0) & (lo[:, 0] < s) & (lo[:, 1] < s)
     lo = np.clip(lo, 0, s - 1)
     hi = np.clip(hi, 0, s - 1)
-    window = 1 << np.ceil(np.log2(hi - lo + 1)).astype(np.int64)  # (M, 2) power of two >= box
+    box = hi - lo + 1  # (M, 2)
+    small = visible & (box.max(axis=1) <= _TILE)
+    window = 1 << np.ceil(np.log2(np.maximum(box, 1))).astype(np.int64)  # (M, 2) power of two >= box
     key = window[:, 0] * (4 * s) + window[:, 1]
-    for k in np.unique(key[visible]):
-        ids = np.nonzero(visible & (key == k))[0]
+    for k in np.unique(key[small]):
+        ids = np.nonzero(small & (key == k))[0]
         kw, kh = int(window[ids[0], 0]), int(window[ids[0], 1])
-        per_batch = max(1, _BATCH_FRAGMENTS // (kw * kh))
-        for start in range(0, len(ids), per_batch):
-            batch = ids[start:start + per_batch]
-            _raster_batch(batch, kw, kh, tri_xy, tri_z, lo, s, zbuf, tri_id, bary)
+        _raster_items(ids, lo[ids], kw, kh, tri_xy, tri_z, s, zbuf, tri_id, bary)
+
+    # Big triangles: one work item per _TILE x _TILE tile of their bounding box.
+    big = np.nonzero(visible & ~small)[0]
+    if big.size:
+        tiles = (box[big] + _TILE - 1) // _TILE  # (G, 2) tiles across, down
+        count = tiles[:, 0] * tiles[:, 1]  # (G,)
+        item_tri = np.repeat(big, count)  # (I,)
+        first = np.repeat(np.cumsum(count) - count, count)
+        index = np.arange(count.sum()) - first  # tile number inside its triangle
+        across = np.repeat(tiles[:, 0], count)
+        origin = lo[item_tri] + _TILE * np.stack([index % across, index // across], axis=1)  # (I, 2)
+        _raster_items(item_tri, origin, _TILE, _TILE, tri_xy, tri_z, s, zbuf, tri_id, bary)
     return tri_id, bary
 
 
-def _raster_batch(
-    batch: np.ndarray, kw: int, kh: int, tri_xy: np.ndarray, tri_z: np.ndarray, lo: np.ndarray, s: int,
+def _raster_items(
+    tris: np.ndarray, origins: np.ndarray, kw: int, kh: int, tri_xy: np.ndarray, tri_z: np.ndarray, s: int,
     zbuf: np.ndarray, tri_id: np.ndarray, bary: np.ndarray,
 ) -> None:
-    origin = lo[batch]  # (B, 2) pixel of the window's top-left
+    """Rasterise triangle ``tris[i]`` in the kw x kh window at ``origins[i]``, in batches."""
+    per_batch = max(1, _BATCH_FRAGMENTS // (kw * kh))
+    for start in range(0, len(tris), per_batch):
+        end = start + per_batch
+        _raster_batch(tris[start:end], origins[start:end], kw, kh, tri_xy, tri_z, s, zbuf, tri_id, bary)
+
+
+def _raster_batch(
+    batch: np.ndarray, origin: np.ndarray, kw: int, kh: int, tri_xy: np.ndarray, tri_z: np.ndarray, s: int,
+    zbuf: np.ndarray, tri_id: np.ndarray, bary: np.ndarray,
+) -> None:
+    """batch (B,) triangle ids, origin (B, 2) top-left pixel of each one's window."""
     v = (tri_xy[batch] - origin[:, None, :] - 0.5).astype(np.float32)  # (B, 3, 2) relative to pixel centres
     x0, y0, x1, y1, x2, y2 = (v[:, i // 2, i % 2, None, None] for i in range(6))  # each (B, 1, 1)
     denom = (y1 - y2) * (x0 - x2) + (x2 - x1) * (y0 - y2)  # (B, 1, 1) twice the signed area

@@ -6,8 +6,16 @@ import numpy as np
 import pytest
 
 from core.errors import ConfigError, InputError
-from recon.export import FORMATS, TexturedMesh, export, write_exports
+from recon.export import FORMATS, TexturedMesh, check_usdz, export, write_exports
 from recon.export.samples import checker_texture, uv_sphere
+
+
+@pytest.fixture(autouse=True)
+def _every_usdz_written_is_ar_ready(tmp_path):
+    yield
+    for path in sorted(tmp_path.rglob("*.usdz")):
+        report = check_usdz(path)
+        assert report.passed, f"{path}: {report.summary()}"
 
 
 def _good():

@@ -62,6 +62,7 @@ def test_texture_before_the_root_layer_fails(tmp_path):
 
 def test_compressed_entries_fail(tmp_path):
     good = write_usdz(uv_sphere(rows=4, cols=8), tmp_path / "good.usdz")
+    assert check_usdz(good).passed
     bad = tmp_path / "deflated.usdz"
     with zipfile.ZipFile(good) as src, zipfile.ZipFile(bad, "w", zipfile.ZIP_DEFLATED) as dst:
         for info in src.infolist():
@@ -109,6 +110,8 @@ def test_missing_checker_says_run_make_setup(tmp_path, monkeypatch):
     monkeypatch.setenv(CHECKER_ENV, str(tmp_path / "absent" / "complianceChecker.py"))
     with pytest.raises(ConfigError, match="make setup"):
         check_usdz(usdz)
+    monkeypatch.undo()
+    assert check_usdz(usdz).passed
 
 
 def test_missing_file_is_not_found(tmp_path):

@@ -16,6 +16,14 @@ from recon.export.samples import uv_sphere
 from recon.export.texture_io import sample_texture
 
 
+@pytest.fixture(autouse=True)
+def _every_usdz_written_is_ar_ready(tmp_path):
+    yield
+    for path in sorted(tmp_path.rglob("*.usdz")):
+        report = check_usdz(path)
+        assert report.passed, f"{path}: {report.summary()}"
+
+
 def _corner_colours(texture, corner_uv):
     return sample_texture(np.asarray(texture)[..., :3], corner_uv)  # (M, 3, 3)
 

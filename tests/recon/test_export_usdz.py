@@ -10,17 +10,30 @@ from PIL import Image
 from pxr import Usd, UsdGeom, UsdShade
 
 from core.errors import ConfigError, InputError
-from recon.export import DETAIL_PRESETS, check_usdz, inspect_usdz, write_usdz
+from recon.export import DETAIL_PRESETS, MAX_TEXTURE_SIZE, check_usdz, inspect_usdz, write_usdz
 from recon.export.inspect import package_entries
 from recon.export.samples import checker_texture, uv_sphere
 
 
 def _assert_ar_ready(path):
+    """ARKit checker: no errors, no warnings, no failed checks; within the full budget; texture <= 2048²."""
     report = check_usdz(path)
     assert report.errors == () and report.warnings == () and report.failed_checks == (), report.summary()
     assert report.passed
-    return inspect_usdz(path)
+    info = inspect_usdz(path)
+    assert 0 < info.triangle_count <= DETAIL_PRESETS["full"]
+    with zipfile.ZipFile(path) as zf:
+        for name in info.texture_files:
+            with zf.open(name) as f:
+                assert max(Image.open(f).size) <= MAX_TEXTURE_SIZE
+    return info
 
+
+@pytest.fixture(autouse=True)
+def _every_usdz_written_is_ar_ready(tmp_path):
+    yield
+    for path in sorted(tmp_path.rglob("*.usdz")):
+        _assert_ar_ready(path)
 
 @pytest.mark.parametrize("per_corner", [False, True], ids=["vertex-uvs", "corner-uvs"])
 @pytest.mark.parametrize("texture_format", ["png", "jpg"])
