@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -146,3 +147,19 @@ def test_rewriting_replaces_the_old_file_whole(tmp_path):
     write_usdz(uv_sphere(rows=8, cols=16), path)
     assert inspect_usdz(path).triangle_count == 2 * 16 * 7
     assert [p.name for p in tmp_path.iterdir()] == ["model.usdz"]  # no temp files left behind
+
+
+APPLE_FRAME = Path("/work/shared/data/co3d-apple-vggsfm/images/frame000007.jpg")
+
+
+@pytest.mark.skipif(not APPLE_FRAME.is_file(), reason="shared real data not present")
+def test_a_real_phone_photo_as_texture_passes(tmp_path):
+    """A real, non-square, non-power-of-two phone frame (1066x1896) as the baked texture."""
+    photo = np.asarray(Image.open(APPLE_FRAME).convert("RGB"))
+    assert photo.shape == (1896, 1066, 3)
+    mesh = uv_sphere(rows=12, cols=24, texture=photo)
+    for fmt in ("jpg", "png"):
+        path = write_usdz(mesh, tmp_path / f"apple_{fmt}.usdz", name="apple", texture_format=fmt)
+        info = _assert_ar_ready(path)
+        with zipfile.ZipFile(path) as zf, zf.open(info.texture_files[0]) as f:
+            assert Image.open(f).size == (1066, 1896)  # within 2048: kept as is
