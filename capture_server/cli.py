@@ -15,8 +15,14 @@ def _workspace(args: argparse.Namespace) -> Any:
     return Workspace(getattr(args, "workspace", None))
 
 
+def workspace_option(parser: argparse.ArgumentParser) -> None:
+    """``--workspace`` after the command too, without overwriting one given before it."""
+    parser.add_argument("--workspace", metavar="DIR", default=argparse.SUPPRESS,
+                        help="workspace folder (default: $SCANBRIDGE_WORKSPACE or ~/ScanBridge)")
+
+
 def add_serve_command(subparsers: Any, common: argparse.ArgumentParser) -> None:
-    p = subparsers.add_parser("serve", parents=[common], help="run the capture server (and job worker)")
+    p = subparsers.add_parser("serve", help="run the capture server (and job worker)")
     p.add_argument("--port", type=int, default=None,
                    help="TCP port (default: server_port in settings; 0 = any)")
     p.add_argument("--host", default="0.0.0.0", help="address to listen on (default: all)")
@@ -27,6 +33,7 @@ def add_serve_command(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--mdns-interface", action="append", default=None, metavar="ADDR",
                    help="advertise and browse only on this interface address (repeatable)")
     p.add_argument("--no-worker", action="store_true", help="do not run queued jobs in this process")
+    workspace_option(p)
     p.set_defaults(func=_serve)
 
 
@@ -50,8 +57,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def add_pair_command(subparsers: Any, common: argparse.ArgumentParser) -> None:
-    p = subparsers.add_parser("pair", parents=[common], help="make a one-time pairing code (valid 5 minutes)")
+    p = subparsers.add_parser("pair", help="make a one-time pairing code (valid 5 minutes)")
     p.add_argument("--json", action="store_true", help='print {"code", "url", "fingerprint"} as JSON')
+    workspace_option(p)
     p.set_defaults(func=_pair)
 
 
@@ -84,9 +92,10 @@ def _pair(args: argparse.Namespace) -> int:
 
 
 def add_devices_command(subparsers: Any, common: argparse.ArgumentParser) -> None:
-    p = subparsers.add_parser("devices", parents=[common], help="list paired devices, or revoke one")
+    p = subparsers.add_parser("devices", help="list paired devices, or revoke one")
     p.add_argument("--revoke", metavar="ID", default=None, help="revoke the device with this id")
     p.add_argument("--json", action="store_true", help="print JSON")
+    workspace_option(p)
     p.set_defaults(func=_devices)
 
 

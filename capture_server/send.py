@@ -24,7 +24,7 @@ VIDEO_OR_ARCHIVE = {".mp4", ".mov", ".m4v", ".avi", ".mkv", ".zip"}
 
 
 def add_send_command(subparsers: Any, common: argparse.ArgumentParser) -> None:
-    p = subparsers.add_parser("send", parents=[common], help="send a folder or file to a ScanBridge PC")
+    p = subparsers.add_parser("send", help="send a folder or file to a ScanBridge PC")
     p.add_argument("path", type=Path, help="a folder of photos, a Stray Scanner folder, a video or a zip")
     p.add_argument("--code", default=None, help="pairing code from `scanbridge pair` (first time only)")
     p.add_argument("--server", default=None, metavar="HOST:PORT",
