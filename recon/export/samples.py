@@ -35,8 +35,8 @@ def uv_sphere(
 ) -> TexturedMesh:
     """A latitude/longitude sphere standing on y = 0 with an equirectangular uv map.
 
-    2 * cols * (rows - 1) triangles. per_corner_uvs=False duplicates the seam and pole vertices
-    so uvs are per vertex; True welds them and gives (M, 3, 2) per-corner uvs instead.
+    2 * cols * (rows - 1) triangles, every vertex used. per_corner_uvs=False duplicates the seam
+    and pole vertices so uvs are per vertex; True welds them and gives (M, 3, 2) per-corner uvs.
     """
     i, j = np.mgrid[0:rows + 1, 0:cols + 1]  # (rows+1, cols+1)
     theta = math.pi * i / rows  # 0 at the top pole
@@ -57,7 +57,8 @@ def uv_sphere(
     faces = np.concatenate([upper, lower])  # (M, 3)
     tex = texture if texture is not None else checker_texture(256, 512)
     if not per_corner_uvs:
-        return TexturedMesh(vertices, faces, uvs, tex)
+        used, compact = np.unique(faces.ravel(), return_inverse=True)  # drop the unused pole copies
+        return TexturedMesh(vertices[used], compact.reshape(-1, 3), uvs[used], tex)
 
     corner_uvs = uvs[faces]  # (M, 3, 2)
     ci, cj = faces // (cols + 1), faces % (cols + 1)
