@@ -177,47 +177,18 @@ def _object_hit(o: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return t, normal
 
 
-def render_view(camera: Camera, c2w: np.ndarray, seed: int = 0) -> RenderedView:
-    """Ray cast one view of the scene."""
-    h, w = camera.height, camera.width
-    jj, ii = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)  # (H, W) each
-    d_cam = np.stack([(jj - camera.cx) / camera.fx, (ii - camera.cy) / camera.fy, np.ones_like(jj)], axis=-1)
-    d = d_cam.reshape(-1, 3) @ c2w[:3, :3].T  # (H*W, 3); camera z = 1, so t is z-depth
-    o = c2w[:3, 3]
+def _passes_bounds(origins: np.ndarray, dirs: np.ndarray) -> np.ndarray:
+    """Whether rays (forwards from their origins) meet the object's bounding sphere.
 
-    # Test the object only on rays through its bounding sphere, the ground only on rays going down.
-    n = len(d)
-    dd = np.einsum("ij,ij->i", d, d)
-    oc = _BOUND_CENTER - o
-    along = d @ oc
-    near_obj = np.flatnonzero(along > 0)
-    miss_sq = oc @ oc - along[near_obj] ** 2 / dd[near_obj]
-    near_obj = near_obj[miss_sq < _BOUND_RADIUS**2]
-    t_obj = np.full(n, np.inf)
-    n_obj = np.zeros((n, 3))
-    t_obj[near_obj], n_obj[near_obj] = _object_hit(o, d[near_obj])
-    down = np.flatnonzero(d[:, 1] < 0)
-    t_gnd = np.full(n, np.inf)
-    t_gnd[down] = _hit_ground(o, d[down])
-    on_obj = t_obj < t_gnd
-    on_gnd = ~on_obj & np.isfinite(t_gnd)
-    t = np.where(on_obj, t_obj, t_gnd)
-
-    rgb = np.empty((n, 3), np.float32)
-    sky_t = np.clip(d[:, 1] / np.sqrt(dd), 0.0, 1.0)[:, None]
-    rgb[:] = _SKY_HORIZON + (_SKY_TOP - _SKY_HORIZON) * sky_t
-
-    p_obj = o + t[on_obj, None] * d[on_obj]
-    lambert = np.clip(n_obj[on_obj] @ _LIGHT_DIR, 0.0, 1.0)
-    rgb[on_obj] = object_albedo(p_obj, seed) * (_AMBIENT + (1.0 - _AMBIENT) * lambert)[:, None]
-
-    p_gnd = o + t[on_gnd, None] * d[on_gnd]
-    lit = ~np.isfinite(_object_hit_from(p_gnd, _LIGHT_DIR))
-    rgb[on_gnd] = ground_albedo(p_gnd, seed) * (_AMBIENT + (1.0 - _AMBIENT) * _LIGHT_DIR[1] * lit)[:, None]
-
-    depth = np.where(np.isfinite(t), t, 0.0).astype(np.float32).reshape(h, w)
-    image = (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8).reshape(h, w, 3)
-    return RenderedView(rgb=image, depth_m=depth, mask=on_obj.reshape(h, w), camera=camera, c2w=c2w.copy())
+    origins, dirs: (N, 3) or broadcastable (1, 3) -> (N,) bool
+    """
+    oc = _BOUND_CENTER - origins
+    along = np.einsum("ij,ij->i", *np.broadcast_arrays(dirs, oc))
+    dd = np.einsum("ij,ij->i", dirs, dirs)
+    oc_sq = np.einsum("ij,ij->i", oc, oc)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        miss_sq = oc_sq - along**2 / dd
+    return (oc_sq < _BOUND_RADIUS**2) | ((along > 0) & (miss_sq < _BOUND_RADIUS**2))
 
 
 def _object_hit_from(origins: np.ndarray, direction: np.ndarray) -> np.ndarray:
@@ -241,6 +212,47 @@ def _object_hit_from(origins: np.ndarray, direction: np.ndarray) -> np.ndarray:
     t_near, t_far = (-b - root) / 2.0, (-b + root) / 2.0
     t_ball = np.where((disc >= 0) & (t_far > 0), np.maximum(t_near, 0.0), np.inf)
     return np.minimum(t_box, t_ball)
+
+
+def render_view(camera: Camera, c2w: np.ndarray, seed: int = 0) -> RenderedView:
+    """Ray cast one view of the scene."""
+    h, w = camera.height, camera.width
+    jj, ii = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)  # (H, W) each
+    d_cam = np.stack([(jj - camera.cx) / camera.fx, (ii - camera.cy) / camera.fy, np.ones_like(jj)], axis=-1)
+    d = d_cam.reshape(-1, 3) @ c2w[:3, :3].T  # (H*W, 3); camera z = 1, so t is z-depth
+    o = c2w[:3, 3]
+
+    # Test the object only on rays through its bounding sphere, the ground only on rays going down.
+    n = len(d)
+    dd = np.einsum("ij,ij->i", d, d)
+    near_obj = np.flatnonzero(_passes_bounds(o[None, :], d))
+    t_obj = np.full(n, np.inf)
+    n_obj = np.zeros((n, 3))
+    t_obj[near_obj], n_obj[near_obj] = _object_hit(o, d[near_obj])
+    down = np.flatnonzero(d[:, 1] < 0)
+    t_gnd = np.full(n, np.inf)
+    t_gnd[down] = _hit_ground(o, d[down])
+    on_obj = t_obj < t_gnd
+    on_gnd = ~on_obj & np.isfinite(t_gnd)
+    t = np.where(on_obj, t_obj, t_gnd)
+
+    rgb = np.empty((n, 3), np.float32)
+    sky_t = np.clip(d[:, 1] / np.sqrt(dd), 0.0, 1.0)[:, None]
+    rgb[:] = _SKY_HORIZON + (_SKY_TOP - _SKY_HORIZON) * sky_t
+
+    p_obj = o + t[on_obj, None] * d[on_obj]
+    lambert = np.clip(n_obj[on_obj] @ _LIGHT_DIR, 0.0, 1.0)
+    rgb[on_obj] = object_albedo(p_obj, seed) * (_AMBIENT + (1.0 - _AMBIENT) * lambert)[:, None]
+
+    p_gnd = o + t[on_gnd, None] * d[on_gnd]
+    lit = np.ones(len(p_gnd), bool)
+    may_shade = np.flatnonzero(_passes_bounds(p_gnd, _LIGHT_DIR[None, :]))
+    lit[may_shade] = ~np.isfinite(_object_hit_from(p_gnd[may_shade], _LIGHT_DIR))
+    rgb[on_gnd] = ground_albedo(p_gnd, seed) * (_AMBIENT + (1.0 - _AMBIENT) * _LIGHT_DIR[1] * lit)[:, None]
+
+    depth = np.where(np.isfinite(t), t, 0.0).astype(np.float32).reshape(h, w)
+    image = (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8).reshape(h, w, 3)
+    return RenderedView(rgb=image, depth_m=depth, mask=on_obj.reshape(h, w), camera=camera, c2w=c2w.copy())
 
 
 def render_orbit(
