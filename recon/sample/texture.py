@@ -42,11 +42,11 @@ def value_noise(points: np.ndarray, frequency: float, seed: int) -> np.ndarray:
 
     points: (N, 3) metres -> (N,) float32
     """
-    p = points * frequency
+    p = points.astype(np.float32, copy=False) * np.float32(frequency)
     cell = np.floor(p)
-    f = (p - cell).astype(np.float32)  # (N, 3) position inside the cell
-    w = f * f * (3.0 - 2.0 * f)  # smoothstep weights, (N, 3)
-    c = cell.astype(np.int64).astype(np.uint32)  # wraps negatives; only equality matters
+    f = p - cell  # (N, 3) position inside the cell
+    w = f * f * (np.float32(3.0) - np.float32(2.0) * f)  # smoothstep weights, (N, 3)
+    c = cell.astype(np.int32).view(np.uint32)  # wraps negatives; only equality matters
     salt = np.uint32(seed * 0x9E3779B1 & 0xFFFFFFFF)
     with np.errstate(over="ignore"):
         # Per-axis key parts of the cell's two corners, combined by xor below: (2, N) each.
@@ -70,6 +70,7 @@ def fbm(points: np.ndarray, frequency: float, octaves: int, seed: int) -> np.nda
 
     points: (N, 3) -> (N,) float32
     """
+    points = points.astype(np.float32, copy=False)
     total = np.zeros(len(points), np.float32)
     weight, norm = 1.0, 0.0
     for k in range(octaves):
