@@ -90,6 +90,10 @@ def orbit_poses(
         raise ValueError(f"n_views must be at least 1, got {n_views}")
     if not elevations_deg:
         raise ValueError("need at least one elevation")
+    if any(not 0.0 < e < 90.0 for e in elevations_deg):
+        raise ValueError(f"elevations must be between 0 and 90 degrees, got {elevations_deg}")
+    if radius_m <= _BOUND_RADIUS:
+        raise ValueError(f"radius_m must be more than {_BOUND_RADIUS:.3f} m, got {radius_m}")
     rings = len(elevations_deg)
     poses = []
     for k, elev in enumerate(elevations_deg):

@@ -194,7 +194,10 @@ def test_rendering_is_deterministic_and_seeded():
     assert not np.array_equal(a.rgb, c.rgb)
 
 
-@pytest.mark.parametrize("bad", [dict(n_views=0), dict(size=(0, 10)), dict(elevations_deg=())])
+@pytest.mark.parametrize("bad", [
+    dict(n_views=0), dict(size=(0, 10)), dict(elevations_deg=()), dict(elevations_deg=(20.0, -5.0)),
+    dict(elevations_deg=(90.0,)), dict(radius_m=0.1),
+])
 def test_bad_render_arguments_are_refused(bad):
     args = dict(n_views=2, size=(32, 24))
     args.update(bad)
