@@ -1,0 +1,100 @@
+"""Placement: a similarity transform that makes the mesh Y-up, centred on x/z, standing on y = 0,
+facing the first camera (+z), in metres when the scale is known."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from core.errors import ConfigError, ReconstructionError
+from recon.mesh.types import Mesh
+from recon.mesh.views import PosedView
+
+UP_CHOICES = ("auto", "cameras", "+x", "-x", "+y", "-y", "+z", "-z")
+# Sources whose world frame is ARKit's: gravity-aligned with +y up.
+ARKIT_SOURCES = ("arkit", "strayscanner", "record3d", "polycam", "live")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """``matrix`` (4, 4) maps capture-world points to placed points: placed = s R p + t."""
+
+    matrix: np.ndarray
+    scale_status: str  # "metric" | "aruco" | "unscaled"
+    metres_per_unit: float | None
+    up_source: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "scale": self.scale_status,
+            "metric": self.scale_status != "unscaled",
+            "metres_per_unit": self.metres_per_unit,
+            "up_source": self.up_source,
+            "matrix": [[float(x) for x in row] for row in self.matrix],
+        }
+
+
+def cameras_up(views: list[PosedView]) -> np.ndarray:
+    """World up from the cameras: the mean camera up (-y of OpenCV cameras), replaced by the
+    normal of the plane the camera centres lie in when they orbit in a plane."""
+    if not views:
+        raise ReconstructionError("no posed frames to tell which way is up", "frames")
+    mean_up = -np.mean([v.c2w[:3, 1] for v in views], axis=0)
+    mean_up /= max(np.linalg.norm(mean_up), 1e-12)
+    if len(views) >= 4:
+        centers = np.asarray([v.center for v in views])
+        evals, evecs = np.linalg.eigh(np.cov((centers - centers.mean(0)).T))
+        normal = evecs[:, 0] * np.sign(np.dot(evecs[:, 0], mean_up) or 1.0)
+        planar = evals[0] < 0.05 * evals[1]
+        if planar and np.dot(normal, mean_up) > np.cos(np.radians(35)):
+            return normal
+    return mean_up
+
+
+def resolve_up(choice: str, views: list[PosedView], source_kind: str | None, mode: str | None) -> tuple[np.ndarray, str]:
+    """The world up vector for ``choice`` (one of UP_CHOICES) and a word for where it came from."""
+    if choice not in UP_CHOICES:
+        raise ConfigError(f"must be one of {', '.join(UP_CHOICES)}, got {choice!r}", "up")
+    if choice == "auto":
+        if mode == "rgbd" or (source_kind or "").lower() in ARKIT_SOURCES:
+            return np.array([0.0, 1.0, 0.0]), "arkit-gravity"
+        return cameras_up(views), "cameras"
+    if choice == "cameras":
+        return cameras_up(views), "cameras"
+    axis = np.zeros(3)
+    axis["xyz".index(choice[1])] = 1.0 if choice[0] == "+" else -1.0
+    return axis, f"axis {choice}"
+
+
+def place(
+    mesh: Mesh,
+    up: np.ndarray,
+    views: list[PosedView],
+    scale_status: str,
+    metres_per_unit: float | None = None,
+    up_source: str = "cameras",
+) -> Placement:
+    """The placement of ``mesh``: ``up`` becomes +y, the first view's side becomes +z, the x/z
+    centre of the bounding box moves to 0 and the lowest point to y = 0, scaled by
+    ``metres_per_unit`` when known."""
+    if mesh.n_faces == 0:
+        raise ReconstructionError("cannot place an empty mesh", "mesh")
+    y_axis = np.asarray(up, float) / np.linalg.norm(up)
+    center = 0.5 * (mesh.vertices.min(0) + mesh.vertices.max(0))
+    front = (views[0].center - center) if views else np.array([0.0, 0.0, 1.0])
+    front = front - np.dot(front, y_axis) * y_axis
+    if np.linalg.norm(front) < 1e-9:  # first camera straight above: any horizontal direction
+        front = np.cross(y_axis, [1.0, 0.0, 0.0] if abs(y_axis[0]) < 0.9 else [0.0, 0.0, 1.0])
+    z_axis = front / np.linalg.norm(front)
+    x_axis = np.cross(y_axis, z_axis)
+    rot = np.stack([x_axis, y_axis, z_axis])  # rows: placed axes in world coordinates
+    s = float(metres_per_unit) if metres_per_unit else 1.0
+    placed = s * mesh.vertices @ rot.T  # (N, 3)
+    lo, hi = placed.min(0), placed.max(0)
+    t = np.array([-(lo[0] + hi[0]) / 2, -lo[1], -(lo[2] + hi[2]) / 2])
+    matrix = np.eye(4)
+    matrix[:3, :3] = s * rot
+    matrix[:3, 3] = t
+    return Placement(matrix, scale_status, metres_per_unit, up_source)

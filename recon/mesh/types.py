@@ -1,0 +1,71 @@
+"""The plain mesh types the mesh steps pass between each other."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.errors import InputError
+
+
+@dataclass(frozen=True)
+class Mesh:
+    """A triangle mesh: vertices (N, 3) float64, faces (M, 3) int64, optional colours (N, 3) 0..1."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    vertex_colors: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        v, f = np.asarray(self.vertices), np.asarray(self.faces)
+        if v.ndim != 2 or v.shape[1] != 3:
+            raise InputError(f"vertices must have shape (N, 3), got {v.shape}", "mesh.vertices")
+        if f.ndim != 2 or f.shape[1] != 3:
+            raise InputError(f"faces must have shape (M, 3), got {f.shape}", "mesh.faces")
+        if f.size and (f.min() < 0 or f.max() >= len(v)):
+            raise InputError("faces index vertices that do not exist", "mesh.faces")
+        if not np.all(np.isfinite(v)):
+            raise InputError("vertices contain NaN or infinity", "mesh.vertices")
+        object.__setattr__(self, "vertices", v.astype(np.float64, copy=False))
+        object.__setattr__(self, "faces", f.astype(np.int64, copy=False))
+        if self.vertex_colors is not None:
+            c = np.asarray(self.vertex_colors, dtype=np.float64)
+            if c.shape != v.shape:
+                raise InputError(f"vertex colours must have shape {v.shape}, got {c.shape}", "mesh.vertex_colors")
+            object.__setattr__(self, "vertex_colors", c)
+
+    @property
+    def n_faces(self) -> int:
+        return int(len(self.faces))
+
+    def transformed(self, matrix: np.ndarray) -> Mesh:
+        """This mesh under a 4x4 similarity transform (rotation, uniform scale, translation)."""
+        m = np.asarray(matrix, dtype=np.float64)
+        v = self.vertices @ m[:3, :3].T + m[:3, 3]  # (N, 3)
+        return Mesh(v, self.faces, self.vertex_colors)
+
+
+@dataclass(frozen=True)
+class TexturedMesh:
+    """A UV-mapped mesh with one colour texture.
+
+    vertices (N, 3) float32 (Y-up metres once placed), faces (M, 3) int32, uvs (N, 2) float32 in
+    0..1 with v pointing up (OBJ/USD convention: v = 0 is the bottom row of the image),
+    texture (H, W, 3) uint8 RGB.
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    uvs: np.ndarray
+    texture: np.ndarray
+
+    def vertex_normals(self) -> np.ndarray:
+        """Area-weighted vertex normals (N, 3), unit length."""
+        v = self.vertices.astype(np.float64)
+        fn = np.cross(v[self.faces[:, 1]] - v[self.faces[:, 0]], v[self.faces[:, 2]] - v[self.faces[:, 0]])
+        n = np.zeros_like(v)
+        for k in range(3):
+            np.add.at(n, self.faces[:, k], fn)
+        length = np.linalg.norm(n, axis=1, keepdims=True)
+        return (n / np.maximum(length, 1e-20)).astype(np.float32)
