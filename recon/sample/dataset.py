@@ -27,7 +27,7 @@ from PIL import Image
 
 from core.errors import InputError
 from core.fsio import publish_dir
-from recon.sample.scene import OBJECT_BOUNDS, OBJECT_HEIGHT_M, RenderedView
+from recon.sample.scene import OBJECT_BOUNDS, OBJECT_HEIGHT_M, RenderedView, render_view
 
 TRANSFORMS_NAME = "transforms.json"
 IMAGE_FORMATS = ("jpg", "png")
@@ -105,10 +105,13 @@ def write_capture_folder(
     with_depth: bool,
     image_format: str = "jpg",
     jpeg_quality: int = 90,
+    depth_size: tuple[int, int] | None = None,
 ) -> Path:
     """Write ``views`` as a nerfstudio dataset in the new folder ``out_dir``; returns ``out_dir``.
 
     ``out_dir`` must not exist yet (or be an empty folder): nothing already stored is replaced.
+    ``depth_size`` = (width, height) writes depth at another resolution than the photos, as a
+    phone's LiDAR does (ARKit: 256 x 192); it is rendered at that size, so it is exact there.
     """
     out_dir = Path(out_dir)
     if not views:
@@ -118,6 +121,8 @@ def write_capture_folder(
                          out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise InputError("already exists and is not an empty folder; not overwriting it", out_dir)
+    if depth_size is not None and (len(depth_size) != 2 or min(depth_size) < 1):
+        raise InputError(f"depth size must be (width, height) in pixels, got {depth_size!r}", out_dir)
     cams = {v.camera for v in views}
     if len(cams) != 1:
         raise InputError("all views must share one camera (transforms.json has one set of intrinsics)",
@@ -137,7 +142,10 @@ def write_capture_folder(
             mask = np.where(view.mask, 255, 0).astype(np.uint8)
             (staging / "masks" / f"{stem}.png").write_bytes(_png(mask))
             if with_depth:
-                (staging / "depth" / f"{stem}.png").write_bytes(_png(depth_to_mm(view.depth_m)))
+                depth = view.depth_m
+                if depth_size is not None and depth_size != (view.camera.width, view.camera.height):
+                    depth = render_view(view.camera.scaled(*depth_size), view.c2w).depth_m
+                (staging / "depth" / f"{stem}.png").write_bytes(_png(depth_to_mm(depth)))
         transforms = transforms_json(views, names, with_depth=with_depth)
         (staging / TRANSFORMS_NAME).write_text(json.dumps(transforms, indent=2) + "\n", encoding="utf-8")
         if out_dir.exists():

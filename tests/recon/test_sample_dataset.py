@@ -9,7 +9,13 @@ import pytest
 from PIL import Image
 
 from core.errors import InputError, NotFoundError
-from recon.sample import bundled_sample_dir, render_orbit, render_view, write_capture_folder
+from recon.sample import (
+    bundled_sample_dir,
+    distance_to_object,
+    render_orbit,
+    render_view,
+    write_capture_folder,
+)
 from recon.sample.build import DEFAULT_ELEVATIONS, DEFAULT_SIZE, DEFAULT_VIEWS, build_sample
 from recon.sample.dataset import depth_to_mm, opencv_to_opengl
 from recon.sample.paths import bundled_sample_root
@@ -48,6 +54,22 @@ def test_without_depth_names_no_depth(tmp_path, small_views):
     assert frame["file_path"].endswith(".jpg")
 
 
+def test_depth_at_a_phone_lidar_size(tmp_path, small_views):
+    out = write_capture_folder(small_views[:2], tmp_path / "ds", with_depth=True, depth_size=(32, 24))
+    frame = json.loads((out / "transforms.json").read_text())["frames"][1]
+    depth = np.asarray(Image.open(out / frame["depth_file_path"]))
+    assert depth.shape == (24, 32)
+    # Unprojected with the intrinsics scaled to its size, it lies on the object or the ground.
+    cam = small_views[1].camera.scaled(32, 24)
+    c2w = small_views[1].c2w
+    rows, cols = np.nonzero(depth)
+    z = depth[rows, cols] / 1000.0
+    pc = np.stack([(cols + 0.5 - cam.cx) / cam.fx * z, (rows + 0.5 - cam.cy) / cam.fy * z, z], axis=1)
+    world = pc @ c2w[:3, :3].T + c2w[:3, 3]
+    on_surface = (distance_to_object(world) < 1e-3) | (np.abs(world[:, 1]) < 1e-3)
+    assert on_surface.all() and len(z) > 0.3 * depth.size
+
+
 def test_opengl_pose_looks_down_minus_z():
     c2w = orbit_poses(1)[0]
     gl = opencv_to_opengl(c2w)
@@ -73,7 +95,8 @@ def test_refuses_to_overwrite_and_leaves_existing_content(tmp_path, small_views)
 
 @pytest.mark.parametrize(
     "kwargs, word",
-    [(dict(image_format="bmp"), "image format"), (dict(views=[]), "no views")],
+    [(dict(image_format="bmp"), "image format"), (dict(views=[]), "no views"),
+     (dict(depth_size=(0, 10)), "depth size")],
 )
 def test_bad_arguments_are_one_clear_error(tmp_path, small_views, kwargs, word):
     args = dict(views=small_views, image_format="png")
