@@ -29,7 +29,9 @@ def aruco_dictionary(name: str) -> cv2.aruco.Dictionary:
     return cv2.aruco.getPredefinedDictionary(value)
 
 
-def detect_markers(views: list[PosedView], dictionary: str = "DICT_4X4_50") -> dict[int, list[tuple[int, np.ndarray]]]:
+def detect_markers(
+    views: list[PosedView], dictionary: str = "DICT_4X4_50"
+) -> dict[int, list[tuple[int, np.ndarray]]]:
     """Marker id -> [(view index, corners (4, 2) in pixels)] over all views."""
     detector = cv2.aruco.ArucoDetector(aruco_dictionary(dictionary), cv2.aruco.DetectorParameters())
     found: dict[int, list[tuple[int, np.ndarray]]] = {}

@@ -16,8 +16,8 @@ import open3d as o3d
 from core.capture import Camera
 from core.errors import InputError
 from core.progress import CancelToken, Progress
+from recon.export.mesh_data import TexturedMesh
 from recon.mesh.raycast import depth_buffer, make_scene, sample_bilinear
-from recon.mesh.types import TexturedMesh
 from recon.mesh.uv import UVMesh
 from recon.mesh.views import PosedView
 
@@ -153,6 +153,4 @@ def bake_texture(
     valid[texel_index[seen]] = True
     texture = fill_texture(colour.reshape(size, size, 3), valid.reshape(size, size))
     texture = np.clip(np.rint(texture), 0, 255).astype(np.uint8)
-    return TexturedMesh(
-        uv_mesh.vertices.astype(np.float32), uv_mesh.faces.astype(np.int32), uv_mesh.uvs.astype(np.float32), texture
-    )
+    return TexturedMesh(uv_mesh.vertices, uv_mesh.faces, uv_mesh.uvs, texture)

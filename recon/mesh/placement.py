@@ -53,7 +53,9 @@ def cameras_up(views: list[PosedView]) -> np.ndarray:
     return mean_up
 
 
-def resolve_up(choice: str, views: list[PosedView], source_kind: str | None, mode: str | None) -> tuple[np.ndarray, str]:
+def resolve_up(
+    choice: str, views: list[PosedView], source_kind: str | None, mode: str | None
+) -> tuple[np.ndarray, str]:
     """The world up vector for ``choice`` (one of UP_CHOICES) and a word for where it came from."""
     if choice not in UP_CHOICES:
         raise ConfigError(f"must be one of {', '.join(UP_CHOICES)}, got {choice!r}", "up")

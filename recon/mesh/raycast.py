@@ -6,7 +6,8 @@ import numpy as np
 import open3d as o3d
 
 from core.capture import Camera
-from recon.mesh.types import Mesh, TexturedMesh
+from recon.export.mesh_data import TexturedMesh
+from recon.mesh.types import Mesh
 
 
 def make_scene(vertices: np.ndarray, faces: np.ndarray) -> o3d.t.geometry.RaycastingScene:
@@ -22,7 +23,8 @@ def camera_rays(camera: Camera, c2w: np.ndarray) -> np.ndarray:
     """Pinhole rays (H, W, 6) through pixel centres: origin and a direction whose camera z is 1,
     so the hit distance along it is the z-depth."""
     xs, ys = np.meshgrid(np.arange(camera.width), np.arange(camera.height))  # (H, W)
-    d_cam = np.stack([(xs - camera.cx) / camera.fx, (ys - camera.cy) / camera.fy, np.ones_like(xs, float)], -1)
+    ones = np.ones(xs.shape)
+    d_cam = np.stack([(xs - camera.cx) / camera.fx, (ys - camera.cy) / camera.fy, ones], -1)  # (H, W, 3)
     d_world = d_cam @ np.asarray(c2w)[:3, :3].T  # (H, W, 3)
     origin = np.broadcast_to(np.asarray(c2w)[:3, 3], d_world.shape)
     return np.concatenate([origin, d_world], axis=-1).astype(np.float32)
@@ -41,9 +43,9 @@ def render_textured(mesh: TexturedMesh, camera: Camera, c2w: np.ndarray) -> tupl
     prim = hits["primitive_ids"].numpy().astype(np.int64)  # (H, W)
     hit = prim != np.iinfo(np.uint32).max
     bary = hits["primitive_uvs"].numpy()  # (H, W, 2): weights of corners 1 and 2
-    tri = mesh.faces[np.where(hit, prim, 0)]  # (H, W, 3)
+    corner_uv = mesh.corner_uvs()[np.where(hit, prim, 0)]  # (H, W, 3, 2)
     w1, w2 = bary[..., 0:1], bary[..., 1:2]
-    uv = (1 - w1 - w2) * mesh.uvs[tri[..., 0]] + w1 * mesh.uvs[tri[..., 1]] + w2 * mesh.uvs[tri[..., 2]]
+    uv = (1 - w1 - w2) * corner_uv[..., 0, :] + w1 * corner_uv[..., 1, :] + w2 * corner_uv[..., 2, :]
     h, w = mesh.texture.shape[:2]
     colour = sample_bilinear(mesh.texture, uv[..., 0] * w - 0.5, (1 - uv[..., 1]) * h - 0.5)
     rgb = np.where(hit[..., None], np.clip(np.rint(colour), 0, 255), 0).astype(np.uint8)

@@ -1,4 +1,5 @@
-"""The plain mesh types the mesh steps pass between each other."""
+"""The raw mesh type the mesh steps pass between each other (the textured result is
+recon.export.mesh_data.TexturedMesh, which the exporters read)."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ class Mesh:
         if self.vertex_colors is not None:
             c = np.asarray(self.vertex_colors, dtype=np.float64)
             if c.shape != v.shape:
-                raise InputError(f"vertex colours must have shape {v.shape}, got {c.shape}", "mesh.vertex_colors")
+                raise InputError(f"must have shape {v.shape}, got {c.shape}", "mesh.vertex_colors")
             object.__setattr__(self, "vertex_colors", c)
 
     @property
@@ -44,28 +45,3 @@ class Mesh:
         m = np.asarray(matrix, dtype=np.float64)
         v = self.vertices @ m[:3, :3].T + m[:3, 3]  # (N, 3)
         return Mesh(v, self.faces, self.vertex_colors)
-
-
-@dataclass(frozen=True)
-class TexturedMesh:
-    """A UV-mapped mesh with one colour texture.
-
-    vertices (N, 3) float32 (Y-up metres once placed), faces (M, 3) int32, uvs (N, 2) float32 in
-    0..1 with v pointing up (OBJ/USD convention: v = 0 is the bottom row of the image),
-    texture (H, W, 3) uint8 RGB.
-    """
-
-    vertices: np.ndarray
-    faces: np.ndarray
-    uvs: np.ndarray
-    texture: np.ndarray
-
-    def vertex_normals(self) -> np.ndarray:
-        """Area-weighted vertex normals (N, 3), unit length."""
-        v = self.vertices.astype(np.float64)
-        fn = np.cross(v[self.faces[:, 1]] - v[self.faces[:, 0]], v[self.faces[:, 2]] - v[self.faces[:, 0]])
-        n = np.zeros_like(v)
-        for k in range(3):
-            np.add.at(n, self.faces[:, k], fn)
-        length = np.linalg.norm(n, axis=1, keepdims=True)
-        return (n / np.maximum(length, 1e-20)).astype(np.float32)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 
-from core.capture import Camera, CaptureFolder, Manifest
-from core.errors import InputError
+from core.capture import Camera, CaptureFolder
+from core.errors import InputError, StageError
+from recon.posed import load_posed_frames, read_rgb_undistorted
 
 
 @dataclass(frozen=True)
@@ -50,31 +52,26 @@ class PosedView:
         return distorted, pinhole, z
 
 
-def _read_rgb(path: str, where: str) -> np.ndarray:
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
-    if img is None:
-        raise InputError("cannot read this image", where)
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-
-
-def load_posed_views(capture: CaptureFolder, manifest: Manifest | None = None, max_side: int = 0) -> list[PosedView]:
-    """Every frame of ``capture`` that has both an image and a pose, optionally downscaled so its
-    longer side is at most ``max_side`` pixels (0 keeps full resolution)."""
-    manifest = manifest or capture.load()
+def load_views(
+    capture: CaptureFolder, poses_run: Path | None = None, max_side: int = 0, max_views: int = 0
+) -> list[PosedView]:
+    """The registered frames with images (from ``poses_run``/poses.json, else capture.json), lens
+    distortion removed, downscaled so the longer side is at most ``max_side`` (0: keep), and at
+    most ``max_views`` of them evenly spread over the capture (0: all)."""
+    frames = [f for f in load_posed_frames(capture, poses_run) if f.image is not None]
+    if not frames:
+        raise StageError("no posed frame has a colour image to bake from", capture.root)
+    if max_views and len(frames) > max_views:
+        frames = [frames[i] for i in np.linspace(0, len(frames) - 1, max_views).round().astype(int)]
     views = []
-    for frame in manifest.frames:
-        if frame.image is None or frame.pose is None:
-            continue
-        image = _read_rgb(str(capture.path(frame.image)), frame.image)
-        cam = frame.camera
-        if image.shape[:2] != (cam.height, cam.width):
-            cam = cam.scaled(image.shape[1], image.shape[0])
+    for frame in frames:
+        image, cam = read_rgb_undistorted(frame)
         mask = None
         if frame.mask is not None:
-            m = cv2.imread(str(capture.path(frame.mask)), cv2.IMREAD_GRAYSCALE)
+            m = cv2.imread(str(frame.mask), cv2.IMREAD_GRAYSCALE)
             if m is None:
                 raise InputError("cannot read this mask", frame.mask)
-            mask = cv2.resize(m, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_NEAREST) > 0
+            mask = cv2.resize(m, (cam.width, cam.height), interpolation=cv2.INTER_NEAREST) > 0
         scale = max_side / max(image.shape[:2]) if max_side else 1.0
         if scale < 1.0:
             w, h = round(image.shape[1] * scale), round(image.shape[0] * scale)
@@ -82,5 +79,5 @@ def load_posed_views(capture: CaptureFolder, manifest: Manifest | None = None, m
             cam = cam.scaled(w, h)
             if mask is not None:
                 mask = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
-        views.append(PosedView(frame.id, image, cam, np.asarray(frame.pose, dtype=np.float64), mask))
+        views.append(PosedView(frame.frame_id, image, cam, frame.c2w, mask))
     return views

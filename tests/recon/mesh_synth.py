@@ -78,7 +78,9 @@ def render_object(mesh: Mesh, cam: Camera, c2w: np.ndarray) -> tuple[np.ndarray,
     return np.clip(np.rint(rgb), 0, 255).astype(np.uint8), hit
 
 
-def transform_views(views: list[PosedView], rot: np.ndarray, trans: np.ndarray, scale: float) -> list[PosedView]:
+def transform_views(
+    views: list[PosedView], rot: np.ndarray, trans: np.ndarray, scale: float
+) -> list[PosedView]:
     """The same photos with the world moved by p -> scale * rot @ p + trans."""
     out = []
     for v in views:
@@ -107,7 +109,8 @@ def marker_plane_views(scale: float, marker_size: float = 0.10, n: int = 3) -> l
     """Photos of a DICT_4X4_50 marker (id 7) lying on the ground plane y = 0 at the origin, in a
     world that is ``scale`` times the metric one (as an unscaled SfM world would be)."""
     side_px = 240
-    marker = cv2.aruco.generateImageMarker(cv2.aruco.getPredefinedDictionary(cv2.aruco.DICT_4X4_50), 7, side_px)
+    dictionary = cv2.aruco.getPredefinedDictionary(cv2.aruco.DICT_4X4_50)
+    marker = cv2.aruco.generateImageMarker(dictionary, 7, side_px)
     cam = Camera(640, 480, 550.0, 550.0, 319.5, 239.5)
     views = []
     for i in range(n):

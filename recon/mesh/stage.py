@@ -1,0 +1,197 @@
+"""The ``mesh`` stage: raw mesh -> cropped, cleaned, decimated, placed, UV-mapped and textured.
+
+Reads mesh.ply from the first of ``fusion``, ``mvs``, ``surface`` given in ctx.inputs, the
+posed photos from ``poses`` (poses.json) when given, else capture.json. Writes into its run
+folder: textured.npz (recon.export TexturedMesh arrays; read it with :func:`load_result`),
+model.obj + model.mtl + model_basecolor.png, and placement.json (scale status and transform).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.errors import ConfigError, InputError
+from core.fsio import atomic_write_json
+from core.stages import StageContext, StageSpec
+from recon.export.mesh_data import TexturedMesh
+from recon.export.obj import write_obj
+from recon.export.presets import triangle_budget
+from recon.mesh.aruco import aruco_dictionary, marker_scale
+from recon.mesh.bake import bake_texture
+from recon.mesh.clean import clean_mesh
+from recon.mesh.crop import Box, crop_to_object
+from recon.mesh.decimate import decimate
+from recon.mesh.io import read_mesh_ply, read_textured_npz, write_textured_npz
+from recon.mesh.placement import UP_CHOICES, place, resolve_up
+from recon.mesh.uv import unwrap
+from recon.mesh.views import load_views
+
+MESH_SOURCES = ("fusion", "mvs", "surface")
+RAW_MESH_FILE = "mesh.ply"
+RESULT_FILE = "textured.npz"
+PLACEMENT_FILE = "placement.json"
+OBJ_FILE = "model.obj"
+
+
+@dataclass(frozen=True)
+class MeshStageConfig:
+    detail: str = "medium"  # preview (25k), reduced (50k), medium (100k), full (250k triangles)
+    texture_size: int = 2048
+    crop: str = "auto"  # auto (what the cameras look at) | box (crop_box) | none
+    crop_box: tuple[float, ...] | None = None  # [xmin, ymin, zmin, xmax, ymax, zmax], capture world
+    min_component_fraction: float = 0.1  # of the largest component's triangles
+    max_hole_fraction: float = 0.05  # of the bounding-box diagonal; 0 leaves holes open
+    up: str = "auto"  # auto | cameras | +x -x +y -y +z -z (capture-world axis)
+    marker_dictionary: str = "DICT_4X4_50"
+    marker_size_m: float = 0.10
+    top_k_views: int = 3
+    max_views: int = 60
+    max_image_side: int = 2048
+
+    def __post_init__(self) -> None:
+        triangle_budget(self.detail)
+        if self.texture_size < 64 or self.texture_size > 8192:
+            raise ConfigError(f"must be 64..8192, got {self.texture_size}", "mesh.texture_size")
+        if self.crop not in ("auto", "box", "none"):
+            raise ConfigError(f"must be auto, box or none, got {self.crop!r}", "mesh.crop")
+        if self.crop == "box" and self.crop_box is None:
+            raise ConfigError("crop is 'box' but no crop_box was given", "mesh.crop_box")
+        if self.crop_box is not None:
+            try:
+                Box.from_list(list(self.crop_box), "mesh.crop_box")
+            except (InputError, TypeError, ValueError) as e:
+                raise ConfigError(getattr(e, "reason", str(e)), "mesh.crop_box") from None
+        if self.up not in UP_CHOICES:
+            raise ConfigError(f"must be one of {', '.join(UP_CHOICES)}, got {self.up!r}", "mesh.up")
+        aruco_dictionary(self.marker_dictionary)
+        if self.marker_size_m <= 0:
+            raise ConfigError(f"must be positive, got {self.marker_size_m}", "mesh.marker_size_m")
+        if not 0 < self.min_component_fraction <= 1:
+            raise ConfigError("must be in (0, 1]", "mesh.min_component_fraction")
+        if self.top_k_views < 1:
+            raise ConfigError("must be at least 1", "mesh.top_k_views")
+
+
+def _raw_mesh_path(inputs: dict[str, Path]) -> Path:
+    for name in MESH_SOURCES:
+        if name in inputs:
+            path = Path(inputs[name]) / RAW_MESH_FILE
+            if not path.is_file():
+                raise InputError(f"the {name} run has no {RAW_MESH_FILE}", path)
+            return path
+    raise ConfigError(f"needs the output of one of {', '.join(MESH_SOURCES)} first", "mesh")
+
+
+def _poses_scale(poses_run: Path | None) -> str | None:
+    if poses_run is None:
+        return None
+    try:
+        value = json.loads((Path(poses_run) / "poses.json").read_text()).get("scale")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
+    return value if value in ("metric", "unscaled") else None
+
+
+def run(ctx: StageContext, config: MeshStageConfig) -> dict[str, Any]:
+    inputs = dict(ctx.inputs)
+    raw_path = _raw_mesh_path(inputs)
+    manifest = ctx.capture.load()
+    poses_run = inputs.get("poses")
+    progress = ctx.progress
+
+    raw = read_mesh_ply(raw_path)
+    views = load_views(ctx.capture, poses_run, config.max_image_side, config.max_views)
+    progress.update(0.05, f"read {raw.n_faces} triangles and {len(views)} posed photos")
+
+    if config.crop == "none":
+        cropped, box = raw, None
+    else:
+        user_box = Box.from_list(list(config.crop_box), "mesh.crop_box") if config.crop_box else None
+        cropped, box = crop_to_object(raw, views, user_box)
+        if box is None:
+            progress.warning("could not tell where the cameras look; the mesh was not cropped")
+    ctx.cancel.check()
+    cleaned = clean_mesh(cropped, config.min_component_fraction, config.max_hole_fraction)
+    progress.update(0.15, f"cleaned: {cleaned.n_faces} triangles")
+    ctx.cancel.check()
+    budget = triangle_budget(config.detail)
+    simplified = decimate(cleaned, budget)
+    progress.update(0.3, f"decimated to {simplified.n_faces} triangles (budget {budget})")
+    ctx.cancel.check()
+
+    scale_status = _poses_scale(poses_run) or manifest.scale
+    metres_per_unit: float | None = 1.0 if scale_status == "metric" else None
+    marker = None
+    if scale_status != "metric":
+        marker = marker_scale(views, config.marker_size_m, config.marker_dictionary)
+        if marker is not None:
+            scale_status, metres_per_unit = "aruco", marker.metres_per_unit
+            progress.log(f"scale from ArUco marker {marker.marker_id} in {marker.n_views} photos")
+        else:
+            scale_status = "unscaled"
+            progress.warning("no metric poses and no ArUco marker seen: the model is unscaled")
+    up, up_source = resolve_up(config.up, views, manifest.source.get("kind"), manifest.mode)
+    placement = place(simplified, up, views, scale_status, metres_per_unit, up_source)
+
+    uv_mesh = unwrap(simplified, config.texture_size)
+    progress.update(0.4, f"unwrapped into an atlas of {len(uv_mesh.vertices)} vertices")
+    ctx.cancel.check()
+    baked = bake_texture(uv_mesh, views, config.texture_size, config.top_k_views,
+                         progress=progress.sub(0.4, 0.95), cancel=ctx.cancel)
+    m = placement.matrix
+    placed = TexturedMesh((baked.vertices.astype(np.float64) @ m[:3, :3].T + m[:3, 3]),
+                          baked.faces, baked.uvs, baked.texture)
+
+    write_textured_npz(ctx.out_dir / RESULT_FILE, placed)
+    write_obj(placed, ctx.out_dir / OBJ_FILE, name=manifest.name)
+    placement_json = {
+        **placement.to_json(),
+        "marker": None if marker is None else {
+            "id": marker.marker_id, "views": marker.n_views, "size_m": config.marker_size_m,
+            "dictionary": config.marker_dictionary, "edge_spread": round(marker.edge_spread, 4),
+        },
+        "crop_box": None if box is None else [*box.lo.tolist(), *box.hi.tolist()],
+        "note": "matrix maps the capture's world (its poses) to the model: y up, on y = 0, "
+                "in metres unless scale is unscaled",
+    }
+    atomic_write_json(ctx.out_dir / PLACEMENT_FILE, placement_json)
+    bounds = placed.bounds()
+    return {
+        "source_mesh": str(raw_path),
+        "triangles_in": raw.n_faces,
+        "triangles_cleaned": cleaned.n_faces,
+        "triangles": placed.face_count,
+        "budget": budget,
+        "detail": config.detail,
+        "texture_size": config.texture_size,
+        "views": len(views),
+        "scale": scale_status,
+        "metres_per_unit": metres_per_unit,
+        "extent": [round(float(x), 5) for x in bounds[1] - bounds[0]],
+        "files": [RESULT_FILE, OBJ_FILE, "model.mtl", "model_basecolor.png", PLACEMENT_FILE],
+    }
+
+
+def load_result(run_dir: Path) -> tuple[TexturedMesh, dict[str, Any]]:
+    """The textured mesh and the placement record of a finished mesh run."""
+    mesh = read_textured_npz(Path(run_dir) / RESULT_FILE)
+    try:
+        placement = json.loads((Path(run_dir) / PLACEMENT_FILE).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise InputError(f"cannot read: {e}", Path(run_dir) / PLACEMENT_FILE) from None
+    return mesh, placement
+
+
+STAGE = StageSpec(
+    name="mesh",
+    config_cls=MeshStageConfig,
+    run=run,
+    version=1,
+    requires=(),  # one of MESH_SOURCES, checked in run(); "poses" is optional
+    description="crop, clean, decimate, place (Y-up, on the ground, metric) and texture the raw mesh",
+)
