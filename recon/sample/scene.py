@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.capture import Camera
-from recon.sample.texture import ground_albedo, object_albedo
+from recon.sample.texture import PlaneTexture, ground_albedo, object_albedo
 
 BOX_MIN = np.array([-0.07, 0.0, -0.05])
 BOX_MAX = np.array([0.07, 0.16, 0.05])
@@ -40,6 +40,7 @@ ORBIT_TARGET = np.array([0.0, OBJECT_HEIGHT_M / 2.0, 0.0])  # cameras look here
 
 _LIGHT_DIR = np.array([0.4, 1.0, 0.3]) / np.linalg.norm([0.4, 1.0, 0.3])  # towards the light
 _AMBIENT = 0.5
+_GROUND_TEXEL_M = 0.001
 _SKY_TOP = np.array([0.55, 0.7, 0.9])
 _SKY_HORIZON = np.array([0.85, 0.88, 0.92])
 
@@ -218,8 +219,17 @@ def _object_hit_from(origins: np.ndarray, direction: np.ndarray) -> np.ndarray:
     return np.minimum(t_box, t_ball)
 
 
-def render_view(camera: Camera, c2w: np.ndarray, seed: int = 0) -> RenderedView:
-    """Ray cast one view of the scene."""
+def ground_texture(seed: int = 0) -> PlaneTexture:
+    """The ground disc's texture, baked at 1 mm texels (finer than a pixel at 640 x 480)."""
+    return PlaneTexture.bake(lambda p: ground_albedo(p, seed), GROUND_RADIUS_M, _GROUND_TEXEL_M)
+
+
+def render_view(
+    camera: Camera, c2w: np.ndarray, seed: int = 0, *, ground: PlaneTexture | None = None
+) -> RenderedView:
+    """Ray cast one view of the scene. Pass ``ground=ground_texture(seed)`` when rendering many
+    views, so the ground's texture is baked once."""
+    ground = ground or ground_texture(seed)
     h, w = camera.height, camera.width
     jj, ii = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)  # (H, W) each
     d_cam = np.stack([(jj - camera.cx) / camera.fx, (ii - camera.cy) / camera.fy, np.ones_like(jj)], axis=-1)
@@ -252,7 +262,7 @@ def render_view(camera: Camera, c2w: np.ndarray, seed: int = 0) -> RenderedView:
     lit = np.ones(len(p_gnd), bool)
     may_shade = np.flatnonzero(_passes_bounds(p_gnd, _LIGHT_DIR[None, :]))
     lit[may_shade] = ~np.isfinite(_object_hit_from(p_gnd[may_shade], _LIGHT_DIR))
-    rgb[on_gnd] = ground_albedo(p_gnd, seed) * (_AMBIENT + (1.0 - _AMBIENT) * _LIGHT_DIR[1] * lit)[:, None]
+    rgb[on_gnd] = ground.lookup(p_gnd) * (_AMBIENT + (1.0 - _AMBIENT) * _LIGHT_DIR[1] * lit)[:, None]
 
     depth = np.where(np.isfinite(t), t, 0.0).astype(np.float32).reshape(h, w)
     image = (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8).reshape(h, w, 3)
@@ -270,7 +280,9 @@ def render_orbit(
 ) -> list[RenderedView]:
     """Render the scene from a guided-360-style orbit (see orbit_poses); ``size`` is (width, height)."""
     camera = make_camera(size, hfov_deg)
-    return [render_view(camera, c2w, seed) for c2w in orbit_poses(n_views, elevations_deg, radius_m)]
+    poses = orbit_poses(n_views, elevations_deg, radius_m)
+    ground = ground_texture(seed)
+    return [render_view(camera, c2w, seed, ground=ground) for c2w in poses]
 
 
 # -- ground truth ----------------------------------------------------------------------------

@@ -7,6 +7,9 @@ Everything is smooth (no hard edges), so one ray per pixel does not alias.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 
 # Large odd constants for the lattice hash (any such constants work; these mix well).
@@ -126,3 +129,39 @@ def ground_albedo(points: np.ndarray, seed: int) -> np.ndarray:
     checker = soft_checker(points + 0.007, 0.05)
     base = np.stack([0.55 + 0.3 * tone, 0.45 + 0.2 * tone, 0.3 + 0.15 * (1.0 - tone)], axis=1)
     return base * (0.35 + 0.65 * detail)[:, None] * (0.75 + 0.25 * checker)[:, None]
+
+
+@dataclass(frozen=True)
+class PlaneTexture:
+    """A solid texture baked on the plane y = 0 over a square grid, read back bilinearly.
+
+    Reading is several times cheaper than evaluating the noise, so a ground seen in many views
+    is evaluated once. Texel (i, j) holds the colour at x = -half + j * texel, z = -half + i * texel.
+    """
+
+    texels: np.ndarray  # (N, N, 3) float32
+    half_extent_m: float
+    texel_m: float
+
+    @classmethod
+    def bake(
+        cls, albedo: Callable[[np.ndarray], np.ndarray], half_extent_m: float, texel_m: float
+    ) -> PlaneTexture:
+        """Evaluate ``albedo`` ((M, 3) points -> (M, 3) colours) on the grid."""
+        n = int(np.ceil(2.0 * half_extent_m / texel_m)) + 2
+        coords = -half_extent_m + texel_m * np.arange(n)
+        zz, xx = np.meshgrid(coords, coords, indexing="ij")  # (N, N)
+        pts = np.stack([xx.ravel(), np.zeros(n * n), zz.ravel()], axis=1)
+        return cls(albedo(pts).reshape(n, n, 3).astype(np.float32), half_extent_m, texel_m)
+
+    def lookup(self, points: np.ndarray) -> np.ndarray:
+        """Bilinear colour at the (x, z) of ``points``. (M, 3) -> (M, 3) float32"""
+        n = self.texels.shape[0]
+        u = np.clip((points[:, 0] + self.half_extent_m) / self.texel_m, 0.0, n - 1.001)  # column
+        v = np.clip((points[:, 2] + self.half_extent_m) / self.texel_m, 0.0, n - 1.001)  # row
+        j, i = u.astype(np.int64), v.astype(np.int64)
+        fu, fv = (u - j).astype(np.float32)[:, None], (v - i).astype(np.float32)[:, None]
+        t = self.texels
+        top = t[i, j] + fu * (t[i, j + 1] - t[i, j])
+        bottom = t[i + 1, j] + fu * (t[i + 1, j + 1] - t[i + 1, j])
+        return top + fv * (bottom - top)

@@ -203,3 +203,20 @@ def test_bad_render_arguments_are_refused(bad):
     args.update(bad)
     with pytest.raises(ValueError):
         render_orbit(args.pop("n_views"), args.pop("size"), **args)
+
+
+def test_baked_ground_reads_back_the_procedural_texture():
+    from recon.sample.scene import GROUND_RADIUS_M, ground_texture
+    from recon.sample.texture import ground_albedo
+
+    baked = ground_texture(seed=0)
+    rng = np.random.default_rng(0)
+    xz = rng.uniform(-GROUND_RADIUS_M, GROUND_RADIUS_M, size=(5000, 2))
+    pts = np.stack([xz[:, 0], np.zeros(5000), xz[:, 1]], axis=1)
+    direct = ground_albedo(pts, 0)
+    assert np.abs(baked.lookup(pts) - direct).mean() < 0.01  # colours in 0..1
+    # Exact on the grid's own points.
+    grid = -baked.half_extent_m + baked.texel_m * np.array([[3, 0, 7], [100, 0, 250]], float)
+    grid[:, 1] = 0.0
+    np.testing.assert_allclose(baked.lookup(grid), ground_albedo(grid, 0), atol=1e-5)
+    assert np.abs(ground_texture(seed=1).lookup(pts) - direct).mean() > 0.05  # the seed matters
