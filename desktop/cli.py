@@ -1,0 +1,21 @@
+"""``scanbridge app``: the desktop app (PySide6 is imported only when the command runs)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def add_app_command(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    # Not parents=[common]: its default would overwrite a --workspace given before "app".
+    p = subparsers.add_parser("app", help="the desktop app: devices, library, jobs, 3D viewer",
+                              description="Open the ScanBridge desktop app over a workspace.")
+    p.add_argument("--workspace", metavar="DIR", default=argparse.SUPPRESS,
+                   help="workspace folder (default: $SCANBRIDGE_WORKSPACE or ~/ScanBridge)")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from desktop.app import run_app
+
+    return run_app(getattr(args, "workspace", None))

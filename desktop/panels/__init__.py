@@ -1,0 +1,1 @@
+"""The main window's panels; each talks to desktop.services through an AppContext."""

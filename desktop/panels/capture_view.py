@@ -1,0 +1,212 @@
+"""Capture view: the strip of frames with per-frame flags, the coverage picture, a 3D view of the
+camera frusta and the sparse or dense points, and "Process" with a method and a detail preset."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
+from PySide6.QtWidgets import (
+    QComboBox,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop import capture_info
+from desktop.capture_info import CaptureSummary, FrameInfo
+from desktop.context import AppContext
+from desktop.panels.coverage import CoverageWidget
+from desktop.services import DETAILS, METHODS
+from desktop.thumbnails import load_thumbnail
+from desktop.viewer.scene import Scene
+from desktop.viewer.widget import ViewerWidget
+
+FRAME_THUMB = QSize(132, 99)
+
+
+@dataclass
+class CaptureDetails:
+    summary: CaptureSummary
+    frames: list[FrameInfo]
+    thumbnails: dict[str, object]  # frame id -> QImage
+    coverage: np.ndarray
+    scene: Scene
+    points_source: str
+
+
+def load_details(ctx: AppContext, capture_id: str) -> CaptureDetails:
+    """Everything the view shows, read off the GUI thread."""
+    capture = ctx.services.capture(capture_id)
+    summary = capture_info.summarize(capture)
+    frames = capture_info.frame_infos(capture)
+    frames = capture_info.frame_infos(capture, capture_info.frame_sharpness(frames))
+    thumbs = {f.id: load_thumbnail(f.image, FRAME_THUMB) for f in frames}
+    poses = capture_info.camera_poses(capture)
+    grid = capture_info.coverage(np.array([c2w for _, c2w, _ in poses]) if poses else np.zeros((0, 4, 4)))
+    flagged = {f.id for f in frames if f.blurry}
+    scene = Scene(frusta=capture_info.frusta(capture, flagged))
+    source = ""
+    results = capture_info.result_files(capture)
+    points = [r for r in results if r.kind == "points"]
+    if points:
+        from desktop.geometry_io import load_points
+
+        scene.points.append(load_points(points[0].path, max_points=150_000))
+        source = f"{points[0].stage}/{points[0].path.name}"
+    return CaptureDetails(summary, frames, thumbs, grid, scene, source)
+
+
+def _flag_icon(image: object, frame: FrameInfo) -> QIcon:
+    pixmap = QPixmap.fromImage(image)
+    painter = QPainter(pixmap)
+    badges = []
+    if frame.registered is False:
+        badges.append(("✗", QColor(220, 70, 70)))
+    if frame.blurry:
+        badges.append(("≈", QColor(235, 160, 40)))
+    for i, (mark, colour) in enumerate(badges):
+        painter.setBrush(colour)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.drawEllipse(4 + i * 24, 4, 20, 20)
+        painter.setPen(QColor(255, 255, 255))
+        painter.drawText(4 + i * 24, 4, 20, 20, Qt.AlignmentFlag.AlignCenter, mark)
+    painter.end()
+    return QIcon(pixmap)
+
+
+def frame_label(frame: FrameInfo) -> str:
+    flags = []
+    if frame.registered is False:
+        flags.append("unregistered")
+    if frame.blurry:
+        flags.append("blurry")
+    return f"{frame.id}\n{', '.join(flags) if flags else 'ok'}"
+
+
+class CaptureView(QWidget):
+    def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self.capture_id: str | None = None
+        self.details: CaptureDetails | None = None
+        layout = QVBoxLayout(self)
+        self.title = QLabel("Open a capture from the Library")
+        self.title.setStyleSheet("font-size: 16px; font-weight: 600;")
+        self.subtitle = QLabel()
+        self.subtitle.setStyleSheet("color: #8a93a3;")
+        layout.addWidget(self.title)
+        layout.addWidget(self.subtitle)
+
+        self.strip = QListWidget()
+        self.strip.setViewMode(QListView.ViewMode.IconMode)
+        self.strip.setFlow(QListView.Flow.LeftToRight)
+        self.strip.setWrapping(False)
+        self.strip.setIconSize(FRAME_THUMB)
+        self.strip.setGridSize(QSize(FRAME_THUMB.width() + 16, FRAME_THUMB.height() + 44))
+        self.strip.setFixedHeight(FRAME_THUMB.height() + 64)
+        self.strip.setMovement(QListView.Movement.Static)
+        layout.addWidget(self.strip)
+
+        split = QSplitter(Qt.Orientation.Horizontal)
+        self.viewer = ViewerWidget(placeholder="No camera poses yet: process the capture")
+        split.addWidget(self.viewer)
+        side = QWidget()
+        side_box = QVBoxLayout(side)
+        side_box.setContentsMargins(0, 0, 0, 0)
+        cov = QGroupBox("Coverage")
+        cov_box = QVBoxLayout(cov)
+        self.coverage = CoverageWidget()
+        cov_box.addWidget(self.coverage)
+        side_box.addWidget(cov, 1)
+        proc = QGroupBox("Process")
+        proc_box = QVBoxLayout(proc)
+        row = QHBoxLayout()
+        self.method = QComboBox()
+        self.method.addItems(METHODS)
+        self.detail = QComboBox()
+        self.detail.addItems(DETAILS)
+        self.detail.setCurrentText("medium")
+        row.addWidget(QLabel("Method"))
+        row.addWidget(self.method, 1)
+        row.addWidget(QLabel("Detail"))
+        row.addWidget(self.detail, 1)
+        proc_box.addLayout(row)
+        buttons = QHBoxLayout()
+        self.process_button = QPushButton("Process")
+        self.process_button.setDefault(True)
+        self.result_button = QPushButton("View result")
+        buttons.addWidget(self.process_button)
+        buttons.addWidget(self.result_button)
+        proc_box.addLayout(buttons)
+        side_box.addWidget(proc)
+        split.addWidget(side)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 1)
+        layout.addWidget(split, 1)
+        self.process_button.clicked.connect(self.process)
+        self.result_button.clicked.connect(
+            lambda: self.capture_id and self.ctx.signals.open_result.emit(self.capture_id))
+        self.process_button.setEnabled(False)
+        self.result_button.setEnabled(False)
+
+    def open(self, capture_id: str) -> None:
+        self.capture_id = capture_id
+        self.title.setText(f"Loading {capture_id}…")
+        self.ctx.tasks.run(lambda: load_details(self.ctx, capture_id), self._loaded,
+                           lambda e: self.ctx.notifier.error(e, f"Cannot open {capture_id}"))
+
+    def _loaded(self, details: CaptureDetails) -> None:
+        if details.summary.id != self.capture_id:
+            return
+        self.details = details
+        s = details.summary
+        self.title.setText(s.name)
+        unregistered = sum(1 for f in details.frames if f.registered is False)
+        blurry = sum(1 for f in details.frames if f.blurry)
+        facts = [f"{s.mode}", f"{s.frame_count} frames", capture_info.human_size(s.size_bytes), s.status,
+                 f"scale {s.scale}"]
+        if unregistered:
+            facts.append(f"{unregistered} unregistered")
+        if blurry:
+            facts.append(f"{blurry} blurry")
+        if details.points_source:
+            facts.append(f"points from {details.points_source}")
+        self.subtitle.setText(" · ".join(facts))
+        self.strip.clear()
+        for frame in details.frames:
+            item = QListWidgetItem(frame_label(frame))
+            item.setIcon(_flag_icon(details.thumbnails[frame.id], frame))
+            tips = [frame.id]
+            if frame.reason:
+                tips.append(f"not registered: {frame.reason}")
+            if frame.blurry:
+                tips.append("blurry: far less sharp than the capture's median")
+            item.setToolTip("\n".join(tips))
+            item.setData(Qt.ItemDataRole.UserRole, frame.id)
+            self.strip.addItem(item)
+        self.coverage.set_grid(details.coverage)
+        self.viewer.set_scene(details.scene)
+        self.process_button.setEnabled(True)
+        self.result_button.setEnabled(True)
+
+    def process(self) -> None:
+        if self.capture_id is None:
+            return
+        capture_id, method, detail = self.capture_id, self.method.currentText(), self.detail.currentText()
+
+        def done(job: object) -> None:
+            self.ctx.notifier.notify(f"Queued job {job.id} for {capture_id} ({method}, {detail})", "info")
+            self.ctx.signals.jobs_changed.emit()
+
+        self.ctx.tasks.run(lambda: self.ctx.services.process(capture_id, method, detail), done,
+                           lambda e: self.ctx.notifier.error(e, "Cannot process"))

@@ -1,0 +1,176 @@
+"""Result view: an interactive viewer of a capture's meshes and point clouds; export as USDZ, GLB,
+OBJ or PLY with a detail preset; "Share to phone" with a QR code and link."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QPixmap
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.capture_info import ResultFile
+from desktop.context import AppContext
+from desktop.qr import qr_image
+from desktop.services import DETAILS
+from desktop.viewer.scene import Scene
+from desktop.viewer.widget import ViewerWidget
+
+FORMATS = ("usdz", "glb", "obj", "ply")
+
+
+def load_scene(result: ResultFile) -> Scene:
+    from desktop.geometry_io import load_mesh, load_points
+
+    if result.kind == "points":
+        return Scene(points=[load_points(result.path)])
+    return Scene(meshes=[load_mesh(result.path)])
+
+
+class ShareDialog(QDialog):
+    def __init__(self, link: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Share to phone")
+        self.link = link
+        box = QVBoxLayout(self)
+        box.addWidget(QLabel("Scan with the phone's camera to open the model in AR:"))
+        self.qr_label = QLabel()
+        self.qr_label.setPixmap(QPixmap.fromImage(qr_image(link, 280)))
+        self.qr_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        box.addWidget(self.qr_label)
+        text = QLabel(link)
+        text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        text.setWordWrap(True)
+        box.addWidget(text)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        box.addWidget(buttons)
+
+
+class ResultView(QWidget):
+    def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self.capture_id: str | None = None
+        self.results: list[ResultFile] = []
+        self.share_dialog: ShareDialog | None = None
+        layout = QVBoxLayout(self)
+        top = QHBoxLayout()
+        self.title = QLabel("Open a capture's result from the Capture view")
+        self.title.setStyleSheet("font-size: 16px; font-weight: 600;")
+        top.addWidget(self.title, 1)
+        top.addWidget(QLabel("Show"))
+        self.choice = QComboBox()
+        self.choice.setMinimumWidth(260)
+        self.choice.currentIndexChanged.connect(self._show_choice)
+        top.addWidget(self.choice)
+        layout.addLayout(top)
+        self.viewer = ViewerWidget(placeholder="No result yet: process the capture first")
+        layout.addWidget(self.viewer, 1)
+        hint = QLabel("Drag to orbit · right-drag or Shift+drag to pan · wheel to zoom · "
+                      "double-click to reset")
+        hint.setStyleSheet("color: #8a93a3;")
+        layout.addWidget(hint)
+        bottom = QHBoxLayout()
+        self.info = QLabel()
+        bottom.addWidget(self.info, 1)
+        bottom.addWidget(QLabel("Export as"))
+        self.format = QComboBox()
+        self.format.addItems(FORMATS)
+        bottom.addWidget(self.format)
+        self.detail = QComboBox()
+        self.detail.addItems(DETAILS)
+        self.detail.setCurrentText("medium")
+        bottom.addWidget(self.detail)
+        self.export_button = QPushButton("Export")
+        self.share_button = QPushButton("Share to phone…")
+        bottom.addWidget(self.export_button)
+        bottom.addWidget(self.share_button)
+        layout.addLayout(bottom)
+        self.export_button.clicked.connect(lambda: self.export(self.format.currentText(),
+                                                               self.detail.currentText()))
+        self.share_button.clicked.connect(self.share)
+
+    def open(self, capture_id: str) -> None:
+        self.capture_id = capture_id
+        self.title.setText(capture_id)
+        self.ctx.tasks.run(lambda: self.ctx.services.result_files(capture_id), self._listed,
+                           lambda e: self.ctx.notifier.error(e, "Cannot list results"))
+
+    def _listed(self, results: list[ResultFile]) -> None:
+        shown = [r for r in results if r.path.suffix.lower() != ".usdz"]
+        self.results = shown
+        self.choice.blockSignals(True)
+        self.choice.clear()
+        for r in shown:
+            self.choice.addItem(f"{r.kind}: {r.stage}/{r.path.name}")
+        self.choice.blockSignals(False)
+        if shown:
+            meshes = [i for i, r in enumerate(shown) if r.kind != "points"]
+            self.choice.setCurrentIndex(meshes[0] if meshes else 0)
+            self._show_choice(self.choice.currentIndex())
+        else:
+            self.viewer.set_scene(Scene())
+            self.info.setText("No meshes or point clouds in this capture yet")
+
+    def _show_choice(self, index: int) -> None:
+        if not 0 <= index < len(self.results):
+            return
+        result = self.results[index]
+
+        def done(scene: Scene) -> None:
+            self.viewer.set_scene(scene)
+            if scene.meshes:
+                m = scene.meshes[0]
+                look = "textured" if m.textured else "vertex colours"
+                self.info.setText(f"{len(m.faces):,} triangles · {len(m.vertices):,} vertices · {look}")
+            else:
+                self.info.setText(f"{sum(len(p.points) for p in scene.points):,} points")
+
+        self.ctx.tasks.run(lambda: load_scene(result), done,
+                           lambda e: self.ctx.notifier.error(e, f"Cannot show {result.path.name}"))
+
+    def current_result(self) -> ResultFile | None:
+        index = self.choice.currentIndex()
+        return self.results[index] if 0 <= index < len(self.results) else None
+
+    def export(self, fmt: str, detail: str, dest: Path | None = None) -> None:
+        result, capture_id = self.current_result(), self.capture_id
+        if result is None or capture_id is None or result.kind == "points":
+            self.ctx.notifier.notify("Choose a mesh to export", "warning")
+            return
+        self.export_button.setEnabled(False)
+        self.info.setText(f"Exporting {fmt} ({detail})…")
+
+        def done(path: Path) -> None:
+            self.export_button.setEnabled(True)
+            self.ctx.notifier.notify(f"Exported {path}", "success")
+            self.open(capture_id)
+
+        def failed(error: BaseException) -> None:
+            self.export_button.setEnabled(True)
+            self.ctx.notifier.error(error, "Export failed")
+
+        self.ctx.tasks.run(lambda: self.ctx.services.export(capture_id, result.path, fmt, detail, dest),
+                           done, failed)
+
+    def share(self) -> ShareDialog | None:
+        if self.capture_id is None:
+            return None
+        try:
+            link = self.ctx.services.share_link(self.capture_id, "model.usdz")
+        except Exception as e:
+            self.ctx.notifier.error(e, "Cannot share")
+            return None
+        self.share_dialog = ShareDialog(link, self)
+        self.share_dialog.open()
+        return self.share_dialog

@@ -1,0 +1,346 @@
+"""The one facade the widgets talk to: workspace, job queue, job worker, capture server, devices,
+settings and results. Qt-free; the widgets never touch SQLite, HTTP or the pipeline directly.
+
+Calls here may block (disk, SQLite, ingest): panels run them through desktop.tasks off the GUI
+thread, except the cheap ones named as such.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from core.capture import CaptureFolder
+from core.errors import ConfigError, InputError, JobError, NotFoundError, ScanBridgeError
+from core.fsio import atomic_write_json
+from core.jobs import Job, JobEvent, JobQueue, Step
+from core.progress import Progress
+from core.runner import Runner
+from core.settings import Settings, load_settings, save_settings
+from core.stages import STAGE_GROUP
+from core.workspace import Workspace
+from desktop import capture_info
+from desktop.capture_info import CaptureSummary, ResultFile
+
+METHODS = ("auto", "fusion", "mvs", "poses")
+DETAILS = ("preview", "reduced", "medium", "full")
+DEVICE_NAMES = "device_names.json"  # desktop-side display names (the server has no rename yet)
+
+
+@dataclass(frozen=True)
+class PairingInfo:
+    code: str
+    url: str
+    fingerprint: str
+    expires: float  # unix time
+
+
+@dataclass(frozen=True)
+class DeviceRow:
+    id: str
+    name: str  # the display name (renamed here) or the name the phone sent
+    phone_name: str
+    paired: float
+    revoked: float | None
+
+
+def registered_stages() -> set[str]:
+    return {ep.name for ep in entry_points(group=STAGE_GROUP)}
+
+
+def plan_steps(method: str, detail: str, *, metric_depth: bool, known: set[str]) -> list[Step]:
+    """The job's steps for "Process": poses, then dense geometry, then mesh and export when those
+    stages are installed. ``auto`` fuses depth when the capture has metric depth, else runs MVS."""
+    if method not in METHODS:
+        raise ConfigError(f"unknown method {method!r} (known: {', '.join(METHODS)})", "method")
+    if detail not in DETAILS:
+        raise ConfigError(f"unknown detail preset {detail!r} (known: {', '.join(DETAILS)})", "detail")
+    if method == "auto":
+        method = "fusion" if metric_depth else "mvs"
+    if method == "fusion" and not metric_depth:
+        raise ConfigError("fusion needs a capture with metric depth and poses", "method")
+    steps = [Step("fusion", {"preset": "object"})] if method == "fusion" else [Step("poses")]
+    if method == "mvs":
+        steps.append(Step("mvs"))
+    for later in ("mesh", "texture", "export"):
+        if later in known and method != "poses":
+            steps.append(Step(later, {"detail": detail} if later != "texture" else {}))
+    return steps
+
+
+class _ServerHandle:
+    def __init__(self, server: Any, thread: threading.Thread) -> None:
+        self.server = server
+        self.thread = thread
+
+
+class Services:
+    """Everything the app does, over one workspace."""
+
+    def __init__(self, workspace: Workspace, *, runner: Runner | None = None) -> None:
+        self.workspace = workspace
+        self.queue = JobQueue(workspace)
+        self.runner = runner
+        self._worker_stop: threading.Event | None = None
+        self._worker_thread: threading.Thread | None = None
+        self._server: _ServerHandle | None = None
+        self.server_url: str | None = None
+        self._devices: Any = None
+
+    # -- settings ------------------------------------------------------------------------------
+
+    def settings(self) -> Settings:
+        return load_settings(self.workspace.settings_path)
+
+    def save_settings(self, settings: Settings) -> None:
+        if not 0 <= settings.server_port <= 65535:
+            raise ConfigError(f"expected a port from 0 to 65535, got {settings.server_port}", "server_port")
+        if settings.gpu not in ("auto", "cpu") and not settings.gpu.isdigit():
+            raise ConfigError(f"expected auto, cpu or a GPU index, got {settings.gpu!r}", "gpu")
+        for key, value in settings.model_paths.items():
+            if not value.strip():
+                raise ConfigError("expected a path or a hub id", f"model_paths.{key}")
+        save_settings(self.workspace.settings_path, settings)
+
+    # -- library -------------------------------------------------------------------------------
+
+    def captures(self) -> list[CaptureSummary]:
+        """Every capture, newest first (a capture whose manifest cannot be read is left out)."""
+        out = []
+        for capture in self.workspace.captures():
+            try:
+                out.append(capture_info.summarize(capture))
+            except ScanBridgeError:
+                continue
+        return sorted(out, key=lambda s: s.created, reverse=True)
+
+    def capture(self, capture_id: str) -> CaptureFolder:
+        return self.workspace.capture(capture_id)
+
+    def import_source(self, source: Path | str, progress: Progress | None = None,
+                      name: str | None = None) -> str:
+        """Ingest a folder, video, zip or export into a new capture; returns its id."""
+        from recon.ingest.api import ingest
+
+        return ingest(Path(source), self.workspace, name=name, progress=progress).id
+
+    def rename_capture(self, capture_id: str, name: str) -> None:
+        name = name.strip()
+        if not name:
+            raise InputError("expected a non-empty name", "name")
+        capture = self.workspace.capture(capture_id)
+        capture.save(dataclasses.replace(capture.load(), name=name))
+
+    def delete_capture(self, capture_id: str) -> None:
+        """Remove a capture that no job is running on (renamed away first, so it vanishes at once)."""
+        capture = self.workspace.capture(capture_id)
+        busy = [j.id for j in self.queue.list(capture_id=capture_id) if j.state in ("running", "queued")]
+        if busy:
+            raise JobError(f"jobs {busy} are queued or running on it; cancel them first", capture_id)
+        trash = capture.root.with_name(f".deleting-{capture_id}")
+        capture.root.rename(trash)
+        shutil.rmtree(trash, ignore_errors=True)
+
+    # -- processing and jobs -------------------------------------------------------------------
+
+    def process(self, capture_id: str, method: str = "auto", detail: str = "medium") -> Job:
+        manifest = self.workspace.capture(capture_id).load()
+        metric_depth = manifest.scale == "metric" and any(f.depth and f.pose for f in manifest.frames)
+        steps = plan_steps(method, detail, metric_depth=metric_depth, known=registered_stages())
+        return self.queue.submit(capture_id, steps)
+
+    def submit(self, capture_id: str, steps: list[Step]) -> Job:
+        return self.queue.submit(capture_id, steps)
+
+    def jobs(self, limit: int = 200) -> list[Job]:
+        return self.queue.list(limit=limit)
+
+    def job(self, job_id: int) -> Job:
+        return self.queue.get(job_id)
+
+    def job_events(self, job_id: int, after_id: int = 0) -> list[JobEvent]:
+        return self.queue.events(job_id, after_id)
+
+    def cancel_job(self, job_id: int) -> Job:
+        return self.queue.cancel(job_id)
+
+    def retry_job(self, job_id: int) -> Job:
+        return self.queue.retry(job_id)
+
+    def resume_job(self, job_id: int) -> Job:
+        return self.queue.resume(job_id)
+
+    def delete_job(self, job_id: int) -> None:
+        self.queue.delete(job_id)
+
+    def start_worker(self) -> None:
+        """Run queued jobs in a background thread (their stages in child processes)."""
+        if self._worker_thread is not None:
+            return
+        from core.worker import Worker
+
+        stop = threading.Event()
+        worker = Worker(JobQueue(self.workspace), self.runner, poll_s=0.3, heartbeat_s=0.5)
+
+        def run() -> None:
+            worker.run_forever(stop)
+
+        self._worker_stop = stop
+        self._worker_thread = threading.Thread(target=run, name="desktop-job-worker", daemon=True)
+        self._worker_thread.start()
+
+    def stop_worker(self, timeout_s: float = 20.0) -> None:
+        """Stop the worker; a job it was running goes back to the queue (resumed next start)."""
+        if self._worker_thread is None or self._worker_stop is None:
+            return
+        self._worker_stop.set()
+        self._worker_thread.join(timeout_s)
+        self._worker_thread = self._worker_stop = None
+
+    @property
+    def worker_running(self) -> bool:
+        return self._worker_thread is not None and self._worker_thread.is_alive()
+
+    # -- capture server ------------------------------------------------------------------------
+
+    def start_server(self, on_ready: Callable[[str], None], on_error: Callable[[str], None], *,
+                     host: str = "0.0.0.0", port: int | None = None, mdns: bool = True,
+                     on_phone: Callable[[Any], None] | None = None) -> None:
+        """Start the capture server on its own thread; ``on_ready(url)`` or ``on_error(message)``
+        is called from that thread."""
+        if self._server is not None:
+            return
+        from capture_server.server import CaptureServer
+
+        try:
+            server = CaptureServer(self.workspace, host=host, port=port, mdns=mdns, run_worker=False)
+        except ScanBridgeError as e:
+            on_error(str(e))
+            return
+        if on_phone is not None:
+            server.phones.add_listener(on_phone)
+
+        def ready(url: str) -> None:
+            self.server_url = url
+            on_ready(url)
+
+        def run() -> None:
+            try:
+                server.run(ready)
+            except ScanBridgeError as e:
+                on_error(str(e))
+            except Exception as e:  # the server thread must never die silently
+                on_error(f"the capture server stopped: {type(e).__name__}: {e}")
+            finally:
+                self.server_url = None
+
+        thread = threading.Thread(target=run, name="desktop-capture-server", daemon=True)
+        self._server = _ServerHandle(server, thread)
+        thread.start()
+
+    def stop_server(self, timeout_s: float = 15.0) -> None:
+        if self._server is None:
+            return
+        self._server.server.stop()
+        self._server.thread.join(timeout_s)
+        self._server = None
+        self.server_url = None
+
+    def phones(self) -> list[Any]:
+        """Phones seen on the LAN over mDNS (empty while the server is off). Cheap."""
+        return self._server.server.phones.phones() if self._server is not None else []
+
+    # -- devices and pairing -------------------------------------------------------------------
+
+    def _device_store(self) -> Any:
+        if self._devices is None:
+            from capture_server.auth import DeviceStore
+            from capture_server.identity import server_dir
+
+            self._devices = DeviceStore(server_dir(self.workspace))
+        return self._devices
+
+    def _names_path(self) -> Path:
+        return self.workspace.root / "desktop" / DEVICE_NAMES
+
+    def _display_names(self) -> dict[str, str]:
+        try:
+            data = json.loads(self._names_path().read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def devices(self) -> list[DeviceRow]:
+        names = self._display_names()
+        return [DeviceRow(d.id, names.get(d.id, d.name), d.name, d.paired, d.revoked)
+                for d in self._device_store().devices()]
+
+    def rename_device(self, device_id: str, name: str) -> None:
+        name = name.strip()
+        if not name or len(name) > 100:
+            raise InputError("expected a name of 1 to 100 characters", "name")
+        if device_id not in {d.id for d in self._device_store().devices()}:
+            raise NotFoundError("no paired device with this id", device_id)
+        names = self._display_names()
+        names[device_id] = name
+        path = self._names_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, names)
+
+    def revoke_device(self, device_id: str) -> None:
+        self._device_store().revoke(device_id)
+
+    def new_pairing(self) -> PairingInfo:
+        """A one-time code (valid 5 minutes) and the URL the phone opens or scans."""
+        from capture_server.identity import load_or_create_identity
+        from capture_server.server import pairing_url, read_endpoint
+
+        identity = load_or_create_identity(self.workspace)
+        code, expires = self._device_store().new_code()
+        endpoint = {"url": self.server_url} if self.server_url else read_endpoint(self.workspace)
+        url = pairing_url(endpoint, self.settings(), identity.fingerprint, code)
+        return PairingInfo(code, url, identity.fingerprint, expires)
+
+    # -- results -------------------------------------------------------------------------------
+
+    def result_files(self, capture_id: str) -> list[ResultFile]:
+        return capture_info.result_files(self.workspace.capture(capture_id))
+
+    def share_link(self, capture_id: str, name: str = "model.usdz") -> str:
+        """The link a phone opens for a result (the server's results route)."""
+        if not self.server_url:
+            raise ConfigError("the capture server is not running; start it in Settings", "server")
+        return f"{self.server_url}/v1/captures/{capture_id}/results/{name}"
+
+    def export(self, capture_id: str, source: Path, fmt: str, detail: str, dest: Path | None = None) -> Path:
+        """Write a result as .usdz/.glb/.obj/.ply at a detail preset (default: into exports/)."""
+        from desktop.export_bridge import export_result
+
+        capture = self.workspace.capture(capture_id)
+        dest = dest or capture.exports_dir / f"model.{fmt}"
+        return export_result(Path(source), Path(dest), detail, name=capture.load().name)
+
+    # -- shutdown ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.stop_server()
+        self.stop_worker()
+        self.queue.close()
+
+
+def wait_for(predicate: Callable[[], bool], timeout_s: float, poll_s: float = 0.05) -> bool:
+    """Poll ``predicate`` until it holds or ``timeout_s`` passes (for scripts and shutdown)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(poll_s)
+    return predicate()

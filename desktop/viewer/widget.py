@@ -1,0 +1,191 @@
+"""The 3D viewer widget: orbit (left drag), pan (right/middle drag or Shift+left), zoom (wheel),
+reset (double click). Renders in software on a pool thread, so it works without OpenGL (offscreen,
+remote desktops) and never blocks the GUI; a quick point preview follows the mouse while dragging."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QPointF, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPen, QWheelEvent
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from desktop.tasks import TaskRunner
+from desktop.viewer.camera import OrbitCamera, framing
+from desktop.viewer.render import Rendered, render
+from desktop.viewer.scene import Scene, ViewPoints
+from recon.export.texture_io import sample_texture
+
+PREVIEW_POINTS = 60_000
+FRUSTUM = QColor(120, 200, 255)
+FRUSTUM_FLAGGED = QColor(255, 170, 60)
+
+
+def _preview_of(scene: Scene) -> Scene:
+    """The scene as a light point cloud: mesh vertices with their colours, subsampled."""
+    clouds = list(scene.points)
+    for mesh in scene.meshes:
+        colors = mesh.vertex_colors
+        if mesh.textured:
+            colors = np.zeros((len(mesh.vertices), 3), np.uint8)
+            corner = sample_texture(mesh.texture, mesh.corner_uvs.reshape(-1, 2))  # (3M, 3)
+            colors[mesh.faces.reshape(-1)] = np.clip(corner, 0, 255).astype(np.uint8)
+        clouds.append(ViewPoints(mesh.vertices, colors))
+    out = []
+    total = sum(len(c.points) for c in clouds) or 1
+    rng = np.random.default_rng(0)
+    for c in clouds:
+        n = max(1, int(PREVIEW_POINTS * len(c.points) / total))
+        if len(c.points) > n:
+            keep = rng.choice(len(c.points), n, replace=False)
+            c = ViewPoints(c.points[keep], None if c.colors is None else c.colors[keep])
+        out.append(c)
+    return Scene(points=out, frusta=scene.frusta)
+
+
+def to_qimage(rgb: np.ndarray) -> QImage:
+    rgb = np.ascontiguousarray(rgb)
+    h, w, _ = rgb.shape
+    return QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+
+
+class ViewerWidget(QWidget):
+    """Shows a Scene. ``rendered`` fires after each full-quality frame (tests and screenshots wait on it)."""
+
+    rendered = Signal()
+
+    def __init__(self, parent: QWidget | None = None, *, placeholder: str = "Nothing to show yet") -> None:
+        super().__init__(parent)
+        self.setMinimumSize(240, 180)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setMouseTracking(False)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.placeholder = placeholder
+        self.scene = Scene()
+        self.camera = OrbitCamera()
+        self._preview = Scene()
+        self._image: QImage | None = None
+        self._lines = np.zeros((0, 2, 2))
+        self._line_flags = np.zeros(0, bool)
+        self._image_size = (1, 1)
+        self._generation = 0
+        self._drag_start: QPointF | None = None
+        self._drag_button = Qt.MouseButton.NoButton
+        self._drag_camera = self.camera
+        self.last_render: Rendered | None = None
+        self._tasks = TaskRunner(self, max_threads=1)
+        self._full = QTimer(self, singleShot=True, interval=120)
+        self._full.timeout.connect(self._render_full)
+
+    # -- content -------------------------------------------------------------------------------
+
+    def set_scene(self, scene: Scene, *, reset_camera: bool = True) -> None:
+        self.scene = scene
+        self._preview = _preview_of(scene)
+        if reset_camera or self.scene.empty:
+            self.reset_camera()
+        else:
+            self.request_render()
+
+    def reset_camera(self) -> None:
+        self.camera = framing(self.scene.all_points())
+        self.request_render()
+
+    def set_camera(self, camera: OrbitCamera) -> None:
+        self.camera = camera
+        self.request_render()
+
+    @property
+    def busy(self) -> bool:
+        return self._tasks.pending > 0 or self._full.isActive()
+
+    # -- rendering -----------------------------------------------------------------------------
+
+    def request_render(self, preview: bool = False) -> None:
+        self._generation += 1
+        if preview and not self._preview.empty:
+            w, h = max(1, self.width() // 2), max(1, self.height() // 2)
+            self._show(render(self._preview, self.camera, w, h, point_radius=1), (w, h))
+            self._full.start()
+        else:
+            self._full.start(0)
+
+    def _render_full(self) -> None:
+        generation, scene, camera = self._generation, self.scene, self.camera
+        w, h = max(1, self.width()), max(1, self.height())
+        if scene.empty:
+            self._image = None
+            self.update()
+            self.rendered.emit()
+            return
+
+        def done(result: Rendered) -> None:
+            if generation == self._generation:
+                self.last_render = result
+                self._show(result, (w, h))
+                self.rendered.emit()
+
+        self._tasks.run(lambda: render(scene, camera, w, h), done, self._failed)
+
+    def _failed(self, error: BaseException) -> None:
+        self.placeholder = f"Cannot draw this: {error}"
+        self._image = None
+        self.update()
+        self.rendered.emit()
+
+    def _show(self, result: Rendered, size: tuple[int, int]) -> None:
+        self._image = to_qimage(result.rgb)
+        self._lines, self._line_flags, self._image_size = result.lines, result.line_flags, size
+        self.update()
+
+    def current_image(self) -> QImage | None:
+        return self._image
+
+    def paintEvent(self, event: object) -> None:  # noqa: N802 (Qt's name)
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        if self._image is None:
+            painter.fillRect(self.rect(), QColor(34, 37, 43))
+            painter.setPen(QColor(150, 155, 165))
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.placeholder)
+            return
+        painter.drawImage(self.rect(), self._image)
+        sx = self.width() / self._image_size[0]
+        sy = self.height() / self._image_size[1]
+        for flagged in (False, True):
+            painter.setPen(QPen(FRUSTUM_FLAGGED if flagged else FRUSTUM, 1.2))
+            for (x0, y0), (x1, y1) in self._lines[self._line_flags == flagged]:
+                painter.drawLine(QPointF(x0 * sx, y0 * sy), QPointF(x1 * sx, y1 * sy))
+
+    def resizeEvent(self, event: object) -> None:  # noqa: N802
+        self.request_render()
+
+    # -- mouse ---------------------------------------------------------------------------------
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        self._drag_start = event.position()
+        self._drag_button = event.button()
+        if event.modifiers() & Qt.KeyboardModifier.ShiftModifier:
+            self._drag_button = Qt.MouseButton.RightButton
+        self._drag_camera = self.camera
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self._drag_start is None:
+            return
+        d = event.position() - self._drag_start
+        if self._drag_button == Qt.MouseButton.LeftButton:
+            self.camera = self._drag_camera.orbited(-d.x() * 0.4, d.y() * 0.4)
+        else:
+            self.camera = self._drag_camera.panned(d.x(), d.y(), max(1, self.height()))
+        self.request_render(preview=True)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        self._drag_start = None
+        self.request_render()
+
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        self.reset_camera()
+
+    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802
+        steps = event.angleDelta().y() / 120.0
+        self.camera = self.camera.zoomed(1.15 ** steps)
+        self.request_render(preview=True)
