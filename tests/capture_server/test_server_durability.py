@@ -45,7 +45,7 @@ def test_tuspy_resumes_against_a_restarted_server(server_process: ServerProcess,
     token = pair(server_process.workspace)
     with client(url, token) as c:
         cid = new_capture(c, "import")
-    data = random.Random(1).randbytes(24 * 1024 * 1024)
+    data = random.Random(1).randbytes(12 * 1024 * 1024)
     src = tmp_path / "walkaround.mov"
     src.write_bytes(data)
     headers = {"Authorization": f"Bearer {token}"}
