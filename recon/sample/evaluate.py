@@ -1,7 +1,9 @@
-"""How close estimated camera poses are to the sample's true ones (known because we rendered them).
+"""How close results are to the sample's truth (known because we rendered it).
 
-SfM poses are in an arbitrary frame and scale, so they are first aligned to the truth with the
-similarity transform (Umeyama) that best maps the estimated camera centres onto the true ones.
+Poses: SfM poses are in an arbitrary frame and scale, so they are first aligned to the truth
+with the similarity transform (Umeyama) that best maps the estimated camera centres onto the
+true ones. Surfaces: Chamfer distance and F-score of reconstructed points (in the sample's
+world frame, metres) against the object's exact surface.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 
 from core.capture import CaptureFolder
 from core.errors import InputError
+from recon.sample.scene import OBJECT_BOUNDS, distance_to_object, sample_surface
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
@@ -75,3 +78,51 @@ def capture_pose_errors(capture: CaptureFolder, poses_run_dir: Path) -> dict[str
     """pose_errors of a poses run against the poses stored in the capture (the sample's truth)."""
     truth = {f.id: np.asarray(f.pose, np.float64) for f in capture.load().frames if f.pose is not None}
     return pose_errors(read_poses_json(Path(poses_run_dir) / "poses.json"), truth)
+
+
+def surface_metrics(
+    points: np.ndarray,
+    *,
+    threshold_m: float = 0.01,
+    n_truth: int = 100_000,
+    ground_clearance_m: float = 0.005,
+    crop_margin_m: float = 0.03,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Chamfer distance and F-score of reconstructed ``points`` against the object's surface.
+
+    Points outside the object's bounds (grown by ``crop_margin_m``) or within
+    ``ground_clearance_m`` of the ground are left out (the ground disc is not the object); the
+    true surface is cropped the same way. Accuracy is each kept point's exact distance to the
+    object, completeness each of ``n_truth`` true surface samples' distance to the nearest kept
+    point. Returns points_kept, accuracy_mean_m, completeness_mean_m, chamfer_m (their mean),
+    precision, recall and fscore at ``threshold_m``.
+
+    points: (N, 3) metres in the sample's world frame (+Y up, ground y = 0)
+    """
+    from scipy.spatial import cKDTree
+
+    points = np.asarray(points, np.float64).reshape(-1, 3)
+    lo = np.array(OBJECT_BOUNDS[0]) - crop_margin_m
+    hi = np.array(OBJECT_BOUNDS[1]) + crop_margin_m
+    keep = np.all((points >= lo) & (points <= hi), axis=1) & (points[:, 1] >= ground_clearance_m)
+    kept = points[keep]
+    truth, _ = sample_surface(n_truth, seed)
+    truth = truth[truth[:, 1] >= ground_clearance_m]
+    if len(kept) == 0:
+        return {"points_kept": 0, "accuracy_mean_m": math.inf, "completeness_mean_m": math.inf,
+                "chamfer_m": math.inf, "precision": 0.0, "recall": 0.0, "fscore": 0.0}
+    accuracy = distance_to_object(kept)  # (K,)
+    completeness, _ = cKDTree(kept).query(truth)  # (T,)
+    precision = float((accuracy < threshold_m).mean())
+    recall = float((completeness < threshold_m).mean())
+    fscore = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+    return {
+        "points_kept": int(len(kept)),
+        "accuracy_mean_m": float(accuracy.mean()),
+        "completeness_mean_m": float(completeness.mean()),
+        "chamfer_m": float((accuracy.mean() + completeness.mean()) / 2.0),
+        "precision": precision,
+        "recall": recall,
+        "fscore": fscore,
+    }

@@ -70,3 +70,27 @@ def test_too_few_common_frames_and_bad_files_are_errors(tmp_path):
     with pytest.raises(InputError) as e:
         read_poses_json(bad)
     assert str(bad) in str(e.value)
+
+
+def test_surface_metrics_of_the_true_surface_and_of_damaged_copies():
+    from recon.sample import OBJECT_BOUNDS, sample_surface
+    from recon.sample.evaluate import surface_metrics
+
+    pts, normals = sample_surface(30_000, seed=11)
+    perfect = surface_metrics(pts, n_truth=20_000)
+    assert perfect["fscore"] > 0.999 and perfect["chamfer_m"] < 0.002
+    # 3 mm off along the normals: every point is 3 mm away; still inside a 1 cm threshold.
+    off = surface_metrics(pts + 0.003 * normals, n_truth=20_000)
+    assert off["accuracy_mean_m"] == pytest.approx(0.003, abs=2e-4)
+    assert off["fscore"] > 0.99
+    assert surface_metrics(pts + 0.003 * normals, threshold_m=0.002, n_truth=20_000)["precision"] < 0.05
+    # Only the top half: precise but incomplete.
+    half = surface_metrics(pts[pts[:, 1] > 0.125], n_truth=20_000)
+    assert half["precision"] > 0.999 and half["recall"] < 0.75
+    # The ground and far-away points are cropped, not counted against the object.
+    ground = np.random.default_rng(0).uniform([-0.3, 0.0, -0.3], [0.3, 0.001, 0.3], size=(5000, 3))
+    far = np.array([[1.0, 1.0, 1.0], [OBJECT_BOUNDS[1][0] + 0.1, 0.1, 0.0]])
+    cropped = surface_metrics(np.concatenate([pts, ground, far]), n_truth=20_000)
+    assert cropped["points_kept"] <= len(pts)
+    assert cropped["fscore"] > 0.999
+    assert surface_metrics(np.zeros((0, 3)))["fscore"] == 0.0
