@@ -43,6 +43,7 @@ def build_app(
     server_host: str = "0.0.0.0",
     server_port: int | None = None,
     mdns: bool = True,
+    mdns_interfaces: list[str] | None = None,
     runner: Runner | None = None,
 ) -> DesktopApp:
     """The main window over ``workspace`` (needs a QApplication already made)."""
@@ -58,9 +59,10 @@ def build_app(
         services.start_worker()
     if start_server:
         services.start_server(signals.server_ready.emit, signals.server_failed.emit, host=server_host,
-                              port=server_port, mdns=mdns, on_phone=signals.phone_event.emit)
+                              port=server_port, mdns=mdns, mdns_interfaces=mdns_interfaces,
+                              on_phone=signals.phone_event.emit)
     else:
-        signals.server_failed.emit("not started")
+        window.server_status.setText("Capture server: off")
     return DesktopApp(ctx, window)
 
 

@@ -155,10 +155,22 @@ def look_at_point(c2w: np.ndarray) -> np.ndarray:
         return centres.mean(axis=0)
 
 
+def _up_direction(c2w: np.ndarray) -> np.ndarray:
+    """World up from cameras held without roll: perpendicular to every camera's x axis (needs
+    views in two or more directions), pointing like the cameras' mean up (-y); else that mean."""
+    mean_up = -c2w[:, :3, 1].mean(axis=0)
+    mean_up /= max(np.linalg.norm(mean_up), 1e-12)
+    _, s, vt = np.linalg.svd(c2w[:, :3, 0])
+    if len(s) < 2 or s[1] < 0.2 * s[0]:
+        return mean_up
+    up = vt[-1]
+    return up if up @ mean_up >= 0 else -up
+
+
 def coverage(c2w: np.ndarray) -> np.ndarray:
     """(len(ELEVATION_BANDS) - 1, AZIMUTH_SECTORS) int: views per direction around the object.
 
-    Up is the cameras' mean up vector (OpenCV -y); azimuth is measured around it from the first
+    Up is found from the cameras (see _up_direction); azimuth is measured around it from the first
     camera, so the picture does not depend on the world frame SfM happened to choose.
     """
     grid = np.zeros((len(ELEVATION_BANDS) - 1, AZIMUTH_SECTORS), np.int64)
@@ -166,8 +178,7 @@ def coverage(c2w: np.ndarray) -> np.ndarray:
     if len(c2w) == 0:
         return grid
     centre = look_at_point(c2w) if len(c2w) >= 2 else c2w[0, :3, 3] + c2w[0, :3, 2]
-    up = -c2w[:, :3, 1].mean(axis=0)
-    up /= max(np.linalg.norm(up), 1e-12)
+    up = _up_direction(c2w)
     d = c2w[:, :3, 3] - centre  # (F, 3)
     d /= np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
     elevation = np.degrees(np.arcsin(np.clip(d @ up, -1.0, 1.0)))  # (F,)
@@ -176,7 +187,8 @@ def coverage(c2w: np.ndarray) -> np.ndarray:
     ref = ref / max(np.linalg.norm(ref), 1e-12)
     side = np.cross(up, ref)
     azimuth = np.degrees(np.arctan2(flat @ side, flat @ ref)) % 360.0  # (F,)
-    az_bin = np.minimum((azimuth / (360.0 / AZIMUTH_SECTORS)).astype(int), AZIMUTH_SECTORS - 1)
+    sector = 360.0 / AZIMUTH_SECTORS
+    az_bin = np.floor((azimuth + sector / 2) / sector).astype(int) % AZIMUTH_SECTORS  # first view centred
     el_bin = np.clip(np.searchsorted(ELEVATION_BANDS, elevation, side="right") - 1, 0, len(grid) - 1)
     np.add.at(grid, (el_bin, az_bin), 1)
     return grid

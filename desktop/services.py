@@ -213,6 +213,7 @@ class Services:
 
     def start_server(self, on_ready: Callable[[str], None], on_error: Callable[[str], None], *,
                      host: str = "0.0.0.0", port: int | None = None, mdns: bool = True,
+                     mdns_interfaces: list[str] | None = None,
                      on_phone: Callable[[Any], None] | None = None) -> None:
         """Start the capture server on its own thread; ``on_ready(url)`` or ``on_error(message)``
         is called from that thread."""
@@ -221,7 +222,8 @@ class Services:
         from capture_server.server import CaptureServer
 
         try:
-            server = CaptureServer(self.workspace, host=host, port=port, mdns=mdns, run_worker=False)
+            server = CaptureServer(self.workspace, host=host, port=port, mdns=mdns,
+                                   mdns_interfaces=mdns_interfaces, run_worker=False)
         except ScanBridgeError as e:
             on_error(str(e))
             return

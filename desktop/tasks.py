@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+from shiboken6 import isValid
 
 
 class _Relay(QObject):
@@ -57,6 +58,8 @@ class TaskRunner(QObject):
         def finish(value: Any, callback: Callable[[Any], None] | None) -> None:
             self._relays.discard(relay)
             relay.deleteLater()
+            if not isValid(self):  # the window (and this runner) went away while the task ran
+                return
             self.busy_changed.emit(len(self._relays))
             if callback is not None:
                 callback(value)
