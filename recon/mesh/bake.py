@@ -35,9 +35,9 @@ def rasterize_uv(uv_mesh: UVMesh, size: int) -> tuple[np.ndarray, np.ndarray, np
     rays = np.zeros((size, size, 6), np.float32)
     rays[..., 0], rays[..., 1], rays[..., 2], rays[..., 5] = xs, ys, 1.0, -1.0
     hits = scene.cast_rays(o3d.core.Tensor(rays))
-    prim = hits["primitive_ids"].numpy().reshape(-1)
+    prim = hits["primitive_ids"].numpy().copy().reshape(-1)
     inside = np.flatnonzero(prim != _MISS)
-    b = hits["primitive_uvs"].numpy().reshape(-1, 2)[inside]  # weights of corners 1 and 2
+    b = hits["primitive_uvs"].numpy().copy().reshape(-1, 2)[inside]  # weights of corners 1 and 2
     bary = np.stack([1.0 - b[:, 0] - b[:, 1], b[:, 0], b[:, 1]], axis=1)
     return inside, prim[inside].astype(np.int64), bary.astype(np.float32)
 

@@ -63,11 +63,11 @@ def fill_small_holes(mesh: Mesh, max_hole_fraction: float = 0.05) -> Mesh:
     if mesh.vertex_colors is not None:
         t.vertex.colors = o3d.core.Tensor(mesh.vertex_colors)
     filled = t.fill_holes(hole_size=max_hole_fraction * diag)
-    v = filled.vertex.positions.numpy()
-    f = filled.triangle.indices.numpy().astype(np.int64)
+    v = filled.vertex.positions.numpy().copy()
+    f = filled.triangle.indices.numpy().copy().astype(np.int64)
     colors = None
     if mesh.vertex_colors is not None:
-        colors = filled.vertex.colors.numpy() if "colors" in filled.vertex else None
+        colors = filled.vertex.colors.numpy().copy() if "colors" in filled.vertex else None
         if colors is None or len(colors) != len(v):
             colors = None
     return Mesh(v, f, colors)

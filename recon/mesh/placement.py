@@ -37,18 +37,19 @@ class Placement:
 
 
 def cameras_up(views: list[PosedView]) -> np.ndarray:
-    """World up from the cameras: the mean camera up (-y of OpenCV cameras), replaced by the
-    normal of the plane the camera centres lie in when they orbit in a plane."""
+    """World up from the cameras. A hand-held camera is rarely rolled, so its x axis is nearly
+    horizontal: up is the direction most perpendicular to every camera's x axis (signed like the
+    mean camera up, -y of OpenCV cameras). When the x axes barely vary (every photo faces the
+    same way) that direction is not determined and the mean camera up is used."""
     if not views:
         raise ReconstructionError("no posed frames to tell which way is up", "frames")
     mean_up = -np.mean([v.c2w[:3, 1] for v in views], axis=0)
     mean_up /= max(np.linalg.norm(mean_up), 1e-12)
-    if len(views) >= 4:
-        centers = np.asarray([v.center for v in views])
-        evals, evecs = np.linalg.eigh(np.cov((centers - centers.mean(0)).T))
-        normal = evecs[:, 0] * np.sign(np.dot(evecs[:, 0], mean_up) or 1.0)
-        planar = evals[0] < 0.05 * evals[1]
-        if planar and np.dot(normal, mean_up) > np.cos(np.radians(35)):
+    x_axes = np.asarray([v.c2w[:3, 0] / np.linalg.norm(v.c2w[:3, 0]) for v in views])  # (V, 3)
+    evals, evecs = np.linalg.eigh(x_axes.T @ x_axes / len(views))
+    if evals[1] > 0.02:  # the x axes span a plane: its normal is up
+        normal = evecs[:, 0] * (1.0 if np.dot(evecs[:, 0], mean_up) >= 0 else -1.0)
+        if np.dot(normal, mean_up) > np.cos(np.radians(45)):
             return normal
     return mean_up
 

@@ -33,16 +33,16 @@ def camera_rays(camera: Camera, c2w: np.ndarray) -> np.ndarray:
 def depth_buffer(scene: o3d.t.geometry.RaycastingScene, camera: Camera, c2w: np.ndarray) -> np.ndarray:
     """z-depth (H, W) float32 of the nearest surface, inf where the ray misses."""
     hits = scene.cast_rays(o3d.core.Tensor(camera_rays(camera, c2w)))
-    return hits["t_hit"].numpy()
+    return hits["t_hit"].numpy().copy()
 
 
 def render_textured(mesh: TexturedMesh, camera: Camera, c2w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Unlit render of a textured mesh: rgb (H, W, 3) uint8 and hit mask (H, W) bool."""
     scene = make_scene(mesh.vertices, mesh.faces)
     hits = scene.cast_rays(o3d.core.Tensor(camera_rays(camera, c2w)))
-    prim = hits["primitive_ids"].numpy().astype(np.int64)  # (H, W)
+    prim = hits["primitive_ids"].numpy().copy().astype(np.int64)  # (H, W)
     hit = prim != np.iinfo(np.uint32).max
-    bary = hits["primitive_uvs"].numpy()  # (H, W, 2): weights of corners 1 and 2
+    bary = hits["primitive_uvs"].numpy().copy()  # (H, W, 2): weights of corners 1 and 2
     corner_uv = mesh.corner_uvs()[np.where(hit, prim, 0)]  # (H, W, 3, 2)
     w1, w2 = bary[..., 0:1], bary[..., 1:2]
     uv = (1 - w1 - w2) * corner_uv[..., 0, :] + w1 * corner_uv[..., 1, :] + w2 * corner_uv[..., 2, :]

@@ -28,10 +28,10 @@ class Mesh:
             raise InputError("faces index vertices that do not exist", "mesh.faces")
         if not np.all(np.isfinite(v)):
             raise InputError("vertices contain NaN or infinity", "mesh.vertices")
-        object.__setattr__(self, "vertices", v.astype(np.float64, copy=False))
-        object.__setattr__(self, "faces", f.astype(np.int64, copy=False))
+        object.__setattr__(self, "vertices", np.array(v, dtype=np.float64))  # own the memory
+        object.__setattr__(self, "faces", np.array(f, dtype=np.int64))
         if self.vertex_colors is not None:
-            c = np.asarray(self.vertex_colors, dtype=np.float64)
+            c = np.array(self.vertex_colors, dtype=np.float64)
             if c.shape != v.shape:
                 raise InputError(f"must have shape {v.shape}, got {c.shape}", "mesh.vertex_colors")
             object.__setattr__(self, "vertex_colors", c)

@@ -71,7 +71,7 @@ def render_object(mesh: Mesh, cam: Camera, c2w: np.ndarray) -> tuple[np.ndarray,
     """The photo: rgb (H, W, 3) uint8 with the analytic colour, and the object mask (H, W)."""
     scene = make_scene(mesh.vertices, mesh.faces)
     rays = camera_rays(cam, c2w)
-    t = scene.cast_rays(o3d.core.Tensor(rays))["t_hit"].numpy()
+    t = scene.cast_rays(o3d.core.Tensor(rays))["t_hit"].numpy().copy()
     hit = np.isfinite(t)
     pts = rays[..., :3] + rays[..., 3:] * np.where(hit, t, 0)[..., None]
     rgb = np.where(hit[..., None], colour_at(pts.reshape(-1, 3)).reshape(*t.shape, 3), BACKGROUND)
