@@ -7,18 +7,21 @@ import errno
 import json
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs
 
 import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 from capture_server.auth import DeviceStore, FailureLimiter
 from capture_server.captures import CaptureService
-from capture_server.errors import RateLimited, RequestError, StorageFull, Unauthorized, http_status
+from capture_server.errors import Conflict, RateLimited, RequestError, StorageFull, Unauthorized, http_status
 from capture_server.identity import ServerIdentity
+from capture_server.live import LiveRecorder, parse_frame_message
 from capture_server.openapi import openapi_schema
 from capture_server.tus import TusEndpoint, tus_headers
 from capture_server.uploads import UploadStore
@@ -44,6 +47,7 @@ class ServerState:
     captures: CaptureService
     limiter: FailureLimiter = field(default_factory=FailureLimiter)
     capture_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    live_streams: set[str] = field(default_factory=set)  # captures with an open live WebSocket
 
     def info(self) -> dict[str, Any]:
         return {
@@ -76,16 +80,24 @@ class TokenGate:
         self.devices = devices
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (scope["method"], scope["path"]) in PUBLIC:
+        if scope["type"] not in ("http", "websocket") or (
+                scope["type"] == "http" and (scope["method"], scope["path"]) in PUBLIC):
             await self.app(scope, receive, send)
             return
         header = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
         scheme, _, token = header.partition(" ")
+        if scope["type"] == "websocket" and not token:  # browsers cannot set headers on a WebSocket
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            scheme, token = "bearer", (query.get("access_token") or [""])[0]
         try:
             if scheme.lower() != "bearer" or not token.strip():
                 raise Unauthorized("send Authorization: Bearer <device token>; pair first", "Authorization")
             device = self.devices.authenticate(token.strip())
         except ScanBridgeError as e:
+            if scope["type"] == "websocket":
+                await receive()  # websocket.connect; closing before accept refuses the handshake
+                await send({"type": "websocket.close", "code": 4401, "reason": str(e)[:120]})
+                return
             await error_response(e, tus=scope["path"].startswith("/v1/uploads"))(scope, receive, send)
             return
         scope.setdefault("state", {})["device"] = device
@@ -100,6 +112,43 @@ async def _json_body(request: Request) -> Any:
         return json.loads(raw or b"{}")
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise RequestError(f"not valid JSON ({e})", "body") from None
+
+
+async def live_stream(state: ServerState, ws: WebSocket) -> None:
+    """Receive live RGB-D frames for an rgbd capture; ack each stored one, close with 4xxx
+    (4000 + the HTTP status) and a JSON error on the first bad one."""
+    cid = ws.path_params["capture_id"]
+    try:
+        capture = await anyio.to_thread.run_sync(state.uploads.receiving_capture, cid)
+        if capture.load().mode != "rgbd":
+            raise Conflict("live frames go to captures in mode rgbd", "mode")
+        if cid in state.live_streams:
+            raise Conflict("a live stream is already open for this capture", cid)
+    except ScanBridgeError as e:  # accept, so the client gets the reason, then close
+        await ws.accept()
+        await ws.send_json({"error": str(e), "where": e.where, "type": type(e).__name__})
+        await ws.close(code=4000 + http_status(e), reason=str(e)[:120])
+        return
+    state.live_streams.add(cid)
+    try:
+        await ws.accept()
+        recorder = await anyio.to_thread.run_sync(LiveRecorder, capture)
+        while True:
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            try:
+                if message.get("bytes") is None:
+                    raise RequestError("frames are binary messages", "frame")
+                frame = parse_frame_message(message["bytes"])
+                stored = await anyio.to_thread.run_sync(recorder.store, frame)
+            except ScanBridgeError as e:
+                await ws.send_json({"error": str(e), "where": e.where, "type": type(e).__name__})
+                await ws.close(code=4000 + http_status(e), reason=str(e)[:120])
+                return
+            await ws.send_json({"ack": frame.index, "frames": stored})
+    finally:
+        state.live_streams.discard(cid)
 
 
 def build_app(state: ServerState) -> Starlette:
@@ -142,6 +191,8 @@ def build_app(state: ServerState) -> Starlette:
 
     async def finish(request: Request) -> Response:
         cid = request.path_params["capture_id"]
+        if cid in state.live_streams:
+            raise Conflict("a live stream is still open for this capture", cid)
         async with state.capture_locks.setdefault(cid, asyncio.Lock()):
             out = await anyio.to_thread.run_sync(state.captures.finish, cid, state.settings)
         return JSONResponse(out, status_code=202 if out.get("job") else 200)
@@ -156,6 +207,9 @@ def build_app(state: ServerState) -> Starlette:
             return JSONResponse({"job": None, "events": []})
         events = await anyio.to_thread.run_sync(state.captures.jobs.events, job["job"]["id"], int(after))
         return JSONResponse({"job": job["job"], "events": events})
+
+    async def live(ws: WebSocket) -> None:
+        await live_stream(state, ws)
 
     async def results(request: Request) -> Response:
         cid = request.path_params["capture_id"]
@@ -177,6 +231,7 @@ def build_app(state: ServerState) -> Starlette:
         Route("/v1/captures/{capture_id}/finish", finish, methods=["POST"]),
         Route("/v1/captures/{capture_id}/events", job_events, methods=["GET"]),
         Route("/v1/captures/{capture_id}/results", results, methods=["GET"]),
+        WebSocketRoute("/v1/captures/{capture_id}/live", live, name="live"),
         Route("/v1/captures/{capture_id}/results/{name}", result_file, methods=["GET"]),
         *tus.routes(),
     ]

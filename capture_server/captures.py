@@ -9,6 +9,7 @@ from typing import Any
 
 from capture_server.errors import Conflict, RequestError
 from capture_server.jobs_link import JobLink, plan_for
+from capture_server.live import frames_from_journal
 from capture_server.names import path_inside, safe_relative_name
 from capture_server.uploads import UPLOADS_DIR, UploadStore
 from core.capture import MODES, Manifest, utc_now
@@ -113,6 +114,11 @@ class CaptureService:
         if not files:
             raise RequestError("no files were uploaded to this capture", capture_id)
         manifest = capture.load()
+        live = frames_from_journal(capture)
+        if live:  # frames that arrived over the live WebSocket are already normalised
+            metric = any(f.depth for f in live) and all(f.pose is not None for f in live)
+            manifest = dataclasses.replace(manifest, frames=tuple(live),
+                                           scale="metric" if metric else manifest.scale)
         steps, reason = plan_for(manifest.mode, settings) if self.jobs else ([], "no job queue")
         source = {**manifest.source, "received": utc_now(), "files": files}
         status = "processing" if steps else "new"

@@ -17,6 +17,7 @@ from typing import Any
 
 from capture_server.client import ServerError, ServerSession, client_state_dir
 from capture_server.names import MAX_DEPTH
+from capture_server.replay import is_stray_folder, stray_frames, stream_live
 from core.errors import ConfigError, InputError
 from core.fsio import atomic_write_json
 
@@ -34,6 +35,10 @@ def add_send_command(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--name", default=None, help="capture name (default: the folder or file name)")
     p.add_argument("--device-name", default=None, help="name to pair as (default: this computer's)")
     p.add_argument("--no-finish", action="store_true", help="upload only; do not finish the capture")
+    p.add_argument("--live", action="store_true",
+                   help="replay a Stray Scanner folder as a live RGB-D stream instead of uploading files")
+    p.add_argument("--speed", type=float, default=1.0,
+                   help="with --live: times the recorded frame rate (0 = as fast as acknowledged)")
     p.add_argument("--mdns-interface", action="append", default=None, metavar="ADDR")
     p.add_argument("--discover-timeout", type=float, default=5.0, metavar="S")
     p.set_defaults(func=_send)
@@ -87,7 +92,9 @@ def _load(path: Path) -> dict[str, Any]:
 
 def _send(args: argparse.Namespace) -> int:
     source = args.path.expanduser().resolve()
-    files = source_files(source)
+    if args.live and not is_stray_folder(source):
+        raise InputError("--live replays a Stray Scanner folder (odometry.csv and depth/)", source)
+    files = [] if args.live else source_files(source)
     url, fingerprint = _server_url(args)
     state = client_state_dir()
     servers_path = state / "servers.json"
@@ -108,6 +115,8 @@ def _send(args: argparse.Namespace) -> int:
         else:
             raise ConfigError("not paired with this server; run `scanbridge pair` there and pass --code",
                               "--code")
+        if args.live:
+            return _send_live(session, source, args)
         key = hashlib.sha256(f"{server_id}:{source}".encode()).hexdigest()[:16]
         journal_path = state / f"journal-{key}.json"
         journal = _load(journal_path)
@@ -147,5 +156,16 @@ def _send(args: argparse.Namespace) -> int:
         result = session.capture(capture_id) if args.no_finish else session.finish(capture_id)
         journal_path.unlink(missing_ok=True)
     print(json.dumps({"capture_id": capture_id, "status": result["status"], "files": len(files),
+                      "job": result.get("job")}))
+    return 0
+
+
+def _send_live(session: ServerSession, source: Path, args: argparse.Namespace) -> int:
+    created = session.create_capture("rgbd", args.name or source.stem,
+                                     {"app": "scanbridge send --live", "host": socket.gethostname()})
+    capture_id = created["id"]
+    stored = stream_live(session, capture_id, stray_frames(source), args.speed)
+    result = session.capture(capture_id) if args.no_finish else session.finish(capture_id)
+    print(json.dumps({"capture_id": capture_id, "status": result["status"], "frames": stored,
                       "job": result.get("job")}))
     return 0

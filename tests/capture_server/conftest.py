@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +23,11 @@ from core.settings import Settings, save_settings
 from core.workspace import Workspace
 
 REPO = Path(__file__).resolve().parents[2]
+STRAY = Path(__file__).resolve().parents[3] / "shared" / "data" / "strayscanner-iphone-lidar-depthonly"
+if not STRAY.is_dir():
+    STRAY = Path("/work/shared/data/strayscanner-iphone-lidar-depthonly")
+
+
 
 
 class LiveServer:
@@ -140,3 +146,15 @@ def files_under(root: Path) -> dict[str, int]:
 
 def read_json(path: Path) -> object:
     return json.loads(path.read_text())
+
+
+def small_stray_folder(dst: Path, frames: int = 6) -> Path:
+    """The first frames of the real Stray Scanner export, copied into the test's temp folder."""
+    dst.mkdir()
+    for name in ("camera_matrix.csv", "odometry.csv"):
+        shutil.copy(STRAY / name, dst / name)
+    for sub in ("depth", "confidence"):
+        (dst / sub).mkdir()
+        for p in sorted((STRAY / sub).iterdir())[:frames]:
+            shutil.copy(p, dst / sub / p.name)
+    return dst

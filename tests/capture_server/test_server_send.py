@@ -6,37 +6,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, LiveServer
+from conftest import REPO, STRAY, LiveServer, small_stray_folder
 
 from core.settings import Settings
-
-STRAY = Path(__file__).resolve().parents[3] / "shared" / "data" / "strayscanner-iphone-lidar-depthonly"
-if not STRAY.is_dir():
-    STRAY = Path("/work/shared/data/strayscanner-iphone-lidar-depthonly")
 
 
 def send(client_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SCANBRIDGE_CLIENT_DIR": str(client_dir), "PYTHONPATH": str(REPO)}
     return subprocess.run([sys.executable, "-m", "capture_server", "send", *args], capture_output=True,
                           text=True, cwd=REPO, env=env, timeout=120, check=False)
-
-
-def small_stray_folder(dst: Path, frames: int = 6) -> Path:
-    """The first frames of the real Stray Scanner export, copied into the test's temp folder."""
-    dst.mkdir()
-    for name in ("camera_matrix.csv", "odometry.csv"):
-        shutil.copy(STRAY / name, dst / name)
-    for sub in ("depth", "confidence"):
-        (dst / sub).mkdir()
-        for p in sorted((STRAY / sub).iterdir())[:frames]:
-            shutil.copy(p, dst / sub / p.name)
-    return dst
 
 
 @pytest.fixture

@@ -1,0 +1,149 @@
+"""Live RGB-D over the WebSocket: a real Stray Scanner recording replayed by ``send --live``, and
+malformed frames, wrong captures and missing tokens refused without writing anything."""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPO, STRAY, LiveServer, files_under, new_capture, small_stray_folder
+from PIL import Image
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
+
+from capture_server.replay import encode_frame, pose_from_quaternion
+
+CAMERA = {"width": 64, "height": 48, "fx": 50.0, "fy": 50.0, "cx": 32.0, "cy": 24.0}
+
+
+def ws_connect(server: LiveServer, capture_id: str, token: str | None):  # noqa: ANN201
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    url = server.url.replace("https://", "wss://") + f"/v1/captures/{capture_id}/live"
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return connect(url, ssl=context, additional_headers=headers, proxy=None, open_timeout=10)
+
+
+def frame(index: int = 0, **changes: object) -> bytes:
+    depth = np.full((12, 16), 1500, dtype=np.uint16)  # (H, W) mm
+    confidence = np.full((12, 16), 2, dtype=np.uint8)
+    header = {"index": index, "timestamp": 1.0, "camera": CAMERA, "pose": np.eye(4).tolist(),
+              "color_bytes": 0, "depth": {"width": 16, "height": 12}, "confidence": True, **changes}
+    return encode_frame(header, b"", depth, confidence)
+
+
+def send_cli(client_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SCANBRIDGE_CLIENT_DIR": str(client_dir), "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "capture_server", "send", *args], capture_output=True,
+                          text=True, cwd=REPO, env=env, timeout=300, check=False)
+
+
+def replay_and_check(server: LiveServer, folder: Path, tmp_path: Path, speed: str) -> None:
+    code, _ = server.devices.new_code()
+    port = server.url.rsplit(":", 1)[1]
+    result = send_cli(tmp_path / "client", str(folder), "--live", "--speed", speed, "--code", code,
+                      "--server", f"127.0.0.1:{port}")
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    depth_files = sorted((folder / "depth").iterdir())
+    assert out["frames"] == len(depth_files)
+    capture = server.workspace.capture(out["capture_id"])
+    manifest = capture.load()
+    assert manifest.mode == "rgbd" and manifest.scale == "metric"
+    assert len(manifest.frames) == len(depth_files)
+    rows = (folder / "odometry.csv").read_text().splitlines()[1:]
+    for fr, src, row in zip(manifest.frames, depth_files, rows, strict=True):
+        stored = np.asarray(Image.open(capture.path(fr.depth)))
+        assert np.array_equal(stored, np.asarray(Image.open(src)))
+        conf = np.asarray(Image.open(capture.path(fr.confidence)))
+        assert np.array_equal(conf, np.asarray(Image.open(folder / "confidence" / src.name)))
+        values = [float(v) for v in row.split(",")]
+        arkit = np.asarray(pose_from_quaternion(values[2:5], values[5:9]))
+        assert np.allclose(np.asarray(fr.pose), arkit @ np.diag([1.0, -1.0, -1.0, 1.0]))
+        assert fr.camera.width == 1924 and fr.depth_scale == 0.001
+    assert [f.timestamp for f in manifest.frames] == sorted(f.timestamp for f in manifest.frames)
+
+
+@pytest.mark.skipif(not STRAY.is_dir(), reason="needs ../shared/data")
+def test_send_live_replays_a_stray_scanner_recording(live_server: LiveServer, tmp_path: Path) -> None:
+    folder = small_stray_folder(tmp_path / "stray", frames=30)
+    odometry = (folder / "odometry.csv").read_text().splitlines()
+    (folder / "odometry.csv").write_text("\n".join(odometry[:31]) + "\n")
+    replay_and_check(live_server, folder, tmp_path, speed="1")  # 30 frames at 60 Hz: half a second
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not STRAY.is_dir(), reason="needs ../shared/data")
+def test_send_live_replays_the_whole_recording_at_its_frame_rate(live_server: LiveServer,
+                                                                 tmp_path: Path) -> None:
+    replay_and_check(live_server, STRAY, tmp_path, speed="1")
+
+
+@pytest.mark.parametrize("bad, where", [
+    (b"\x00\x00", "frame"),
+    (struct.pack(">I", 500) + b"{}", "frame"),
+    (struct.pack(">I", 5) + b"nojs!", "header"),
+    (frame(index=-1), "index"),
+    (frame(index="7"), "index"),
+    (frame(camera={**CAMERA, "fx": -1}), "camera.fx"),
+    (frame(pose=[[1, 0, 0]]), "pose"),
+    (frame(depth={"width": 17, "height": 12}), "frame"),
+    (frame(color_bytes=3), "frame"),
+    (frame()[:-1], "frame"),
+    (frame(depth={"width": 5000, "height": 5000}), "depth"),
+    (encode_frame({"index": 0, "timestamp": 0, "camera": CAMERA, "pose": None, "color_bytes": 4,
+                   "depth": None, "confidence": False}, b"GIF8", None, None), "color_bytes"),
+])
+def test_malformed_frames_are_refused_and_write_nothing(live_server: LiveServer, bad: bytes,
+                                                        where: str) -> None:
+    token = live_server.token()
+    with live_server.client(token) as c:
+        cid = new_capture(c, "rgbd")
+    before = files_under(live_server.workspace.root)
+    with ws_connect(live_server, cid, token) as ws:
+        ws.send(frame(index=0))
+        assert json.loads(ws.recv())["ack"] == 0
+        after_good = files_under(live_server.workspace.root)
+        ws.send(bad)
+        reply = json.loads(ws.recv())
+        assert reply["where"] == where, reply
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv()
+        assert closed.value.rcvd.code == 4400
+    assert files_under(live_server.workspace.root) == after_good != before
+
+
+def test_duplicates_wrong_captures_and_missing_tokens_are_refused(live_server: LiveServer) -> None:
+    token = live_server.token()
+    with live_server.client(token) as c:
+        rgbd = new_capture(c, "rgbd")
+        photos = new_capture(c, "free")
+    with ws_connect(live_server, rgbd, token) as ws:
+        ws.send(frame(index=3))
+        assert json.loads(ws.recv())["frames"] == 1
+        ws.send(frame(index=3))
+        assert json.loads(ws.recv())["where"] == "index 3"
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv()
+        assert closed.value.rcvd.code == 4409
+    with ws_connect(live_server, photos, token) as ws:
+        assert json.loads(ws.recv())["where"] == "mode"
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv()
+    assert closed.value.rcvd.code == 4409 and "rgbd" in closed.value.rcvd.reason
+    revoked = live_server.token("to revoke")
+    live_server.devices.revoke(next(d.id for d in live_server.devices.devices() if d.name == "to revoke"))
+    for bad_token in (None, "garbage", revoked):
+        with pytest.raises(InvalidStatus) as refused:
+            ws_connect(live_server, rgbd, bad_token)
+        assert refused.value.response.status_code == 403
+    with live_server.client(token) as c:  # the stream's frame becomes the manifest's frame at finish
+        assert c.post(f"/v1/captures/{rgbd}/finish").status_code in (200, 202)
+    assert [f.id for f in live_server.workspace.capture(rgbd).load().frames] == ["frame_000003"]
