@@ -88,7 +88,9 @@ def transforms_json(
         "k1": 0.0, "k2": 0.0, "p1": 0.0, "p2": 0.0,
         "depth_unit_scale_factor": 0.001,
         "frames": frames,
-        # Not a nerfstudio key; readers that do not know it ignore it.
+        # Not nerfstudio keys; readers that do not know them ignore them. "scale" uses the
+        # capture manifest's word for it: poses and depth are in metres.
+        "scale": "metric",
         "scanbridge_sample": {
             "generator": "recon.sample (procedural scene, ray cast with numpy)",
             "units": "metres", "world": "+Y up, ground plane y = 0, object at the origin",

@@ -34,6 +34,7 @@ def test_writes_a_nerfstudio_dataset_that_round_trips(tmp_path, small_views):
     cam = small_views[0].camera
     assert (data["w"], data["h"], data["fl_x"], data["cx"]) == (cam.width, cam.height, cam.fx, cam.cx)
     assert len(data["frames"]) == 3
+    assert data["scale"] == "metric"
     for view, frame in zip(small_views, data["frames"], strict=True):
         # OpenGL pose back to OpenCV: the same map undoes itself.
         pose = opencv_to_opengl(np.array(frame["transform_matrix"]))
