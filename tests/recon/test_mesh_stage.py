@@ -1,0 +1,127 @@
+"""The ``mesh`` stage end to end: a ray-cast RGB-D orbit, fused by the fusion stage, then
+cropped, cleaned, decimated, placed and textured; the result re-renders like held-out photos."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from mesh_synth import psnr
+
+from core.capture import Frame, Manifest, utc_now
+from core.errors import ConfigError, InputError
+from core.stages import execute_stage, read_status
+from core.workspace import Workspace
+from recon.mesh.raycast import render_textured
+from recon.mesh.stage import MeshStageConfig, load_result
+from recon.sample.scene import OBJECT_BOUNDS, ORBIT_TARGET, look_at, render_orbit, render_view
+
+MESH = "recon.mesh.stage:STAGE"
+FUSION = "recon.fusion.stage:STAGE"
+SIZE = (256, 192)
+OPTIONS = {"detail": "preview", "texture_size": 512}
+
+
+@pytest.fixture(scope="module")
+def views():
+    return render_orbit(12, SIZE, elevations_deg=(10.0, 30.0, 55.0), radius_m=0.5)
+
+
+@pytest.fixture(scope="module")
+def fused(tmp_path_factory, views):
+    """A metric RGB-D capture of the sample object and its fusion run."""
+    ws = Workspace(tmp_path_factory.mktemp("ws"))
+    cid = ws.new_capture_id("orbit")
+    with ws.staged_capture(cid) as cap:
+        for d in (cap.images_dir, cap.depth_dir):
+            d.mkdir()
+        frames = []
+        for i, v in enumerate(views):
+            name = f"{i:06d}"
+            depth_mm = np.round(np.where(v.mask, v.depth_m, 0.0) * 1000.0).astype(np.uint16)
+            cv2.imwrite(str(cap.depth_dir / f"{name}.png"), depth_mm)
+            cv2.imwrite(str(cap.images_dir / f"{name}.png"), cv2.cvtColor(v.rgb, cv2.COLOR_RGB2BGR))
+            frames.append(Frame(id=name, camera=v.camera, image=f"images/{name}.png",
+                                pose=tuple(tuple(float(x) for x in row) for row in v.c2w),
+                                depth=f"depth/{name}.png"))
+        cap.save(Manifest(id=cid, name="orbit", created=utc_now(), mode="rgbd", frames=tuple(frames),
+                          status="ingested", scale="metric", source={"kind": "record3d"}))
+    cap = ws.capture(cid)
+    fusion = execute_stage(cap, FUSION, {"preset": "object", "min_weight": 1.0})
+    return cap, fusion.run_dir
+
+
+def test_stage_textures_places_and_is_reused(fused):
+    cap, fusion_run = fused
+    out = execute_stage(cap, MESH, OPTIONS, inputs={"fusion": fusion_run})
+    r = out.result
+    assert read_status(out.run_dir)["state"] == "done"
+    assert r["triangles"] <= 25_000 and r["scale"] == "metric" and r["metres_per_unit"] == 1.0
+    for name in r["files"]:
+        assert (out.run_dir / name).is_file(), name
+    mesh, placement = load_result(out.run_dir)
+    assert mesh.texture.shape == (512, 512, 3) and mesh.face_count == r["triangles"]
+    assert placement["scale"] == "metric" and placement["up_source"] == "arkit-gravity"
+
+    lo, hi = mesh.bounds()
+    true_extent = np.subtract(OBJECT_BOUNDS[1], OBJECT_BOUNDS[0])
+    assert abs(lo[1]) < 1e-6 and abs(lo[0] + hi[0]) < 1e-6 and abs(lo[2] + hi[2]) < 1e-6
+    # metric size survives (within the TSDF's own ~1.5 cm bound error, as in test_fusion_stage)
+    assert (hi - lo) == pytest.approx(true_extent, abs=0.015)
+
+    # Held-out photos (between the baking views) against the textured mesh, in the placed frame.
+    m = np.asarray(placement["matrix"])
+    scores = []
+    for k, c2w in enumerate(_held_out_poses()):
+        photo = render_view(views_camera(), c2w, seed=0)
+        placed_c2w = m @ c2w
+        rgb, hit = render_textured(mesh, photo.camera, placed_c2w)
+        both = cv2.erode(photo.mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool) & hit
+        assert both.sum() > 2000, k
+        scores.append(psnr(photo.rgb, rgb, both))
+    # TSDF geometry is ~2-3 mm off and the sample's texture is fine-grained noise, so the bar
+    # sits lower than for exact geometry (test_mesh_bake): a texture that lands on the wrong
+    # place (texture flipped) scores 15-16 dB here and a blank (mean colour) one 16-18 dB.
+    assert min(scores) > 20.0, scores
+
+    again = execute_stage(cap, MESH, OPTIONS, inputs={"fusion": fusion_run})
+    assert again.reused and again.run_dir == out.run_dir
+
+
+def test_bad_input_is_one_clear_error(fused, tmp_path):
+    cap, fusion_run = fused
+    with pytest.raises(ConfigError, match="fusion, mvs, surface"):
+        execute_stage(cap, MESH, OPTIONS)
+    empty = tmp_path / "fusion-empty"
+    empty.mkdir()
+    with pytest.raises(InputError, match="mesh.ply"):
+        execute_stage(cap, MESH, OPTIONS, inputs={"fusion": empty})
+    broken = tmp_path / "fusion-broken"
+    broken.mkdir()
+    (broken / "mesh.ply").write_text("ply\nformat ascii 1.0\nend_header\n")
+    with pytest.raises(InputError, match="mesh.ply"):
+        execute_stage(cap, MESH, OPTIONS, inputs={"fusion": broken})
+    for key, value in [("detail", "huge"), ("crop", "box"), ("up", "north"), ("texture_size", 10),
+                       ("crop_box", [0, 0, 0, 1, 1]), ("marker_dictionary", "DICT_X")]:
+        with pytest.raises(ConfigError) as e:
+            execute_stage(cap, MESH, {key: value}, inputs={"fusion": fusion_run})
+        assert key in str(e.value) or (key == "crop" and "crop_box" in str(e.value)) or key == "detail"
+
+
+def test_default_config_is_2048_texture():
+    c = MeshStageConfig()
+    assert c.texture_size == 2048 and c.marker_size_m == 0.10 and c.marker_dictionary == "DICT_4X4_50"
+
+
+def views_camera():
+    return render_orbit(1, SIZE)[0].camera
+
+
+def _held_out_poses() -> list[np.ndarray]:
+    """Three cameras at 25 degrees elevation, at azimuths between the orbit's."""
+    out = []
+    for az in np.radians([37.0, 157.0, 277.0]):
+        el = np.radians(25.0)
+        eye = ORBIT_TARGET + 0.5 * np.array([np.cos(el) * np.sin(az), np.sin(el), np.cos(el) * np.cos(az)])
+        out.append(look_at(eye, ORBIT_TARGET))
+    return out
