@@ -22,6 +22,7 @@ from recon.poses.config import PosesConfig, attempt_ladder
 from recon.poses.diagnose import unregistered_reasons
 from recon.poses.features import colmap_camera, image_entries
 from recon.poses.known_poses import depth_points, triangulate_known
+from recon.poses.merge import add_posed_images, merge_models
 from recon.poses.outputs import (
     PosedFrame,
     c2w_from_image,
@@ -138,6 +139,15 @@ def _run_sfm(ctx: StageContext, config: PosesConfig, manifest: Manifest) -> dict
         progress=ctx.progress.sub(0.0, 0.95), cancel=ctx.cancel,
     )
     main = best.models[0] if best.models else None
+    merged_from: dict[str, str] = {}
+    if main is not None and len(attempts) > 1:
+        others = [(a.settings.name, m) for a in attempts if a is not best for m in a.models]
+        merged = merge_models(main, others)
+        add_posed_images(main, merged)
+        frame_of = {e.name: e.frame_id for e in entries}
+        merged_from = {frame_of[m.name]: m.source for m in merged}
+        if merged:
+            ctx.progress.log(f"merged {len(merged)} frame(s) registered only by other attempts")
     registered = registered_names(main) if main is not None else set()
     side = [registered_names(m) for m in best.models[1:]]
     reasons = unregistered_reasons(
@@ -152,7 +162,7 @@ def _run_sfm(ctx: StageContext, config: PosesConfig, manifest: Manifest) -> dict
     posed = _posed_from_model(main, frames) if main is not None else []
     summary = _summary(
         len(posed), len(frames), [a.to_json() for a in attempts], reasons, source="sfm", scale="unscaled",
-        matcher=matcher, mapper=config.mapper, kept_attempt=best.settings.name,
+        matcher=matcher, mapper=config.mapper, kept_attempt=best.settings.name, merged=merged_from,
         database=str(best.database.relative_to(ctx.out_dir)),
     )
     if main is None:

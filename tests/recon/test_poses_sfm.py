@@ -162,3 +162,18 @@ def test_one_image_is_one_clear_error(orbit, tmp_path):
     with pytest.raises(InputError, match="at least 2 images") as info:
         execute_stage(capture, "poses", {})
     assert "capture.json" in str(info.value)
+
+
+def test_global_mapper_registers_the_orbit(orbit, tmp_path):
+    _root, folder, truth = orbit
+    subset = tmp_path / "subset"
+    subset.mkdir()
+    names = {}
+    for k, i in enumerate((0, 6, 1, 7, 2, 8, 3, 9)):
+        names[f"{k}.jpg"] = f"view_{i:02d}.jpg"
+        (subset / f"{k}.jpg").write_bytes((folder / names[f"{k}.jpg"]).read_bytes())
+    capture = ingest(subset, Workspace(tmp_path / "ws"), name="global")
+    outcome = execute_stage(capture, "poses", {"mapper": "global", "max_attempts": 1})
+    assert outcome.result["mapper"] == "global" and outcome.result["registered"] == 8
+    est = {names[f["source_name"]]: np.array(f["c2w"]) for f in _poses(outcome)["frames"]}
+    assert compare_poses(est, truth).median_rotation_deg < 1.0

@@ -136,3 +136,52 @@ def test_ply_is_readable_by_open3d(tmp_path):
     np.testing.assert_allclose(np.asarray(cloud.points), xyz)
     np.testing.assert_allclose(np.asarray(cloud.colors), rgb / 255.0)
     assert not list(Path(tmp_path).glob(".*.tmp"))
+
+
+def _synthetic_model(seed=0):
+    import pycolmap
+
+    pycolmap.set_random_seed(seed)
+    options = pycolmap.SyntheticDatasetOptions()
+    options.num_rigs, options.num_cameras_per_rig, options.num_frames_per_rig = 1, 1, 8
+    options.num_points3D = 50
+    return pycolmap.synthesize_dataset(options)
+
+
+def _c2w(image):
+    c2w = np.eye(4)
+    c2w[:3, :] = image.cam_from_world().inverse().matrix()
+    return c2w
+
+
+def test_merge_adds_frames_another_attempt_registered_in_the_kept_frame():
+    import pycolmap
+
+    from recon.poses.merge import add_posed_images, merge_models
+
+    truth = _synthetic_model()
+    kept = pycolmap.Reconstruction(truth)
+    dropped = sorted(kept.reg_image_ids())[-2:]
+    for image_id in dropped:
+        kept.deregister_frame(kept.image(image_id).frame_id)
+    other = pycolmap.Reconstruction(truth)
+    rotation = pycolmap.Rotation3d(np.array([0.3, -0.2, 0.5]))
+    other.transform(pycolmap.Sim3d(3.0, rotation, np.array([1.0, 2, 3])))
+    partial = pycolmap.Reconstruction(kept)
+    merged = merge_models(kept, [("retry", other)])
+    assert sorted(m.name for m in merged) == sorted(truth.image(i).name for i in dropped)
+    for m in merged:
+        np.testing.assert_allclose(m.c2w, _c2w(truth.find_image_with_name(m.name)), atol=1e-6)
+        assert m.source == "retry"
+    add_posed_images(kept, merged)
+    assert kept.num_reg_images() == truth.num_reg_images()
+    for m in merged:
+        assert kept.find_image_with_name(m.name) is not None
+
+    # A model whose common frames disagree with the kept one is not merged.
+    bent = pycolmap.Reconstruction(truth)
+    first = bent.image(sorted(bent.reg_image_ids())[0])
+    bent.frame(first.frame_id).set_cam_from_world(
+        first.camera_id, pycolmap.Rigid3d(pycolmap.Rotation3d(), np.array([50.0, 0, 0])))
+    assert merge_models(partial, [("bent", bent)]) == []
+    assert len(merge_models(partial, [("bent", bent), ("retry", other)])) == 2
