@@ -24,6 +24,7 @@ class LivePanel(QWidget):
         self.feed = feed
         self.frames = 0
         self.updates = 0
+        self._framed = False
         layout = QVBoxLayout(self)
         self.status = QLabel("Waiting for a phone to stream RGB-D frames…")
         self.status.setStyleSheet("font-size: 15px;")
@@ -35,10 +36,12 @@ class LivePanel(QWidget):
         feed.ended.connect(self.status.setText)
 
     def _show(self, scene: Scene, frames: int, what: str) -> None:
-        first = self.updates == 0
+        has_geometry = len(scene.all_points()) > 0
         self.updates += 1
         self.frames = frames
-        self.viewer.set_scene(scene, reset_camera=first)
+        # Frame the model once, when it first has geometry; after that the user's view stays.
+        self.viewer.set_scene(scene, reset_camera=has_geometry and not self._framed)
+        self._framed = self._framed or has_geometry
         self.status.setText(f"Live: {frames} frames fused · {what}")
 
     def show_mesh(self, mesh: ViewMesh, frames: int) -> None:
