@@ -6,9 +6,10 @@ process, as the GUI and the server run them). Adding a stage to the demo is one 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from core.capture import CaptureFolder
@@ -87,9 +88,9 @@ def _poses_check(capture: CaptureFolder, outcome: StageOutcome) -> str:
 
 
 # One line that says how a stage went; stages not named here get their scalar results.
-SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {"poses": _poses_summary}
+SUMMARIES: Mapping[str, Callable[[dict[str, Any]], str]] = MappingProxyType({"poses": _poses_summary})
 # A comparison with the sample's ground truth, for stages that have one.
-CHECKS: dict[str, Callable[[CaptureFolder, StageOutcome], str]] = {"poses": _poses_check}
+CHECKS: Mapping[str, Callable[[CaptureFolder, StageOutcome], str]] = MappingProxyType({"poses": _poses_check})
 
 
 def describe(result: DemoResult) -> list[str]:
