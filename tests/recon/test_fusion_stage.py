@@ -28,7 +28,7 @@ OBJECT = {"preset": "object", "min_weight": 1.0}
 
 @pytest.fixture(scope="module")
 def views():
-    return render_orbit(12, (256, 192), elevations_deg=(-20.0, 20.0, 55.0), radius_m=0.5)
+    return render_orbit(12, (256, 192), elevations_deg=(5.0, 30.0, 60.0), radius_m=0.5)
 
 
 def make_capture(root: Path, views, *, scale: str = "metric", pose_of=None, extra: tuple[Frame, ...] = ()):

@@ -20,7 +20,7 @@ SIZE = (256, 192)  # the LiDAR depth size of an iPhone
 @pytest.fixture(scope="module")
 def orbit():
     # three rings, so the ball's underside and the box's sides are all seen
-    return render_orbit(24, SIZE, elevations_deg=(-20.0, 15.0, 50.0), radius_m=0.5)
+    return render_orbit(24, SIZE, elevations_deg=(5.0, 30.0, 60.0), radius_m=0.5)
 
 
 def object_depth(view) -> np.ndarray:
