@@ -136,6 +136,13 @@ def openapi_schema(max_upload_bytes: int) -> dict[str, Any]:
                     "job": {"$ref": "#/components/schemas/Job"}, "events": {"type": "array"}}}),
                     **_errors(400, 401, 404)},
             }},
+            "/v1/captures/{capture_id}/live": {"get": {
+                "summary": "WebSocket upgrade: live RGB-D frames for an rgbd capture (docs/protocol.md §7). "
+                           "Token in Authorization or ?access_token=; one binary message per frame",
+                "parameters": _CAPTURE_PATH,
+                "responses": {"101": {"description": "switching to WebSocket; each stored frame is acked"},
+                              "403": {"description": "no valid token (handshake refused)"}},
+            }},
             "/v1/captures/{capture_id}/results": {"get": {
                 "summary": "Files in the capture's exports", "parameters": _CAPTURE_PATH,
                 "responses": {"200": _resp("results", {"type": "object"}), **_errors(401, 404)},
