@@ -17,7 +17,9 @@ from core.errors import ScanBridgeError
 from core.jobs import Step
 from core.progress import Progress, Sink
 from core.stages import StageOutcome
+from core.worker import run_job
 from core.workspace import Workspace
+from recon.ingest import ingest
 from recon.sample.evaluate import capture_pose_errors
 from recon.sample.paths import bundled_sample_dir
 
@@ -48,9 +50,6 @@ def run_demo(
     Progress and log events of every part go to ``sink``. A failing stage raises its error; the
     capture and any finished runs stay in the workspace.
     """
-    from core.worker import run_job
-    from recon.ingest import ingest
-
     capture = ingest(source or bundled_sample_dir(), workspace, name=name, mode="guided",
                      progress=Progress("ingest", sink))
     outcomes = run_job(workspace, capture.id, list(steps), sink) if steps else []
