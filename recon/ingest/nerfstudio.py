@@ -2,7 +2,8 @@
 
 Intrinsics come from the top level and may be overridden per frame. Frames whose image is
 missing on disk are skipped with a warning naming each (instant-ngp's fox lists 17 of them).
-Poses are not metric unless the file says so: the capture is marked unscaled.
+Poses are not metric unless the file says so (a top-level ``"scale": "metric"``, which
+our own writers add): otherwise the capture is marked unscaled.
 """
 
 from __future__ import annotations
@@ -226,8 +227,11 @@ def read_transforms(path: Path, ctx: IngestContext) -> SourceResult:
         raise IngestError(f"none of the {len(listed)} images it lists exist", tf_path)
     if ctx.originals_to_raw:
         link_or_copy(tf_path, ctx.capture.raw_dir / tf_path.name)
+    # Our own writers (and the bundled sample) say "scale": "metric" when poses are in metres.
+    scale = "metric" if data.get("scale") == "metric" else "unscaled"
     return SourceResult(
         kind="transforms",
         frames=tuple(frames),
+        scale=scale,
         info={"app": "nerfstudio", "listed_frames": len(listed), "missing_frames": missing},
     )

@@ -1,0 +1,116 @@
+"""The ``export`` stage: the mesh stage's textured model as USDZ (+ poster), GLB, OBJ and PLY.
+
+Every USDZ is checked by OpenUSD's ARKit compliance checker before the stage succeeds, so a file
+that AR Quick Look may refuse is never published. Where the checker is not installed (it comes
+with `make setup`), the stage says so in its log and result instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.capture import CaptureFolder
+from core.errors import ConfigError, InputError, StageError
+from core.fsio import atomic_copy
+from core.stages import StageContext, StageSpec
+from recon.export.exporter import FORMATS, write_exports
+from recon.export.presets import triangle_budget
+
+MESH_RESULT = "textured.npz"
+PLACEMENT_FILE = "placement.json"
+
+
+@dataclass(frozen=True)
+class ExportStageConfig:
+    formats: tuple[str, ...] = ("usdz", "glb", "obj", "ply")
+    detail: str = "medium"  # the triangle budget the file must keep
+    name: str = "Model"
+    check: bool = True  # run the ARKit compliance checker on the USDZ
+
+    def __post_init__(self) -> None:
+        triangle_budget(self.detail)
+        formats = tuple(self.formats)
+        bad = [f for f in formats if f not in FORMATS]
+        if bad or not formats:
+            known = ", ".join(FORMATS)
+            raise ConfigError(f"must be some of {known}, got {list(self.formats)}", "export.formats")
+        object.__setattr__(self, "formats", formats)
+
+
+def run(ctx: StageContext, config: ExportStageConfig) -> dict[str, Any]:
+    from recon.export.check import check_usdz
+    from recon.mesh.io import read_textured_npz
+
+    mesh_run = ctx.inputs.get("mesh")
+    if mesh_run is None:
+        raise ConfigError("needs the output of mesh first", "export")
+    mesh = read_textured_npz(Path(mesh_run) / MESH_RESULT)
+    try:
+        placement = json.loads((Path(mesh_run) / PLACEMENT_FILE).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise InputError(f"cannot read: {e}", Path(mesh_run) / PLACEMENT_FILE) from None
+    ctx.progress.update(0.1, f"writing {', '.join(config.formats)}")
+    written = write_exports(mesh, ctx.out_dir, formats=config.formats, name=config.name, preset=config.detail)
+    check: dict[str, Any] = {"ran": False}
+    if "usdz" in written and config.check:
+        try:
+            report = check_usdz(written["usdz"])
+        except ConfigError as e:
+            ctx.progress.warning(f"USDZ not checked: {e}")
+            check = {"ran": False, "why": str(e)}
+        else:
+            check = {"ran": True, "errors": list(report.errors), "warnings": list(report.warnings),
+                     "failed_checks": list(report.failed_checks)}
+            if not report.passed:
+                problems = [*report.errors, *report.warnings, *report.failed_checks]
+                raise StageError("the USDZ failed the ARKit compliance check: " + "; ".join(problems)[:2000])
+            ctx.progress.log("USDZ passes the ARKit compliance check")
+    bounds = mesh.bounds()
+    return {
+        "files": {fmt: path.name for fmt, path in written.items()},
+        "triangles": mesh.face_count,
+        "texture": list(mesh.texture.shape[:2]),
+        "size_m": [round(float(x), 4) for x in bounds[1] - bounds[0]],
+        "scale": placement.get("scale", "unscaled"),
+        "arkit_check": check,
+    }
+
+
+def _obj_sidecars(folder: Path) -> list[Path]:
+    return sorted(folder.glob("model.mtl")) + sorted(folder.glob("model_basecolor.png"))
+
+
+def publish(capture: CaptureFolder, export_run: Path, extra: Path | None = None) -> dict[str, Path]:
+    """Copy a finished export run's files into the capture's exports/ (and ``extra``, a file path
+    whose suffix picks the format), each through a temporary name, fsync and rename."""
+    status = json.loads((export_run / "status.json").read_text())
+    if status.get("state") != "done":
+        raise StageError("the export run has not finished", export_run)
+    published: dict[str, Path] = {}
+    for fmt, name in status["result"]["files"].items():
+        src = export_run / name
+        published[fmt] = atomic_copy(src, capture.exports_dir / name)
+        if fmt == "obj":  # the OBJ's material and texture travel with it
+            for side in _obj_sidecars(export_run):
+                atomic_copy(side, capture.exports_dir / side.name)
+    if extra is not None:
+        fmt = extra.suffix.lower().lstrip(".")
+        if fmt not in published:
+            raise ConfigError(f"the export run has no .{fmt} (it wrote {', '.join(published)})", extra)
+        atomic_copy(published[fmt], extra)
+        if fmt == "usdz" and "poster" in published:
+            atomic_copy(published["poster"], extra.with_name(extra.stem + "-poster.png"))
+        if fmt == "obj":  # OUT.obj names model.mtl, which names model_basecolor.png
+            for side in _obj_sidecars(capture.exports_dir):
+                atomic_copy(side, extra.with_name(side.name))
+        published["out"] = extra
+    return published
+
+
+STAGE = StageSpec(
+    name="export", config_cls=ExportStageConfig, run=run, requires=("mesh",),
+    description="USDZ for AR Quick Look (checked), GLB, OBJ and PLY from the textured mesh",
+)

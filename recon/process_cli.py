@@ -1,0 +1,65 @@
+"""``scanbridge process SOURCE -o OUT.usdz|.glb|.obj|.ply [--method] [--detail]``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from recon.export.presets import DETAIL_PRESETS
+from recon.pipeline import METHODS
+
+
+def add_process_command(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    p = subparsers.add_parser(
+        "process", help="turn a capture into an AR-ready model (USDZ, GLB, OBJ or PLY)",
+        description="Reconstruct SOURCE (a capture id, or anything 'scanbridge import' reads) into a "
+                    "textured mesh at real-world scale where the capture allows, and write it to -o. "
+                    "The files also go to the capture's exports/ folder.",
+    )
+    p.add_argument("--workspace", metavar="DIR", default=argparse.SUPPRESS,
+                   help="workspace folder (default: $SCANBRIDGE_WORKSPACE or ~/ScanBridge)")
+    p.add_argument("source", metavar="SOURCE", help="capture id, or a path to import first")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT",
+                   help="the model to write: .usdz (with OUT-poster.png), .glb, .obj or .ply")
+    p.add_argument("--method", choices=METHODS, default="auto",
+                   help="fusion (depth maps + device poses), mvs (photos only, CPU), or auto")
+    p.add_argument("--detail", choices=list(DETAIL_PRESETS), default="medium",
+                   help="triangle budget: preview 25k, reduced 50k, medium 100k, full 250k")
+    p.add_argument("--texture-size", type=int, default=2048, metavar="PX", help="texture atlas side")
+    p.add_argument("--name", default=None, help="capture name when SOURCE is imported")
+    p.set_defaults(func=run_process)
+
+
+def run_process(args: argparse.Namespace) -> int:
+    from core.console import progress_bar
+    from core.progress import Progress
+    from core.workspace import Workspace
+    from recon.pipeline import process
+
+    workspace = Workspace(getattr(args, "workspace", None))
+    with progress_bar() as show:
+        if workspace.has_capture(args.source):
+            capture = workspace.capture(args.source)
+        else:
+            from recon.ingest import ingest
+
+            capture = ingest(Path(args.source), workspace, name=args.name, progress=Progress("import", show))
+        result = process(workspace, capture, method=args.method, detail=args.detail, out=args.output,
+                         sink=show, mesh_options={"texture_size": args.texture_size})
+    export = next(o for o in result.outcomes if o.stage == "export").result
+    mesh = next(o for o in result.outcomes if o.stage == "mesh").result
+    size = " x ".join(f"{x:.3f}" for x in export["size_m"])
+    scale = export["scale"]
+    unit = "m" if scale in ("metric", "aruco") else "units (unscaled: no metric depth, ARKit poses or marker)"
+    print(f"capture {capture.id}: {result.method}, {export['triangles']} triangles, "
+          f"texture {export['texture'][1]}x{export['texture'][0]}, size {size} {unit}")
+    check = export["arkit_check"]
+    if check.get("ran"):
+        print("USDZ passes OpenUSD's ARKit compliance check")
+    elif "usdz" in export["files"]:
+        print(f"USDZ not checked: {check.get('why', 'checker off')}")
+    print(f"views used for the texture: {mesh.get('views')}")
+    print(f"exports: {capture.exports_dir}")
+    print(f"wrote {result.published['out']}")
+    return 0
