@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
@@ -30,6 +31,8 @@ from core.settings import Settings
 from core.workspace import Workspace
 
 PROTOCOL_VERSION = 1
+LIVE_COMMIT_S = 0.1  # live frames are made durable and acknowledged in groups, at least this often
+LIVE_COMMIT_FRAMES = 16
 # (method, path) pairs anyone may call; every other request needs a device token.
 PUBLIC = frozenset({
     ("GET", "/v1/info"), ("HEAD", "/v1/info"), ("POST", "/v1/pair"),
@@ -133,20 +136,37 @@ async def live_stream(state: ServerState, ws: WebSocket) -> None:
     try:
         await ws.accept()
         recorder = await anyio.to_thread.run_sync(LiveRecorder, capture)
+        pending: list[int] = []  # stored, not yet durable nor acknowledged
+        deadline = 0.0
         while True:
-            message = await ws.receive()
-            if message["type"] == "websocket.disconnect":
-                return
+            timeout = max(0.0, deadline - time.monotonic()) if pending else None
             try:
-                if message.get("bytes") is None:
-                    raise RequestError("frames are binary messages", "frame")
-                frame = parse_frame_message(message["bytes"])
-                stored = await anyio.to_thread.run_sync(recorder.store, frame)
-            except ScanBridgeError as e:
-                await ws.send_json({"error": str(e), "where": e.where, "type": type(e).__name__})
-                await ws.close(code=4000 + http_status(e), reason=str(e)[:120])
+                message = await asyncio.wait_for(ws.receive(), timeout)
+            except TimeoutError:
+                message = None
+            if message is not None and message["type"] == "websocket.disconnect":
+                await anyio.to_thread.run_sync(recorder.commit)
                 return
-            await ws.send_json({"ack": frame.index, "frames": stored})
+            if message is not None:
+                try:
+                    if message.get("bytes") is None:
+                        raise RequestError("frames are binary messages", "frame")
+                    frame = parse_frame_message(message["bytes"])
+                    await anyio.to_thread.run_sync(recorder.store, frame)
+                except ScanBridgeError as e:
+                    await anyio.to_thread.run_sync(recorder.commit)
+                    await ws.send_json({"error": str(e), "where": e.where, "type": type(e).__name__})
+                    await ws.close(code=4000 + http_status(e), reason=str(e)[:120])
+                    return
+                if not pending:
+                    deadline = time.monotonic() + LIVE_COMMIT_S
+                pending.append(frame.index)
+            if pending and (message is None or len(pending) >= LIVE_COMMIT_FRAMES
+                            or time.monotonic() >= deadline):
+                stored = await anyio.to_thread.run_sync(recorder.commit)
+                for index in pending:
+                    await ws.send_json({"ack": index, "frames": stored})
+                pending = []
     finally:
         state.live_streams.discard(cid)
 

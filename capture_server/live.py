@@ -29,7 +29,7 @@ from PIL import Image
 from capture_server.errors import Conflict, RequestError
 from core.capture import CaptureFolder, Frame, parse_camera, parse_pose
 from core.errors import ManifestError
-from core.fsio import atomic_write_bytes
+from core.fsio import fsync_dir
 
 JOURNAL = "live-frames.jsonl"  # in raw/: one JSON line per stored frame
 MAX_HEADER = 64 * 1024
@@ -112,21 +112,41 @@ def parse_frame_message(message: bytes) -> LiveFrame:
 def _png(array: np.ndarray) -> bytes:
     """16-bit (uint16) or 8-bit (uint8) single-channel PNG."""
     buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(array)).save(buf, format="PNG")  # I;16 or L from the dtype
+    # I;16 or L from the dtype; zlib level 1 is 3x faster than the default and 20% larger
+    Image.fromarray(np.ascontiguousarray(array)).save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
 
 
 class LiveRecorder:
-    """Stores the frames of one capture; safe for one stream at a time (the route holds a lock)."""
+    """Stores the frames of one capture (one stream at a time). ``store`` writes a frame's files
+    (temporary name, then rename) and its journal line; ``commit`` makes everything stored since
+    the last commit durable with one fsync per file and folder, so the server acknowledges
+    frames in groups instead of paying several fsyncs per frame."""
 
     def __init__(self, capture: CaptureFolder) -> None:
         self.capture = capture
         self.journal = capture.raw_dir / JOURNAL
         self._lock = threading.Lock()
         self._seen = {r["index"] for r in read_journal(self.journal)}
+        self._unsynced: list[Path] = []
+
+    @property
+    def stored(self) -> int:
+        return len(self._seen)
+
+    def _write(self, path: Path, data: bytes) -> None:
+        path.parent.mkdir(exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        self._unsynced.append(path)
 
     def store(self, frame: LiveFrame) -> int:
-        """Write the frame's files (atomically), then its journal line; returns frames stored."""
+        """Write the frame's files, then its journal line; durable after the next ``commit``."""
         with self._lock:
             if frame.index in self._seen:
                 raise Conflict("a frame with this index was already stored", f"index {frame.index}")
@@ -134,19 +154,32 @@ class LiveRecorder:
             record: dict[str, Any] = {k: frame.header.get(k)
                                       for k in ("index", "timestamp", "camera", "pose")}
             if frame.color:
-                atomic_write_bytes(self.capture.images_dir / f"{name}.jpg", frame.color)
+                self._write(self.capture.images_dir / f"{name}.jpg", frame.color)
                 record["image"] = f"images/{name}.jpg"
             if frame.depth is not None:
-                atomic_write_bytes(self.capture.depth_dir / f"{name}.png", _png(frame.depth))
+                self._write(self.capture.depth_dir / f"{name}.png", _png(frame.depth))
                 record["depth"] = f"depth/{name}.png"
             if frame.confidence is not None:
-                atomic_write_bytes(self.capture.confidence_dir / f"{name}.png", _png(frame.confidence))
+                self._write(self.capture.confidence_dir / f"{name}.png", _png(frame.confidence))
                 record["confidence"] = f"confidence/{name}.png"
             with open(self.journal, "a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
             self._seen.add(frame.index)
+            return len(self._seen)
+
+    def commit(self) -> int:
+        """fsync the files written since the last commit, their folders, then the journal."""
+        with self._lock:
+            paths, self._unsynced = self._unsynced, []
+            for path in paths:
+                with open(path, "rb") as f:
+                    os.fsync(f.fileno())
+            for folder in {p.parent for p in paths}:
+                fsync_dir(folder)
+            if self.journal.exists():
+                with open(self.journal, "rb") as f:
+                    os.fsync(f.fileno())
+                fsync_dir(self.journal.parent)
             return len(self._seen)
 
 
@@ -169,6 +202,9 @@ def frames_from_journal(capture: CaptureFolder) -> list[Frame]:
     """Manifest frames for the live frames, in index order, with poses in OpenCV axes."""
     frames = []
     for r in sorted(read_journal(capture.raw_dir / JOURNAL), key=lambda r: r["index"]):
+        named = [r.get(k) for k in ("image", "depth", "confidence") if r.get(k)]
+        if not all((capture.root / n).is_file() and (capture.root / n).stat().st_size for n in named):
+            continue  # its files were lost in a crash before the frame was acknowledged
         pose = None
         if r.get("pose") is not None:
             c2w = np.asarray(r["pose"], dtype=float) @ ARKIT_TO_OPENCV  # (4, 4)

@@ -1,6 +1,6 @@
 """Replaying a recorded RGB-D capture (a Stray Scanner folder) as a live stream, the way the phone
 sends it: one binary WebSocket message per frame (capture_server.live), paced at the recorded
-frame rate, each acknowledged by the server before the next."""
+frame rate, with a window of frames in flight that the server acknowledges in groups."""
 
 from __future__ import annotations
 
@@ -89,9 +89,10 @@ def stray_frames(folder: Path) -> Iterator[RecordedFrame]:
 
 
 def stream_live(session: ServerSession, capture_id: str, frames: Iterator[RecordedFrame],
-                speed: float = 1.0) -> int:
+                speed: float = 1.0, window: int = 32) -> int:
     """Send ``frames`` over the capture's live WebSocket at ``speed`` times the recorded rate
-    (0: as fast as the server acknowledges). Returns the number of frames the server stored."""
+    (0: as fast as the server acknowledges), with at most ``window`` frames not yet
+    acknowledged. Returns the number of frames the server stored durably."""
     from websockets.exceptions import ConnectionClosed
     from websockets.sync.client import connect
 
@@ -109,6 +110,19 @@ def stream_live(session: ServerSession, capture_id: str, frames: Iterator[Record
                 raise PinMismatch(f"certificate fingerprint is {seen}", session.base_url)
         start_wall = time.monotonic()
         start_ts: float | None = None
+        unacked: list[int] = []
+
+        def read_reply(index: int) -> None:
+            nonlocal stored
+            try:
+                reply = json.loads(ws.recv())
+            except ConnectionClosed as e:
+                raise ScanBridgeError(f"the server closed the stream ({e})", f"frame {index}") from None
+            if "error" in reply:
+                raise ScanBridgeError(reply["error"], f"frame {unacked[0] if unacked else index}")
+            unacked.remove(reply["ack"])
+            stored = reply["frames"]
+
         for frame in frames:
             if start_ts is None:
                 start_ts = frame.timestamp
@@ -116,13 +130,14 @@ def stream_live(session: ServerSession, capture_id: str, frames: Iterator[Record
                 wait = (frame.timestamp - start_ts) / speed - (time.monotonic() - start_wall)
                 if wait > 0:
                     time.sleep(wait)
+            while len(unacked) >= window:
+                read_reply(frame.index)
             try:
                 ws.send(frame.message)
-                reply = json.loads(ws.recv())
-            except ConnectionClosed as e:
-                raise ScanBridgeError(f"the server closed the stream ({e})",
-                                      f"frame {frame.index}") from None
-            if "error" in reply:
-                raise ScanBridgeError(reply["error"], f"frame {frame.index}")
-            stored = reply["frames"]
+            except ConnectionClosed:
+                read_reply(frame.index)  # the server said why before closing
+                raise
+            unacked.append(frame.index)
+        while unacked:
+            read_reply(unacked[-1])
     return stored

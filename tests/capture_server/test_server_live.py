@@ -147,3 +147,19 @@ def test_duplicates_wrong_captures_and_missing_tokens_are_refused(live_server: L
     with live_server.client(token) as c:  # the stream's frame becomes the manifest's frame at finish
         assert c.post(f"/v1/captures/{rgbd}/finish").status_code in (200, 202)
     assert [f.id for f in live_server.workspace.capture(rgbd).load().frames] == ["frame_000003"]
+
+
+def test_frames_whose_files_were_lost_before_their_ack_are_left_out(tmp_path: Path) -> None:
+    from capture_server.live import JOURNAL, LiveRecorder, frames_from_journal, parse_frame_message
+    from core.capture import CaptureFolder
+
+    capture = CaptureFolder(tmp_path / "cap")
+    capture.raw_dir.mkdir(parents=True)
+    recorder = LiveRecorder(capture)
+    for i in range(3):
+        recorder.store(parse_frame_message(frame(index=i)))
+    assert recorder.commit() == 3
+    (capture.depth_dir / "frame_000001.png").write_bytes(b"")  # as after a power cut before fsync
+    with open(capture.raw_dir / JOURNAL, "a") as f:
+        f.write('{"index": 9, "timest')  # a torn last line
+    assert [f.id for f in frames_from_journal(capture)] == ["frame_000000", "frame_000002"]
