@@ -34,13 +34,15 @@ class _Banner(QWidget):
         bg, fg = COLOURS.get(notice.level, COLOURS["info"])
         self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
         self.setObjectName("banner")
-        self.setStyleSheet(f"#banner {{ background: {bg}; border-radius: 6px; }} QLabel {{ color: {fg}; }}")
+        self.setStyleSheet(f"#banner {{ background: {bg}; border-radius: 6px; }} "
+                           f"#banner QLabel {{ color: {fg}; background: transparent; }} "
+                           f"#banner QPushButton {{ color: {fg}; background: transparent; border: none; }}")
         row = QHBoxLayout(self)
         row.setContentsMargins(12, 6, 6, 6)
         self.label = QLabel(notice.text)
         self.label.setWordWrap(True)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        close = QPushButton("✕")
+        close = QPushButton("×")
         close.setFlat(True)
         close.setFixedWidth(28)
         close.clicked.connect(self.deleteLater)

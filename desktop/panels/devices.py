@@ -113,6 +113,8 @@ class DevicesPanel(QWidget):
         self.table = QTableWidget(0, 4)
         self.table.setHorizontalHeaderLabels(["Name", "Device id", "Paired", "Status"])
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for col, width in ((1, 160), (2, 170), (3, 110)):
+            self.table.setColumnWidth(col, width)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -148,7 +150,7 @@ class DevicesPanel(QWidget):
         for phone in phones:
             label = phone.name.split("._scanbridge")[0]
             model = phone.properties.get("model", "")
-            self.phone_list.addItem(f"📱 {label}  —  {', '.join(phone.addresses)}"
+            self.phone_list.addItem(f"{label}  —  {', '.join(phone.addresses)}"
                                     + (f"  ({model})" if model else ""))
         if not phones:
             self.phone_list.addItem("No phones with the ScanBridge app seen on this network yet")

@@ -65,9 +65,8 @@ class JobsPanel(QWidget):
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.horizontalHeader().setSectionResizeMode(len(COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
-        self.table.setColumnWidth(1, 240)
-        self.table.setColumnWidth(3, 150)
-        self.table.setColumnWidth(4, 160)
+        for col, width in ((0, 50), (1, 330), (2, 90), (3, 150), (4, 160), (5, 70)):
+            self.table.setColumnWidth(col, width)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)

@@ -102,7 +102,11 @@ class ResultView(QWidget):
 
     def open(self, capture_id: str) -> None:
         self.capture_id = capture_id
-        self.title.setText(capture_id)
+        try:
+            self.title.setText(self.ctx.services.capture(capture_id).load().name)
+        except Exception as e:
+            self.ctx.notifier.error(e, "Cannot open the result")
+            return
         self.ctx.tasks.run(lambda: self.ctx.services.result_files(capture_id), self._listed,
                            lambda e: self.ctx.notifier.error(e, "Cannot list results"))
 
