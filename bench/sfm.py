@@ -92,6 +92,9 @@ def run_ours(images: Path, scratch: Path, overrides: dict) -> Run:
     seconds = time.perf_counter() - started
     poses = json.loads((outcome.run_dir / "poses.json").read_text())
     est = {Path(f["source_name"] or f["image"]).name: np.asarray(f["c2w"]) for f in poses["frames"]}
+    for a in poses["attempts"]:
+        steps = ", ".join(f"{k} {v:.0f} s" for k, v in a.get("step_seconds", {}).items())
+        print(f"  attempt '{a['name']}': {a.get('registered')} registered, {a.get('pairs')} pairs; {steps}")
     return Run(outcome.result["registered"], outcome.result["total"], seconds, est)
 
 
@@ -154,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             ratio = f"{ours.seconds / base.seconds:.2f}" if base else "-"
             rows.append(f"| {s.name} | {ours.total} | {pct} | {wall} | {ratio} | "
                         f"{errors(ours, reference)} | {errors(base, reference)} |")
+            print(rows[-1], flush=True)
         finally:
             if args.keep:
                 print(f"scratch kept: {scratch}")

@@ -26,6 +26,9 @@ def incremental_options(
     mapper.abs_pose_min_num_inliers = settings.abs_pose_min_num_inliers
     mapper.abs_pose_min_inlier_ratio = settings.abs_pose_min_inlier_ratio
     mapper.random_seed = seed
+    # Global bundle adjustment first on a reduced set of points (the rest after): much faster
+    # on models of many frames, the same poses.
+    mapper.ba_global_ignore_redundant_points3D = True
     return options
 
 

@@ -27,6 +27,7 @@ class Attempt:
     models: list[pycolmap.Reconstruction] = field(default_factory=list)  # largest first
     num_pairs: int = 0
     seconds: float = 0.0
+    step_seconds: dict[str, float] = field(default_factory=dict)  # extract, match, map
 
     @property
     def database(self) -> Path:
@@ -41,6 +42,7 @@ class Attempt:
             "name": self.settings.name, "settings": self.settings.to_json(), "pairs": self.num_pairs,
             "registered": self.registered, "models": [m.num_reg_images() for m in self.models],
             "seconds": round(self.seconds, 2),
+            "step_seconds": {k: round(v, 2) for k, v in self.step_seconds.items()},
         }
 
 
@@ -66,11 +68,16 @@ def run_attempt(
     attempt = Attempt(settings, work_dir)
     progress.log(f"attempt '{settings.name}': images up to {settings.max_image_size} px, "
                  f"{settings.max_num_features} features, {settings.matcher} matching")
+    extract_start = time.monotonic()
     extract(attempt.database, capture_root, entries, cameras, settings, prior_focal=prior_focal,
             for_sfm=True, num_threads=config.num_threads, progress=progress.sub(0.0, 0.3), cancel=cancel)
+    match_start = time.monotonic()
     pairs = match(attempt.database, entries, settings, num_threads=config.num_threads, seed=config.seed,
                   work_dir=work_dir, progress=progress.sub(0.3, 0.6), cancel=cancel)
     attempt.num_pairs = len(pairs)
+    match_end = time.monotonic()
+    attempt.step_seconds["extract"] = match_start - extract_start
+    attempt.step_seconds["match"] = match_end - match_start
     map_progress = progress.sub(0.6, 1.0)
     if config.mapper == "global":
         attempt.models = map_global(attempt.database, capture_root, work_dir / "models",
@@ -81,6 +88,7 @@ def run_attempt(
                                          len(entries), num_threads=config.num_threads, seed=config.seed,
                                          progress=map_progress, cancel=cancel)
     attempt.seconds = time.monotonic() - started
+    attempt.step_seconds["map"] = time.monotonic() - match_end
     progress.log(f"attempt '{settings.name}': {attempt.registered}/{len(entries)} frames registered "
                  f"in the main model ({len(attempt.models)} model(s), {attempt.num_pairs} pairs, "
                  f"{attempt.seconds:.1f} s)")
