@@ -107,8 +107,9 @@ def run_poses(args: argparse.Namespace) -> int:
     print(f"capture {capture.id}: {r['registered']}/{r['total']} frames registered "
           f"({100.0 * r['fraction']:.1f}%), {r.get('points', 0)} points, source {r.get('source')}, "
           f"attempts: {', '.join(r.get('attempts', []))}")
+    names = {fr.id: fr.source_name or fr.image or fr.id for fr in capture.load().frames}
     for frame_id, reason in sorted(r.get("unregistered", {}).items()):
-        print(f"  unregistered {frame_id}: {reason}")
+        print(f"  unregistered frame {frame_id} ({names.get(frame_id, '?')}): {reason}")
     print(f"run folder: {outcome.run_dir}")
     print(f"wrote {args.output}")
     return 0

@@ -130,11 +130,13 @@ def _run_sfm(ctx: StageContext, config: PosesConfig, manifest: Manifest) -> dict
         raise InputError(f"structure from motion needs at least 2 images, the capture has {len(entries)}",
                          ctx.capture.manifest_path)
     kind = manifest.source.get("kind")
-    matcher = choose_matcher(config.matcher, len(entries), kind, config.exhaustive_limit)
+    video = kind in VIDEO_LIKE_SOURCES
+    matcher = choose_matcher(config.matcher, len(entries), "video" if video else kind,
+                             config.exhaustive_limit)
     ctx.progress.log(f"structure from motion over {len(entries)} images, {matcher} matching, "
                      f"{config.mapper} mapping")
     best, attempts = run_sfm(
-        root, entries, cameras, config, matcher, video=kind in VIDEO_LIKE_SOURCES,
+        root, entries, cameras, config, matcher, video=video,
         prior_focal=kind in KNOWN_INTRINSICS_SOURCES, work_dir=ctx.out_dir / "attempts",
         progress=ctx.progress.sub(0.0, 0.95), cancel=ctx.cancel,
     )
