@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+PUBLISHED_MODE = 0o644
+
 
 def fsync_dir(path: Path) -> None:
     """Make a rename inside ``path`` durable."""
@@ -35,6 +37,7 @@ def atomic_writer(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
     try:
+        os.fchmod(fd, PUBLISHED_MODE)  # mkstemp makes 0600; published files are for everyone to read
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()

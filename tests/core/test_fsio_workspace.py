@@ -15,6 +15,7 @@ def test_atomic_write_leaves_old_content_on_failure(tmp_path):
             raise RuntimeError("disk full")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["a.bin"]  # no temporary left behind
+    assert target.stat().st_mode & 0o777 == 0o644  # readable like any other published file
 
 
 def test_staged_capture_is_published_only_on_success(tmp_path):
