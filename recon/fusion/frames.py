@@ -17,7 +17,7 @@ class FrameArrays:
     depth: np.ndarray  # (H, W) uint16, metres = value * depth_scale
     confidence: np.ndarray | None  # (H, W) uint8 ARKit levels
     color: np.ndarray | None  # (h, w, 3) uint8 RGB
-    c2w: np.ndarray  # (4, 4) float64 OpenCV camera-to-world
+    c2w: np.ndarray | None  # (4, 4) float64 OpenCV camera-to-world, from capture.json
 
 
 def _read(path: Path, flags: int) -> np.ndarray:
@@ -57,11 +57,12 @@ def read_color(path: Path) -> np.ndarray:
 def read_frame(
     capture: CaptureFolder, frame: Frame, *, confidence: bool = True, color: bool = True
 ) -> FrameArrays:
-    """The arrays of a frame that has depth and a pose (the caller checks both are there)."""
-    assert frame.depth is not None and frame.pose is not None
+    """The arrays of a frame that has a depth map (the caller checks it is there)."""
+    assert frame.depth is not None
     depth = read_depth_png(capture.path(frame.depth))
     conf = None
     if confidence and frame.confidence is not None:
         conf = read_confidence_png(capture.path(frame.confidence), depth.shape)
     rgb = read_color(capture.path(frame.image)) if color and frame.image is not None else None
-    return FrameArrays(depth, conf, rgb, np.array(frame.pose, dtype=np.float64))
+    c2w = None if frame.pose is None else np.array(frame.pose, dtype=np.float64)
+    return FrameArrays(depth, conf, rgb, c2w)

@@ -2,14 +2,20 @@
 
 Frames without a depth map or a pose are skipped with a reason; a file that is there but
 unreadable, or a frame that fails validation, stops the stage with one InputError naming it.
-The capture must be metric (depth and poses in metres).
+The capture must be metric (depth and poses in metres). Poses come from capture.json, or, when
+the run is given a ``poses`` stage run as input, from that run's poses.json (which must be
+metric too); frames it did not register are skipped.
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from core.errors import ConfigError, InputError, ReconstructionError
 from core.stages import StageContext, StageSpec
@@ -19,6 +25,7 @@ from recon.fusion.tsdf import FusionConfig, TSDFFusion, preset
 
 MESH_FILE = "mesh.ply"
 POINTS_FILE = "points.ply"
+POSES_FILE = "poses.json"  # written by the poses stage
 SKIP_EXAMPLES = 20  # skipped frames listed by id in the result; the rest are counted by reason
 
 
@@ -53,10 +60,34 @@ class FusionStageConfig:
         return preset(self.preset, color=self.color, **overrides)
 
 
+def read_stage_poses(run_dir: Path) -> dict[str, np.ndarray]:
+    """Frame id -> (4, 4) OpenCV camera-to-world from a poses stage run's poses.json (metric only)."""
+    path = Path(run_dir) / POSES_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError("missing: the poses run has not finished", path) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"cannot read ({e})", path) from None
+    if not isinstance(data, dict) or not isinstance(data.get("frames"), list):
+        raise InputError("expected an object with a list of frames", path)
+    if data.get("scale") != "metric":
+        raise InputError(f"fusion needs metric poses, but scale is {data.get('scale')!r}", f"{path}: scale")
+    poses = {}
+    for i, frame in enumerate(data["frames"]):
+        try:
+            c2w = np.array(frame["c2w"], dtype=np.float64)
+            poses[str(frame["id"])] = c2w
+        except (KeyError, TypeError, ValueError):
+            raise InputError("expected an id and a 4x4 c2w", f"{path}: frames[{i}]") from None
+    return poses
+
+
 def run(ctx: StageContext, config: FusionStageConfig) -> dict[str, Any]:
     fusion_config = config.fusion_config()
     manifest = ctx.capture.load()
-    if manifest.scale != "metric":
+    stage_poses = read_stage_poses(ctx.inputs["poses"]) if "poses" in ctx.inputs else None
+    if stage_poses is None and manifest.scale != "metric":
         raise InputError(
             f"fusion needs metric depth and poses, but scale is {manifest.scale!r}",
             f"{ctx.capture.manifest_path}: scale",
@@ -79,14 +110,17 @@ def run(ctx: StageContext, config: FusionStageConfig) -> dict[str, Any]:
         ctx.cancel.check()
         if frame.depth is None:
             skip(frame.id, "no depth map")
-        elif frame.pose is None:
+        elif stage_poses is not None and frame.id not in stage_poses:
+            skip(frame.id, "not registered by the poses stage")
+        elif stage_poses is None and frame.pose is None:
             skip(frame.id, "no pose")
         else:
             arrays = read_frame(
                 ctx.capture, frame, confidence=fusion_config.min_confidence > 0, color=fusion_config.color
             )
+            c2w = stage_poses[frame.id] if stage_poses is not None else arrays.c2w
             used = fusion.add_frame(
-                arrays.depth, frame.camera, arrays.c2w, color=arrays.color, confidence=arrays.confidence,
+                arrays.depth, frame.camera, c2w, color=arrays.color, confidence=arrays.confidence,
                 depth_scale=frame.depth_scale, frame=f"frame {frame.id}",
             )
             if used == 0:

@@ -192,7 +192,8 @@ class TSDFFusion:
         inf = no measurement). camera: intrinsics at the colour resolution; they are scaled to
         the depth map's size. c2w: (4, 4) OpenCV camera-to-world. color: (h, w, 3) uint8 RGB.
         confidence: (H, W) uint8 ARKit levels. ``frame`` names the frame in errors. Any bad
-        input raises one InputError and leaves the volume unchanged.
+        input raises one InputError and leaves the volume unchanged. Lens distortion in the
+        camera is ignored: depth maps are expected rectified, as ARKit's are.
         """
         label = frame or f"frame {self._frames}"
         camera = check_camera(camera, label)

@@ -125,6 +125,25 @@ def test_unscaled_capture_is_refused(tmp_path, views):
     assert info.value.where.endswith("capture.json: scale")
 
 
+def test_poses_can_come_from_a_poses_stage_run(tmp_path, views):
+    # capture.json holds wrong poses; the run's are right
+    cap = make_capture(tmp_path / "ws", views[:6], pose_of=lambda i, c2w: np.eye(4))
+    poses_run = tmp_path / "poses-run"
+    poses_run.mkdir()
+    frames = [{"id": f"{i:06d}", "c2w": v.c2w.tolist()} for i, v in enumerate(views[:6]) if i != 4]
+    (poses_run / "poses.json").write_text(json.dumps({"scale": "metric", "frames": frames}))
+    out = execute_stage(cap, STAGE, OBJECT, inputs={"poses": poses_run})
+    assert out.result["frames_used"] == 5
+    assert out.result["skipped_by_reason"] == {"not registered by the poses stage": 1}
+    verts = np.asarray(o3d.io.read_triangle_mesh(str(out.run_dir / "mesh.ply")).vertices)
+    assert np.percentile(distance_to_object(verts), 95) < 0.005  # the run's poses were used
+
+    (poses_run / "poses.json").write_text(json.dumps({"scale": "unscaled", "frames": frames}))
+    with pytest.raises(InputError) as info:
+        execute_stage(cap, STAGE, {**OBJECT, "frame_step": 2}, inputs={"poses": poses_run})
+    assert info.value.where == f"{poses_run / 'poses.json'}: scale"
+
+
 def test_unreadable_depth_png_names_the_file(tmp_path, views):
     cap = make_capture(tmp_path, views[:3])
     bad = cap.root / "depth" / "000001.png"
