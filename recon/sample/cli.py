@@ -11,9 +11,10 @@ def add_demo_command(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p = subparsers.add_parser(
         "demo",
         help="run the pipeline on the bundled sample capture",
-        description="Import the bundled synthetic sample (a textured object, 24 photos around it) as a "
-        "new capture, estimate its camera poses with structure from motion, and print where the "
-        "results are and how close they are to the truth.",
+        description="Import the bundled synthetic sample (a textured object, 24 photos with depth around "
+        "it) as a new capture, estimate its camera poses with structure from motion and compare them "
+        "with the truth, then fuse, mesh, texture and export it as an AR Quick Look USDZ (plus GLB, "
+        "OBJ, PLY), and print where everything is.",
     )
     p.add_argument(
         "--workspace",
@@ -22,29 +23,22 @@ def add_demo_command(subparsers: Any, common: argparse.ArgumentParser) -> None:
         help="workspace folder (default: $SCANBRIDGE_WORKSPACE or ~/ScanBridge)",
     )
     p.add_argument("--name", default="sample", help="name of the new capture (default: sample)")
+    p.add_argument("--detail", choices=("preview", "reduced", "medium", "full"), default="medium",
+                   help="triangle budget of the AR model (default: medium, 100k)")
+    p.add_argument("--texture-size", type=int, default=2048, metavar="PX", help="texture atlas side")
+    p.add_argument("--no-model", action="store_true", help="stop after the poses check (no AR model)")
     p.set_defaults(func=run_demo_command)
 
 
 def run_demo_command(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from core.progress import ProgressEvent
+    from core.console import progress_bar
     from core.workspace import Workspace
     from recon.sample.demo import describe, run_demo
 
     workspace = Workspace(getattr(args, "workspace", None))
-    with tqdm(total=100, unit="%", leave=False) as bar:
-
-        def show(event: ProgressEvent) -> None:
-            if event.kind == "progress" and event.fraction is not None:
-                bar.set_description(event.stage, refresh=False)
-                bar.n = round(event.fraction * 100)
-                bar.set_postfix_str(event.message[:40], refresh=False)
-                bar.refresh()
-            elif event.level in ("warning", "error"):
-                bar.write(f"{event.stage}: {event.level}: {event.message}")
-
-        result = run_demo(workspace, name=args.name, sink=show)
+    with progress_bar(leave=False) as show:
+        result = run_demo(workspace, name=args.name, sink=show, model=not args.no_model,
+                          detail=args.detail, texture_size=args.texture_size)
     for line in describe(result):
         print(line)
     return 0

@@ -1,13 +1,15 @@
 """The demo: ingest the bundled sample as a new capture and run the pipeline over it end to end.
 
-The pipeline is DEMO_STEPS, run as one job of the workspace's queue (each stage in a child
-process, as the GUI and the server run them). Adding a stage to the demo is one line there.
+Two jobs of the workspace's queue (each stage in a child process, as the GUI and the server run
+them): DEMO_STEPS, structure from motion on the photos alone, checked against the true poses;
+then ``scanbridge process`` (recon.pipeline): fusion of the depth maps at the device poses,
+mesh and texture, and the AR exports (USDZ checked for AR Quick Look, GLB, OBJ, PLY).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -20,6 +22,7 @@ from core.stages import StageOutcome
 from core.worker import run_job
 from core.workspace import Workspace
 from recon.ingest import ingest
+from recon.pipeline import process
 from recon.sample.evaluate import capture_pose_errors
 from recon.sample.paths import bundled_sample_dir
 
@@ -35,6 +38,7 @@ RUN_BOOKKEEPING = ("config.json", "status.json", "log.txt")
 class DemoResult:
     capture: CaptureFolder
     outcomes: tuple[StageOutcome, ...]
+    published: Mapping[str, Path] = field(default_factory=dict)  # exports/ files by format
 
 
 def run_demo(
@@ -44,8 +48,12 @@ def run_demo(
     steps: Sequence[Step] = DEMO_STEPS,
     source: Path | None = None,
     sink: Sink | None = None,
+    model: bool = True,
+    detail: str = "medium",
+    texture_size: int = 2048,
 ) -> DemoResult:
-    """Ingest ``source`` (default: the bundled sample) as a new guided capture and run ``steps``.
+    """Ingest ``source`` (default: the bundled sample) as a new guided capture, run ``steps``, and
+    (with ``model``) process it into AR exports at ``detail``.
 
     Progress and log events of every part go to ``sink``. A failing stage raises its error; the
     capture and any finished runs stay in the workspace.
@@ -53,7 +61,10 @@ def run_demo(
     capture = ingest(source or bundled_sample_dir(), workspace, name=name, mode="guided",
                      progress=Progress("ingest", sink))
     outcomes = run_job(workspace, capture.id, list(steps), sink) if steps else []
-    return DemoResult(capture, tuple(outcomes))
+    if not model:
+        return DemoResult(capture, tuple(outcomes))
+    made = process(workspace, capture, detail=detail, sink=sink, mesh_options={"texture_size": texture_size})
+    return DemoResult(capture, tuple(outcomes) + made.outcomes, MappingProxyType(made.published))
 
 
 def result_files(run_dir: Path) -> list[Path]:
@@ -104,4 +115,7 @@ def describe(result: DemoResult) -> list[str]:
             lines.append(f"  {summary}")
         if outcome.stage in CHECKS:
             lines.append(f"  {CHECKS[outcome.stage](result.capture, outcome)}")
+    if "usdz" in result.published:
+        lines.append(f"AR model (open on an iPhone or iPad for AR Quick Look): {result.published['usdz']}")
+        lines.extend(f"  also {fmt}: {path}" for fmt, path in result.published.items() if fmt != "usdz")
     return lines

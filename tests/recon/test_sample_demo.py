@@ -34,15 +34,19 @@ def _check_output(out: str, ws: Workspace, frames: int) -> None:
     assert "against the true poses" in out and "mm RMS" in out
     poses = json.loads((run_dir / "poses.json").read_text())
     assert poses["registered"] == frames
-    # It ran as a job of the workspace's queue.
-    (job,) = JobQueue(ws).list()
-    assert job.state == "done" and job.capture_id == capture.id
+    # It ran as jobs of the workspace's queue: the SfM check, then the AR model.
+    jobs = JobQueue(ws).list()
+    assert len(jobs) == 2 and all(j.state == "done" and j.capture_id == capture.id for j in jobs)
+    usdz = capture.exports_dir / "model.usdz"
+    assert f"AR model (open on an iPhone or iPad for AR Quick Look): {usdz}" in out
+    assert (capture.exports_dir / "poster.png").is_file()
 
 
 def test_demo_command_runs_ingest_and_sfm(tmp_path, small_sample, monkeypatch, capsys):
     monkeypatch.setattr(demo, "bundled_sample_dir", lambda: small_sample)
     ws_root = tmp_path / "ws"
-    assert main(["--workspace", str(ws_root), "demo", "--name", "quick"]) == 0
+    assert main(["--workspace", str(ws_root), "demo", "--name", "quick", "--detail", "preview",
+                 "--texture-size", "256"]) == 0
     out = capsys.readouterr().out
     ws = Workspace(ws_root)
     _check_output(out, ws, 12)
@@ -56,7 +60,7 @@ def test_demo_steps_are_a_list_to_extend():
 
 def test_demo_without_steps_only_ingests(tmp_path, small_sample):
     ws = Workspace(tmp_path / "ws")
-    result = demo.run_demo(ws, steps=(), source=small_sample)
+    result = demo.run_demo(ws, steps=(), source=small_sample, model=False)
     assert result.outcomes == ()
     assert demo.describe(result) == [f"capture {result.capture.id}: {result.capture.root}"]
 
