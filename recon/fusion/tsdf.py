@@ -232,6 +232,11 @@ class TSDFFusion:
             self._frames += 1
         return used
 
+    @property
+    def _weight_threshold(self) -> float:
+        # open3d keeps voxels whose weight is strictly above the threshold; weights count frames
+        return max(self.config.min_weight - 0.5, 0.0)
+
     def _has_color(self) -> bool:
         return self.config.color and self._colored_frames > 0
 
@@ -241,7 +246,7 @@ class TSDFFusion:
             if self._frames == 0:
                 return FusedMesh(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int32),
                                  np.zeros((0, 3), np.float32), None)
-            mesh = self._grid.extract_triangle_mesh(weight_threshold=self.config.min_weight)
+            mesh = self._grid.extract_triangle_mesh(weight_threshold=self._weight_threshold)
         vertices = mesh.vertex.positions.numpy().astype(np.float32)
         faces = mesh.triangle.indices.numpy().astype(np.int32) if "indices" in mesh.triangle \
             else np.zeros((0, 3), np.int32)
@@ -257,7 +262,7 @@ class TSDFFusion:
         with self._lock:
             if self._frames == 0:
                 return FusedPoints(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32), None)
-            cloud = self._grid.extract_point_cloud(weight_threshold=self.config.min_weight)
+            cloud = self._grid.extract_point_cloud(weight_threshold=self._weight_threshold)
         points = cloud.point.positions.numpy().astype(np.float32)
         normals = cloud.point.normals.numpy().astype(np.float32) if "normals" in cloud.point \
             else np.zeros_like(points)

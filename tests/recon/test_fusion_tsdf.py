@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import threading
 from dataclasses import replace
+from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from scipy.spatial import cKDTree
@@ -270,3 +272,44 @@ def test_presets():
     assert preset("object").voxel_size_m == pytest.approx(0.004)
     assert preset("room").voxel_size_m == pytest.approx(0.02)
     assert preset("room", voxel_size_m=0.05).trunc_m == pytest.approx(0.2)
+
+
+PROMPTDA = Path(__file__).resolve().parents[3] / "shared" / "data" / "promptda-arkit-frame"
+if not PROMPTDA.is_dir():
+    PROMPTDA = Path("/work/shared/data/promptda-arkit-frame")
+
+
+@pytest.mark.skipif(not PROMPTDA.is_dir(), reason="shared PromptDA frame not present")
+def test_real_iphone_frame_colours_vertices_from_the_full_size_image():
+    # One real ARKit frame: 1920x1440 JPEG, 256x192 LiDAR depth in mm. Its intrinsics were not
+    # published, so a typical iPhone wide camera's are assumed; colour and depth are projected
+    # with the same camera, so what is checked (registration of the two) does not depend on it.
+    rgb = cv2.cvtColor(cv2.imread(str(PROMPTDA / "image.jpg")), cv2.COLOR_BGR2RGB)
+    depth = cv2.imread(str(PROMPTDA / "arkit_depth.png"), cv2.IMREAD_UNCHANGED)
+    camera = Camera(width=1920, height=1440, fx=1350.0, fy=1350.0, cx=960.0, cy=720.0)
+    fusion = TSDFFusion(preset("room", voxel_size_m=0.01, min_weight=1.0))
+    assert fusion.add_frame(depth, camera, np.eye(4), color=rgb) == depth.size
+    mesh = fusion.extract_mesh()
+    assert mesh.triangle_count > 10_000 and mesh.colors is not None
+    z = mesh.vertices[:, 2].astype(np.float64)
+    assert 1.4 < np.percentile(z, 1) and np.percentile(z, 99) < 3.6  # the depth map spans 1.57-3.51 m
+    # a vertex's colour is the (blurred) image colour where it projects
+    u = np.clip((camera.fx * mesh.vertices[:, 0] / z + camera.cx).astype(int), 0, 1919)
+    v = np.clip((camera.fy * mesh.vertices[:, 1] / z + camera.cy).astype(int), 0, 1439)
+    blurred = cv2.blur(rgb, (15, 15)).astype(np.int16)
+    diff = np.abs(blurred[v, u] - mesh.colors.astype(np.int16)).max(axis=1)
+    assert np.median(diff) < 20
+    shuffled = np.abs(blurred[v, u] - np.roll(mesh.colors, 5000, axis=0).astype(np.int16)).max(axis=1)
+    assert np.median(shuffled) > np.median(diff) + 10  # the check can tell right colours from wrong
+
+
+def test_min_weight_counts_the_frames_that_saw_a_voxel():
+    def triangles(frames: int, min_weight: float) -> int:
+        fusion = TSDFFusion(preset("room", min_weight=min_weight))
+        for _ in range(frames):
+            fusion.add_frame(GOOD_DEPTH, CAM, np.eye(4))
+        return fusion.extract_mesh().triangle_count
+
+    assert triangles(1, 1.0) > 0
+    assert triangles(1, 2.0) == 0
+    assert triangles(2, 2.0) > 0
