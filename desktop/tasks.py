@@ -30,9 +30,17 @@ class _Job(QRunnable):
             result = self.fn()
         except BaseException as e:  # every error reaches the GUI as a notification
             e.__traceback_text__ = traceback.format_exc()  # type: ignore[attr-defined]
-            self.relay.failed.emit(e)
+            self._emit(self.relay.failed, e)
             return
-        self.relay.done.emit(result)
+        self._emit(self.relay.done, result)
+
+    def _emit(self, signal: Any, value: Any) -> None:
+        if not isValid(self.relay):
+            return  # the app closed while this ran: nobody is left to tell
+        try:
+            signal.emit(value)
+        except RuntimeError:  # deleted between the check and the emit
+            pass
 
 
 class TaskRunner(QObject):

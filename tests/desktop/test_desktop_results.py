@@ -85,6 +85,17 @@ def test_processed_capture_opens_in_the_viewer_and_exports(sample_workspace, mak
     exported = load_mesh(out)
     assert exported.textured and 0 < len(exported.faces) <= 25_000
 
+    # USDZ into the capture's exports/: it passes Apple's ARKit checks and gets a poster.
+    result_view.export("usdz", "preview")
+    usdz = capture.exports_dir / "model.usdz"
+    qtbot.waitUntil(lambda: usdz.is_file() and (capture.exports_dir / "poster.png").is_file(), timeout=120000)
+    from recon.export.check import check_usdz
+
+    report = check_usdz(usdz)
+    assert report.passed, report.summary()
+    exports = [r.path.name for r in app.services.result_files(capture.id) if r.kind == "export"]
+    assert exports == ["model.usdz"]
+
     # Share needs the server: without it the user is told so.
     assert result_view.share() is None
     assert "server is not running" in app.ctx.notifier.texts("error")[-1]
