@@ -46,11 +46,12 @@ def detect_markers(
 
 
 def _normalised(view: PosedView, px: np.ndarray) -> np.ndarray:
-    """Pixels (P, 2) -> undistorted normalised image coordinates (P, 2)."""
+    """Pixels (P, 2), OpenCV array coordinates -> undistorted normalised image coordinates (P, 2).
+    The capture's intrinsics put pixel centres at +0.5 (COLMAP), hence the shift."""
     cam = view.camera
     k = np.asarray(cam.matrix())
     dist = np.asarray(cam.distortion if cam.model == "OPENCV" and cam.distortion else [], dtype=np.float64)
-    return cv2.undistortPoints(px.reshape(-1, 1, 2), k, dist if dist.size else None).reshape(-1, 2)
+    return cv2.undistortPoints((px + 0.5).reshape(-1, 1, 2), k, dist if dist.size else None).reshape(-1, 2)
 
 
 def triangulate(observations: list[tuple[PosedView, np.ndarray]]) -> np.ndarray:

@@ -21,8 +21,9 @@ def make_scene(vertices: np.ndarray, faces: np.ndarray) -> o3d.t.geometry.Raycas
 
 def camera_rays(camera: Camera, c2w: np.ndarray) -> np.ndarray:
     """Pinhole rays (H, W, 6) through pixel centres: origin and a direction whose camera z is 1,
-    so the hit distance along it is the z-depth."""
-    xs, ys = np.meshgrid(np.arange(camera.width), np.arange(camera.height))  # (H, W)
+    so the hit distance along it is the z-depth. Pixel (row i, column j) is the image point
+    (j + 0.5, i + 0.5), the COLMAP convention of the capture format."""
+    xs, ys = np.meshgrid(np.arange(camera.width) + 0.5, np.arange(camera.height) + 0.5)  # (H, W)
     ones = np.ones(xs.shape)
     d_cam = np.stack([(xs - camera.cx) / camera.fx, (ys - camera.cy) / camera.fy, ones], -1)  # (H, W, 3)
     d_world = d_cam @ np.asarray(c2w)[:3, :3].T  # (H, W, 3)

@@ -33,20 +33,23 @@ class PosedView:
         return (points - t) @ r
 
     def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """World points (P, 3) -> distorted pixels (P, 2), pinhole pixels (P, 2), depth z (P,)."""
+        """World points (P, 3) -> distorted pixels (P, 2), pinhole pixels (P, 2), depth z (P,).
+
+        Pixels are array coordinates: pixel (row i, column j) is centred on (j, i), which is the
+        image point (j + 0.5, i + 0.5) of the capture format's (COLMAP) intrinsics."""
         pc = self.world_to_camera(points)  # (P, 3)
         z = pc[:, 2]
         safe_z = np.where(np.abs(z) < 1e-12, 1e-12, z)
         x, y = pc[:, 0] / safe_z, pc[:, 1] / safe_z
         cam = self.camera
-        pinhole = np.stack([cam.fx * x + cam.cx, cam.fy * y + cam.cy], axis=1)
+        pinhole = np.stack([cam.fx * x + cam.cx - 0.5, cam.fy * y + cam.cy - 0.5], axis=1)
         if cam.model == "OPENCV" and cam.distortion:
             k1, k2, p1, p2 = cam.distortion
             r2 = x * x + y * y
             radial = 1 + k1 * r2 + k2 * r2 * r2
             xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
             yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
-            distorted = np.stack([cam.fx * xd + cam.cx, cam.fy * yd + cam.cy], axis=1)
+            distorted = np.stack([cam.fx * xd + cam.cx - 0.5, cam.fy * yd + cam.cy - 0.5], axis=1)
         else:
             distorted = pinhole
         return distorted, pinhole, z

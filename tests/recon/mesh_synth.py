@@ -64,7 +64,7 @@ def orbit_poses(n: int, radius: float = 0.55, heights: tuple[float, ...] = (0.15
 
 
 def camera(width: int = 320, height: int = 240, f: float = 300.0) -> Camera:
-    return Camera(width, height, f, f, (width - 1) / 2, (height - 1) / 2)
+    return Camera(width, height, f, f, width / 2, height / 2)
 
 
 def render_object(mesh: Mesh, cam: Camera, c2w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -111,7 +111,7 @@ def marker_plane_views(scale: float, marker_size: float = 0.10, n: int = 3) -> l
     side_px = 240
     dictionary = cv2.aruco.getPredefinedDictionary(cv2.aruco.DICT_4X4_50)
     marker = cv2.aruco.generateImageMarker(dictionary, 7, side_px)
-    cam = Camera(640, 480, 550.0, 550.0, 319.5, 239.5)
+    cam = Camera(640, 480, 550.0, 550.0, 320.0, 240.0)
     views = []
     for i in range(n):
         a = np.radians(-25 + 25 * i)
