@@ -1,66 +1,15 @@
-"""Real servers on loopback for the capture-server tests: in a thread, or as a process to kill."""
+"""Fixtures for the capture-server tests (helpers live in server_test_kit)."""
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import signal
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
+from server_test_kit import LiveServer, ServerProcess
 
-from capture_server.auth import DeviceStore
-from capture_server.identity import server_dir
-from capture_server.server import CaptureServer
 from core.settings import Settings, save_settings
 from core.workspace import Workspace
-
-REPO = Path(__file__).resolve().parents[2]
-STRAY = Path(__file__).resolve().parents[3] / "shared" / "data" / "strayscanner-iphone-lidar-depthonly"
-if not STRAY.is_dir():
-    STRAY = Path("/work/shared/data/strayscanner-iphone-lidar-depthonly")
-
-
-
-
-class LiveServer:
-    """A CaptureServer running in a thread of the test process."""
-
-    def __init__(self, workspace: Workspace, settings: Settings, **kwargs: object) -> None:
-        self.workspace = workspace
-        kwargs = {"mdns": False, "run_worker": False, **kwargs}
-        self.server = CaptureServer(workspace, host="127.0.0.1", port=0, settings=settings, **kwargs)
-        ready = threading.Event()
-        self.url = ""
-
-        def on_ready(url: str) -> None:
-            self.url = url
-            ready.set()
-
-        self.thread = threading.Thread(target=self.server.run, args=(on_ready,), daemon=True)
-        self.thread.start()
-        if not ready.wait(30):
-            raise RuntimeError("server did not start")
-        self.devices = DeviceStore(server_dir(workspace))
-
-    def token(self, name: str = "test phone") -> str:
-        code, _ = self.devices.new_code()
-        return self.devices.redeem(code, name).token
-
-    def client(self, token: str | None = None) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.Client(base_url=self.url, verify=False, headers=headers, timeout=30)
-
-    def stop(self) -> None:
-        self.server.stop()
-        self.thread.join(15)
 
 
 @pytest.fixture
@@ -75,86 +24,9 @@ def live_server(workspace: Workspace) -> Iterator[LiveServer]:
     server.stop()
 
 
-class ServerProcess:
-    """``python -m capture_server serve`` as a child process that tests may SIGKILL."""
-
-    def __init__(self, workspace: Workspace, port: int = 0) -> None:
-        self.workspace = workspace
-        self.port = port
-        self.proc: subprocess.Popen[str] | None = None
-        self.url = ""
-
-    def start(self) -> str:
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "capture_server", "serve", "--workspace", str(self.workspace.root),
-             "--host", "127.0.0.1", "--port", str(self.port), "--no-mdns", "--no-worker"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO,
-        )
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + 60
-        lines = []
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if "listening on " in line:
-                self.url = line.split("listening on ", 1)[1].strip()
-                self.port = int(self.url.rsplit(":", 1)[1])
-                threading.Thread(target=self._drain, daemon=True).start()
-                return self.url
-        raise RuntimeError("server did not start:\n" + "".join(lines))
-
-    def _drain(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        for _ in self.proc.stdout:
-            pass
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
 @pytest.fixture
 def server_process(workspace: Workspace) -> Iterator[ServerProcess]:
     save_settings(workspace.settings_path, Settings(max_upload_bytes=1 << 30))
     proc = ServerProcess(workspace)
     yield proc
     proc.kill()
-
-
-def new_capture(client: httpx.Client, mode: str = "free") -> str:
-    r = client.post("/v1/captures", json={"mode": mode, "name": "test", "device": {"model": "pytest"}})
-    assert r.status_code == 201, r.text
-    return r.json()["id"]
-
-
-def files_under(root: Path) -> dict[str, int]:
-    """Every file below ``root`` with its size (to show nothing changed outside a capture)."""
-    return {str(p.relative_to(root)): p.stat().st_size for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def read_json(path: Path) -> object:
-    return json.loads(path.read_text())
-
-
-def small_stray_folder(dst: Path, frames: int = 6) -> Path:
-    """The first frames of the real Stray Scanner export, copied into the test's temp folder."""
-    dst.mkdir()
-    for name in ("camera_matrix.csv", "odometry.csv"):
-        shutil.copy(STRAY / name, dst / name)
-    for sub in ("depth", "confidence"):
-        (dst / sub).mkdir()
-        for p in sorted((STRAY / sub).iterdir())[:frames]:
-            shutil.copy(p, dst / sub / p.name)
-    return dst

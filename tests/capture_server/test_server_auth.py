@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, LiveServer, new_capture
+from server_test_kit import REPO, LiveServer, new_capture
 from starlette.routing import Route, WebSocketRoute
 
 from capture_server.app import PUBLIC, build_app
@@ -50,7 +50,8 @@ def test_pairing_trades_a_one_time_code_for_a_token(live_server: LiveServer) -> 
     assert result.returncode == 0, result.stderr
     printed = json.loads(result.stdout)
     assert set(printed) == {"code", "url", "fingerprint"}
-    info = live_server.client().get("/v1/info").json()
+    with live_server.client() as c:
+        info = c.get("/v1/info").json()
     assert printed["fingerprint"] == info["fingerprint"]
     assert printed["url"].startswith(live_server.url) and printed["code"] in printed["url"]
     with live_server.client() as c:

@@ -6,7 +6,7 @@ import queue
 import secrets
 import time
 
-from conftest import LiveServer
+from server_test_kit import LiveServer
 from zeroconf import IPVersion, ServiceBrowser, ServiceStateChange, Zeroconf
 
 from capture_server.discovery import (

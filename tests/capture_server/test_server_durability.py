@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import LiveServer, ServerProcess, files_under, new_capture
+from server_test_kit import LiveServer, ServerProcess, files_under, new_capture
 from tusclient import client as tus_client
 
 from capture_server.auth import DeviceStore

@@ -7,7 +7,7 @@ import ssl
 
 import httpx
 import pytest
-from conftest import LiveServer
+from server_test_kit import LiveServer
 
 from capture_server.identity import der_fingerprint, load_or_create_identity
 from capture_server.server import CaptureServer, read_endpoint
@@ -27,7 +27,8 @@ def test_the_served_certificate_is_the_identity_and_survives_restarts(workspace)
     first = LiveServer(workspace, Settings())
     try:
         fingerprint = served_fingerprint(first.url)
-        info = first.client().get("/v1/info").json()
+        with first.client() as c:
+            info = c.get("/v1/info").json()
         assert info["fingerprint"] == fingerprint and info["server_id"] == fingerprint[:16]
         endpoint = read_endpoint(workspace)
         assert endpoint is not None and endpoint["url"] == first.url

@@ -4,7 +4,7 @@ the job's state and events."""
 from __future__ import annotations
 
 import pytest
-from conftest import LiveServer, new_capture
+from server_test_kit import LiveServer, new_capture
 
 from capture_server import jobs_link
 from capture_server.names import encode_tus_metadata

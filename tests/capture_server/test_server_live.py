@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, STRAY, LiveServer, files_under, new_capture, small_stray_folder
 from PIL import Image
+from server_test_kit import REPO, STRAY, LiveServer, files_under, new_capture, small_stray_folder
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, STRAY, LiveServer, small_stray_folder
+from server_test_kit import REPO, STRAY, LiveServer, small_stray_folder
 
 from core.settings import Settings
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import LiveServer, files_under, new_capture
+from server_test_kit import LiveServer, files_under, new_capture
 from tusclient import client as tus_client
 from tusclient.exceptions import TusCommunicationError
 
