@@ -73,6 +73,10 @@ class ViewerWidget(QWidget):
         self._drag_camera = self.camera
         self.last_render: Rendered | None = None
         self._tasks = TaskRunner(self, max_threads=1)
+        self._preview_tasks = TaskRunner(self, max_threads=1)
+        self._in_flight: set[str] = set()
+        self._pending: set[str] = set()
+        self._shown = 0  # generation of the picture on screen
         self._full = QTimer(self, singleShot=True, interval=120)
         self._full.timeout.connect(self._render_full)
 
@@ -96,35 +100,61 @@ class ViewerWidget(QWidget):
 
     @property
     def busy(self) -> bool:
-        return self._tasks.pending > 0 or self._full.isActive()
+        return bool(self._in_flight) or self._full.isActive() or bool(self._pending)
 
-    # -- rendering -----------------------------------------------------------------------------
+    # -- rendering: both kinds on pool threads, the newest request wins ------------------------
 
     def request_render(self, preview: bool = False) -> None:
         self._generation += 1
         if preview and not self._preview.empty:
-            w, h = max(1, self.width() // 2), max(1, self.height() // 2)
-            self._show(render(self._preview, self.camera, w, h, point_radius=1), (w, h))
-            self._full.start()
+            self._start("preview")
+            self._full.start()  # the full-quality frame once the mouse rests
         else:
             self._full.start(0)
 
     def _render_full(self) -> None:
-        generation, scene, camera = self._generation, self.scene, self.camera
+        self._start("full")
+
+    def _start(self, kind: str) -> None:
+        if kind in self._in_flight:
+            self._pending.add(kind)  # render again with the newest camera when this one ends
+            return
+        generation, camera = self._generation, self.camera
         w, h = max(1, self.width()), max(1, self.height())
+        if kind == "preview":
+            scene, w, h, radius = self._preview, max(1, w // 2), max(1, h // 2), 1
+        else:
+            scene, radius = self.scene, 2
         if scene.empty:
             self._image = None
             self.update()
-            self.rendered.emit()
+            if kind == "full":
+                self.rendered.emit()
             return
+        self._in_flight.add(kind)
 
         def done(result: Rendered) -> None:
-            if generation == self._generation:
-                self.last_render = result
+            self._finished(kind)
+            if generation > self._shown or (kind == "full" and generation == self._shown):
+                self._shown = generation
+                if kind == "full":
+                    self.last_render = result
                 self._show(result, (w, h))
-                self.rendered.emit()
+                if kind == "full" and generation == self._generation:
+                    self.rendered.emit()
 
-        self._tasks.run(lambda: render(scene, camera, w, h), done, self._failed)
+        def failed(error: BaseException) -> None:
+            self._finished(kind)
+            self._failed(error)
+
+        runner = self._tasks if kind == "full" else self._preview_tasks
+        runner.run(lambda: render(scene, camera, w, h, point_radius=radius), done, failed)
+
+    def _finished(self, kind: str) -> None:
+        self._in_flight.discard(kind)
+        if kind in self._pending:
+            self._pending.discard(kind)
+            self._start(kind)
 
     def _failed(self, error: BaseException) -> None:
         self.placeholder = f"Cannot draw this: {error}"

@@ -81,3 +81,34 @@ def test_no_stall_while_a_job_runs_and_the_server_takes_an_upload(
     assert len(meter.gaps) > 20, "the timer hardly ran"
     assert max(meter.gaps) <= 100, f"GUI stalled {max(meter.gaps)} ms (gaps: {sorted(meter.gaps)[-5:]})"
     qtbot.waitUntil(lambda: app.services.job(job.id).state == "done", timeout=60000)
+
+
+def test_dragging_a_large_mesh_does_not_stall_the_gui(qtbot):
+    from PySide6.QtCore import QPoint, Qt
+
+    from desktop.viewer.scene import Scene, ViewMesh
+    from desktop.viewer.widget import ViewerWidget
+    from recon.export.samples import checker_texture, uv_sphere
+
+    sphere = uv_sphere(0.1, 200, 300, texture=checker_texture(256, 512), per_corner_uvs=True)
+    assert sphere.face_count > 100_000
+    viewer = ViewerWidget()
+    qtbot.addWidget(viewer)
+    viewer.resize(1000, 700)
+    viewer.show()
+    with qtbot.waitSignal(viewer.rendered, timeout=60000):
+        viewer.set_scene(Scene(meshes=[ViewMesh(sphere.vertices, sphere.faces, None, sphere.corner_uvs(),
+                                                sphere.texture)]))
+    first = viewer.last_render
+    meter = GapMeter()
+    meter.start()
+    qtbot.mousePress(viewer, Qt.MouseButton.LeftButton, pos=QPoint(300, 300))
+    for step in range(40):
+        qtbot.mouseMove(viewer, QPoint(300 + 6 * step, 300 + 2 * step))
+        qtbot.wait(25)
+    qtbot.mouseRelease(viewer, Qt.MouseButton.LeftButton, pos=QPoint(540, 380))
+    qtbot.waitUntil(lambda: not viewer.busy, timeout=60000)
+    meter.stop()
+    print(f"ticks {len(meter.gaps)}, longest gap {max(meter.gaps)} ms")
+    assert max(meter.gaps) <= 100, f"GUI stalled {max(meter.gaps)} ms while dragging"
+    assert viewer.last_render is not first and viewer.camera.azimuth_deg != 35.0
