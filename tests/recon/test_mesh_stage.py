@@ -81,8 +81,8 @@ def test_stage_textures_places_and_is_reused(fused):
         scores.append(psnr(photo.rgb, rgb, both))
     # TSDF geometry is ~2-3 mm off and the sample's texture is fine-grained noise, so the bar
     # sits lower than for exact geometry (test_mesh_bake): a texture that lands on the wrong
-    # place (texture flipped) scores 15-16 dB here and a blank (mean colour) one 16-18 dB.
-    assert min(scores) > 20.0, scores
+    # place (texture flipped) scores 15-16 dB here, a blank (mean colour) one 16-18 dB, ours 27-31.
+    assert min(scores) > 22.0, scores
 
     again = execute_stage(cap, MESH, OPTIONS, inputs={"fusion": fusion_run})
     assert again.reused and again.run_dir == out.run_dir
