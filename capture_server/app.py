@@ -20,6 +20,7 @@ from starlette.websockets import WebSocket
 
 from capture_server.auth import DeviceStore, FailureLimiter
 from capture_server.captures import CaptureService
+from capture_server.coverage import capture_coverage
 from capture_server.errors import Conflict, RateLimited, RequestError, StorageFull, Unauthorized, http_status
 from capture_server.identity import ServerIdentity
 from capture_server.live import LiveRecorder, parse_frame_message
@@ -123,8 +124,8 @@ async def live_stream(state: ServerState, ws: WebSocket) -> None:
     cid = ws.path_params["capture_id"]
     try:
         capture = await anyio.to_thread.run_sync(state.uploads.receiving_capture, cid)
-        if capture.load().mode != "rgbd":
-            raise Conflict("live frames go to captures in mode rgbd", "mode")
+        if capture.load().mode not in ("rgbd", "guided"):
+            raise Conflict("live frames go to captures in mode rgbd or guided", "mode")
         if cid in state.live_streams:
             raise Conflict("a live stream is already open for this capture", cid)
     except ScanBridgeError as e:  # accept, so the client gets the reason, then close
@@ -228,6 +229,10 @@ def build_app(state: ServerState) -> Starlette:
         events = await anyio.to_thread.run_sync(state.captures.jobs.events, job["job"]["id"], int(after))
         return JSONResponse({"job": job["job"], "events": events})
 
+    async def coverage(request: Request) -> Response:
+        capture = await anyio.to_thread.run_sync(state.workspace.capture, request.path_params["capture_id"])
+        return JSONResponse(await anyio.to_thread.run_sync(capture_coverage, capture))
+
     async def live(ws: WebSocket) -> None:
         await live_stream(state, ws)
 
@@ -250,6 +255,7 @@ def build_app(state: ServerState) -> Starlette:
         Route("/v1/captures/{capture_id}", capture_status, methods=["GET"]),
         Route("/v1/captures/{capture_id}/finish", finish, methods=["POST"]),
         Route("/v1/captures/{capture_id}/events", job_events, methods=["GET"]),
+        Route("/v1/captures/{capture_id}/coverage", coverage, methods=["GET"]),
         Route("/v1/captures/{capture_id}/results", results, methods=["GET"]),
         WebSocketRoute("/v1/captures/{capture_id}/live", live, name="live"),
         Route("/v1/captures/{capture_id}/results/{name}", result_file, methods=["GET"]),

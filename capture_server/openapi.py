@@ -136,6 +136,17 @@ def openapi_schema(max_upload_bytes: int) -> dict[str, Any]:
                     "job": {"$ref": "#/components/schemas/Job"}, "events": {"type": "array"}}}),
                     **_errors(400, 401, 404)},
             }},
+            "/v1/captures/{capture_id}/coverage": {"get": {
+                "summary": "Which azimuth/elevation sectors around the object have views (from device poses)",
+                "parameters": _CAPTURE_PATH,
+                "responses": {"200": _resp("coverage", {"type": "object", "properties": {
+                    "available": {"type": "boolean"}, "views": {"type": "integer"},
+                    "azimuth_bins": {"type": "integer"}, "elevation_edges_deg": {"type": "array"},
+                    "counts": {"type": "array", "description": "rows: elevation bands, columns: azimuth"},
+                    "covered_fraction": {"type": "number"}, "azimuth_covered_fraction": {"type": "number"},
+                    "centre": {"type": "array"}, "radius_m": {"type": "number"},
+                    "reason": {"type": "string"}}}), **_errors(401, 404)},
+            }},
             "/v1/captures/{capture_id}/live": {"get": {
                 "summary": "WebSocket upgrade: live RGB-D frames for an rgbd capture (docs/protocol.md §7). "
                            "Token in Authorization or ?access_token=; one binary message per frame",
