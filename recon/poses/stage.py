@@ -35,7 +35,7 @@ from recon.poses.pairs import choose_matcher
 from recon.poses.sfm import registered_names, run_sfm
 
 # Sources whose intrinsics come from the device or a calibration, not from a guess.
-KNOWN_INTRINSICS_SOURCES = ("transforms", "strayscanner", "record3d", "polycam", "colmap")
+KNOWN_INTRINSICS_SOURCES = ("transforms", "strayscanner", "record3d", "polycam", "colmap", "idr")
 VIDEO_LIKE_SOURCES = ("video", "strayscanner", "record3d")
 
 
