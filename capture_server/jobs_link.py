@@ -10,18 +10,18 @@ import threading
 from importlib.metadata import entry_points
 from typing import Any
 
+from core.capture import Manifest
 from core.jobs import Job, JobQueue, Step
 from core.settings import Settings
 from core.stages import STAGE_GROUP
 from core.workspace import Workspace
 
-# Stage names in run order, per capture mode. "ingest" turns raw/ into normalised frames.
-PLANS: dict[str, tuple[str, ...]] = {
-    "rgbd": ("ingest", "fusion", "mesh", "export"),
-    "guided": ("ingest", "poses", "surface", "mesh", "export"),
-    "free": ("ingest", "poses", "nerf", "mesh", "export"),
-    "import": ("ingest", "poses", "nerf", "mesh", "export"),
-}
+# Stage names in run order, mirroring recon.pipeline.plan (which the server may not import):
+# frames with metric depth and device poses are fused; photos go through SfM and dense stereo.
+# Files that arrived as uploads (raw/ only, no frames yet) need an in-place "ingest" stage first.
+FUSION_PLAN = ("fusion", "mesh", "export")
+PHOTO_PLAN = ("poses", "mvs", "mesh", "export")
+INGEST_STAGE = "ingest"
 
 
 def registered_stages() -> set[str]:
@@ -29,16 +29,25 @@ def registered_stages() -> set[str]:
     return {ep.name for ep in entry_points(group=STAGE_GROUP)}
 
 
-def plan_for(mode: str, settings: Settings) -> tuple[list[Step], str | None]:
+def plan_for(manifest: Manifest, settings: Settings) -> tuple[list[Step], str | None]:
     """The steps to queue for a finished capture, or none and the reason why."""
     if not settings.process_on_finish:
         return [], "processing on finish is turned off in settings"
-    wanted = PLANS.get(mode, PLANS["free"])
+    frames = manifest.frames
+    if frames and manifest.scale == "metric" and all(f.depth and f.pose is not None for f in frames):
+        wanted: tuple[str, ...] = FUSION_PLAN
+    elif any(f.image for f in frames):
+        wanted = PHOTO_PLAN
+    elif frames:
+        return [], "frames have depth but not every one has a device pose, and there are no photos"
+    else:
+        wanted = (INGEST_STAGE, *PHOTO_PLAN)  # ingest decides the rest once frames exist
     known = registered_stages()
-    if wanted[0] not in known:
-        return [], f"stage {wanted[0]!r} is not installed"
-    # Stage options are not agreed yet: every stage runs with its defaults.
-    return [Step(name) for name in wanted if name in known], None
+    missing = [name for name in wanted if name not in known]
+    if missing:
+        return [], f"stage {', '.join(repr(m) for m in missing)} is not installed"
+    # Stage options are not agreed with the server yet: every stage runs with its defaults.
+    return [Step(name) for name in wanted], None
 
 
 def job_json(job: Job) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -15,9 +16,12 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
+from websockets.sync.client import connect
 
 from capture_server.auth import DeviceStore
 from capture_server.identity import server_dir
+from capture_server.replay import encode_frame
 from capture_server.server import CaptureServer
 from core.settings import Settings
 from core.workspace import Workspace
@@ -136,3 +140,22 @@ def small_stray_folder(dst: Path, frames: int = 6) -> Path:
         for p in sorted((STRAY / sub).iterdir())[:frames]:
             shutil.copy(p, dst / sub / p.name)
     return dst
+
+
+CAMERA = {"width": 64, "height": 48, "fx": 50.0, "fy": 50.0, "cx": 32.0, "cy": 24.0}
+
+
+def ws_connect(server: LiveServer, capture_id: str, token: str | None):  # noqa: ANN201
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    url = server.url.replace("https://", "wss://") + f"/v1/captures/{capture_id}/live"
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return connect(url, ssl=context, additional_headers=headers, proxy=None, open_timeout=10)
+
+
+def frame(index: int = 0, **changes: object) -> bytes:
+    depth = np.full((12, 16), 1500, dtype=np.uint16)  # (H, W) mm
+    confidence = np.full((12, 16), 2, dtype=np.uint8)
+    header = {"index": index, "timestamp": 1.0, "camera": CAMERA, "pose": np.eye(4).tolist(),
+              "color_bytes": 0, "depth": {"width": 16, "height": 12}, "confidence": True, **changes}
+    return encode_frame(header, b"", depth, confidence)

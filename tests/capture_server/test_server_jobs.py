@@ -3,8 +3,9 @@ the job's state and events."""
 
 from __future__ import annotations
 
-import pytest
-from server_test_kit import LiveServer, new_capture
+import json
+
+from server_test_kit import LiveServer, frame, new_capture, ws_connect
 
 from capture_server import jobs_link
 from capture_server.names import encode_tus_metadata
@@ -23,8 +24,10 @@ def upload_one(c, cid: str) -> None:
     assert r.status_code == 204
 
 
-def test_finish_queues_the_registered_stages_of_the_plan(live_server: LiveServer, monkeypatch) -> None:
-    monkeypatch.setattr(jobs_link, "registered_stages", lambda: {"ingest", "poses", "export"})
+def test_uploaded_files_need_an_ingest_stage_before_the_photo_plan(live_server: LiveServer,
+                                                                   monkeypatch) -> None:
+    monkeypatch.setattr(jobs_link, "registered_stages",
+                        lambda: {"ingest", "poses", "mvs", "mesh", "export", "fusion"})
     with live_server.client(live_server.token()) as c:
         cid = new_capture(c, "free")
         upload_one(c, cid)
@@ -32,7 +35,7 @@ def test_finish_queues_the_registered_stages_of_the_plan(live_server: LiveServer
         assert r.status_code == 202, r.text
         job = r.json()["job"]
         assert job["state"] == "queued"
-        assert [s["stage"] for s in job["steps"]] == ["ingest", "poses", "export"]  # unknown ones left out
+        assert [s["stage"] for s in job["steps"]] == ["ingest", "poses", "mvs", "mesh", "export"]
         status = c.get(f"/v1/captures/{cid}").json()
         assert status["status"] == "processing" and status["job"]["id"] == job["id"]
         events = c.get(f"/v1/captures/{cid}/events", params={"after": 0}).json()
@@ -43,20 +46,31 @@ def test_finish_queues_the_registered_stages_of_the_plan(live_server: LiveServer
     assert queued.capture_id == cid and queued.state == "queued"
 
 
-def test_nothing_is_queued_without_an_ingest_stage_or_when_turned_off(live_server: LiveServer,
-                                                                      monkeypatch) -> None:
-    monkeypatch.setattr(jobs_link, "registered_stages", lambda: {"poses"})
+def test_live_depth_frames_with_poses_go_straight_to_fusion(live_server: LiveServer, monkeypatch) -> None:
+    monkeypatch.setattr(jobs_link, "registered_stages", lambda: {"poses", "mvs", "mesh", "export", "fusion"})
+    token = live_server.token()
+    with live_server.client(token) as c:
+        cid = new_capture(c, "rgbd")
+    with ws_connect(live_server, cid, token) as ws:
+        for i in range(3):
+            ws.send(frame(index=i))
+        assert sorted(json.loads(ws.recv())["ack"] for _ in range(3)) == [0, 1, 2]
+    with live_server.client(token) as c:
+        r = c.post(f"/v1/captures/{cid}/finish")
+    assert r.status_code == 202, r.text
+    assert [s["stage"] for s in r.json()["job"]["steps"]] == ["fusion", "mesh", "export"]
+
+
+def test_nothing_is_queued_without_the_stages_or_when_turned_off(live_server: LiveServer,
+                                                                 monkeypatch) -> None:
+    monkeypatch.setattr(jobs_link, "registered_stages", lambda: {"poses", "mvs", "mesh", "export"})
     with live_server.client(live_server.token()) as c:
         cid = new_capture(c)
         upload_one(c, cid)
         r = c.post(f"/v1/captures/{cid}/finish")
         assert r.status_code == 200
-        assert r.json()["job"] is None and "ingest" in r.json()["not_queued_because"]
+        assert r.json()["job"] is None and "'ingest'" in r.json()["not_queued_because"]
         assert r.json()["status"] == "new"
-    steps, reason = jobs_link.plan_for("rgbd", Settings(process_on_finish=False))
+    steps, reason = jobs_link.plan_for(live_server.workspace.capture(cid).load(),
+                                       Settings(process_on_finish=False))
     assert steps == [] and "turned off" in reason
-
-
-@pytest.mark.parametrize("mode", ["guided", "free", "import", "rgbd"])
-def test_every_mode_has_a_plan_starting_with_ingest(mode: str) -> None:
-    assert jobs_link.PLANS[mode][0] == "ingest"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import ssl
 import struct
 import subprocess
 import sys
@@ -14,29 +13,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from server_test_kit import REPO, STRAY, LiveServer, files_under, new_capture, small_stray_folder
+from server_test_kit import (
+    CAMERA,
+    REPO,
+    STRAY,
+    LiveServer,
+    files_under,
+    frame,
+    new_capture,
+    small_stray_folder,
+    ws_connect,
+)
 from websockets.exceptions import ConnectionClosed, InvalidStatus
-from websockets.sync.client import connect
 
 from capture_server.replay import encode_frame, pose_from_quaternion
-
-CAMERA = {"width": 64, "height": 48, "fx": 50.0, "fy": 50.0, "cx": 32.0, "cy": 24.0}
-
-
-def ws_connect(server: LiveServer, capture_id: str, token: str | None):  # noqa: ANN201
-    context = ssl.create_default_context()
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-    url = server.url.replace("https://", "wss://") + f"/v1/captures/{capture_id}/live"
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return connect(url, ssl=context, additional_headers=headers, proxy=None, open_timeout=10)
-
-
-def frame(index: int = 0, **changes: object) -> bytes:
-    depth = np.full((12, 16), 1500, dtype=np.uint16)  # (H, W) mm
-    confidence = np.full((12, 16), 2, dtype=np.uint8)
-    header = {"index": index, "timestamp": 1.0, "camera": CAMERA, "pose": np.eye(4).tolist(),
-              "color_bytes": 0, "depth": {"width": 16, "height": 12}, "confidence": True, **changes}
-    return encode_frame(header, b"", depth, confidence)
 
 
 def send_cli(client_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
