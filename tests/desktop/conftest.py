@@ -67,3 +67,20 @@ def make_app(qtbot: object) -> Iterator[Callable[..., object]]:
         app.close()
 
 
+
+
+@pytest.fixture
+def read_qr() -> Callable[[object], str]:
+    """Decode the QR code in a QPixmap (OpenCV's ArUco-based detector: the classic one misses
+    some valid codes)."""
+    import cv2
+    import numpy as np
+
+    def decode(pixmap: object) -> str:
+        image = pixmap.toImage().convertToFormat(pixmap.toImage().Format.Format_Grayscale8)
+        w, h, stride = image.width(), image.height(), image.bytesPerLine()
+        gray = np.frombuffer(image.constBits(), np.uint8, count=stride * h).reshape(h, stride)[:, :w]
+        gray = cv2.copyMakeBorder(np.ascontiguousarray(gray), 40, 40, 40, 40, cv2.BORDER_CONSTANT, value=255)
+        return cv2.QRCodeDetectorAruco().detectAndDecode(gray)[0]
+
+    return decode

@@ -3,9 +3,7 @@ phone that pairs over HTTP appears in the list, rename and revoke work, mDNS pho
 
 from __future__ import annotations
 
-import cv2
 import httpx
-import numpy as np
 from zeroconf import IPVersion, Zeroconf
 
 from capture_server.discovery import phone_service_info, register_phone
@@ -13,17 +11,8 @@ from capture_server.discovery import phone_service_info, register_phone
 LOOPBACK = ["127.0.0.1"]
 
 
-def qr_text(pixmap) -> str:
-    """Decode a QR code from a QPixmap with OpenCV's detector."""
-    image = pixmap.toImage().convertToFormat(pixmap.toImage().Format.Format_Grayscale8)
-    w, h, stride = image.width(), image.height(), image.bytesPerLine()
-    gray = np.frombuffer(image.constBits(), np.uint8, count=stride * h).reshape(h, stride)[:, :w]
-    gray = cv2.copyMakeBorder(np.ascontiguousarray(gray), 40, 40, 40, 40, cv2.BORDER_CONSTANT, value=255)
-    text, _, _ = cv2.QRCodeDetector().detectAndDecode(gray)
-    return text
-
-
-def test_pairing_dialog_shows_a_qr_code_and_a_paired_phone_appears(sample_workspace, make_app, qtbot):
+def test_pairing_dialog_shows_a_qr_code_and_a_paired_phone_appears(
+        sample_workspace, make_app, qtbot, read_qr):
     app = make_app(sample_workspace, start_server=True)
     panel = app.window.devices
     qtbot.waitUntil(lambda: app.services.server_url is not None, timeout=30000)
@@ -35,7 +24,7 @@ def test_pairing_dialog_shows_a_qr_code_and_a_paired_phone_appears(sample_worksp
     assert dialog is not None and dialog.isVisible()
     code = dialog.pairing.code
     assert dialog.code_label.text().replace(" ", "") == code
-    scanned = qr_text(dialog.qr_label.pixmap())
+    scanned = read_qr(dialog.qr_label.pixmap())
     assert scanned == dialog.pairing.url
     assert scanned.startswith(f"{url}/pair?code={code}&fp=")
 

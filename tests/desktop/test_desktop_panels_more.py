@@ -5,20 +5,10 @@ from __future__ import annotations
 import json
 import socket
 
-import cv2
-import numpy as np
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
 from core.cli import build_parser
-
-
-def _qr_text(pixmap) -> str:
-    image = pixmap.toImage().convertToFormat(pixmap.toImage().Format.Format_Grayscale8)
-    w, h, stride = image.width(), image.height(), image.bytesPerLine()
-    gray = np.frombuffer(image.constBits(), np.uint8, count=stride * h).reshape(h, stride)[:, :w]
-    gray = cv2.copyMakeBorder(np.ascontiguousarray(gray), 40, 40, 40, 40, cv2.BORDER_CONSTANT, value=255)
-    return cv2.QRCodeDetector().detectAndDecode(gray)[0]
 
 
 def test_app_command_takes_the_workspace_before_or_after_it():
@@ -62,7 +52,7 @@ def test_dropping_a_folder_imports_it(sample_workspace, make_app, qtbot, tmp_pat
     qtbot.waitUntil(lambda: len(library.capture_ids()) == 2, timeout=30000)
 
 
-def test_share_to_phone_shows_the_link_as_a_qr_code(sample_workspace, make_app, qtbot):
+def test_share_to_phone_shows_the_link_as_a_qr_code(sample_workspace, make_app, qtbot, read_qr):
     app = make_app(sample_workspace, start_server=True)
     qtbot.waitUntil(lambda: app.services.server_url is not None, timeout=30000)
     (capture,) = sample_workspace.captures()
@@ -71,7 +61,7 @@ def test_share_to_phone_shows_the_link_as_a_qr_code(sample_workspace, make_app, 
     dialog = view.share()
     assert dialog is not None and dialog.isVisible()
     assert dialog.link == f"{app.services.server_url}/v1/captures/{capture.id}/results/model.usdz"
-    assert _qr_text(dialog.qr_label.pixmap()) == dialog.link
+    assert read_qr(dialog.qr_label.pixmap()) == dialog.link
 
 
 def test_a_server_that_cannot_start_is_reported(sample_workspace, make_app, qtbot):
