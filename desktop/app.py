@@ -3,12 +3,14 @@ start in the background and stop when the window closes."""
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtWidgets import QApplication
 
+from core.errors import ConfigError
 from core.runner import Runner
 from core.workspace import Workspace
 from desktop.context import AppContext, AppSignals
@@ -66,8 +68,18 @@ def build_app(
     return DesktopApp(ctx, window)
 
 
+def has_display() -> bool:
+    """Whether Qt can open windows here (an X or Wayland display, or a platform set explicitly)."""
+    if not sys.platform.startswith("linux"):
+        return True
+    return any(os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"))
+
+
 def run_app(workspace: str | None = None) -> int:
     """``scanbridge app``: show the window until it is closed."""
+    if not has_display():
+        raise ConfigError("no display to show the app on; run it in a desktop session, or use "
+                          "`scanbridge demo` / `scanbridge serve` without one", "DISPLAY")
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("ScanBridge")
     desktop = build_app(workspace)

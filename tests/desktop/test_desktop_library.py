@@ -69,6 +69,10 @@ def test_capture_view_shows_frames_flags_coverage_and_cameras(sample_workspace, 
     (run / "poses.json").write_text(__import__("json").dumps(
         {"registered": 23, "total": 24, "unregistered": {manifest.frames[0].id: reason}, "frames": frames}))
     (run / "status.json").write_text('{"state": "done", "ended": 1.0}')
+    blurred = capture.path(manifest.frames[5].image)
+    import cv2
+
+    cv2.imwrite(str(blurred), cv2.GaussianBlur(cv2.imread(str(blurred)), (0, 0), 6))
     app = make_app(sample_workspace)
     view = app.window.capture_view
     app.window.open_capture(capture.id)
@@ -76,12 +80,14 @@ def test_capture_view_shows_frames_flags_coverage_and_cameras(sample_workspace, 
     qtbot.waitUntil(lambda: view.strip.count() == 24, timeout=30000)
     first = view.strip.item(0)
     assert "unregistered" in first.text() and reason in first.toolTip()
-    assert all("ok" in view.strip.item(i).text() for i in range(1, 24))
-    assert "1 unregistered" in view.subtitle.text()
+    assert "blurry" in view.strip.item(5).text() and "blurry" in view.strip.item(5).toolTip()
+    assert all("ok" in view.strip.item(i).text() for i in range(1, 24) if i != 5)
+    assert "1 unregistered" in view.subtitle.text() and "1 blurry" in view.subtitle.text()
     grid = view.coverage.grid
     assert grid.sum() == 23 and (grid > 0).sum() >= 20  # two rings of views around the object
     with qtbot.waitSignal(view.viewer.rendered, timeout=30000):
         pass
     rendered = view.viewer.last_render
     assert rendered is not None and len(rendered.lines) == 23 * 8  # a frustum per registered frame
+    assert rendered.line_flags.sum() == 8  # the blurry frame's is drawn in the warning colour
     assert np.isfinite(rendered.lines).all()

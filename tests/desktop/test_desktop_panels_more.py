@@ -85,3 +85,15 @@ def test_a_broken_manifest_is_reported_when_opening_a_capture(sample_workspace, 
     app.window.open_capture(capture.id)
     qtbot.waitUntil(lambda: bool(app.ctx.notifier.texts("error")), timeout=30000)
     assert "capture.json" in app.ctx.notifier.texts("error")[-1]
+
+
+def test_app_without_a_display_says_so(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    done = subprocess.run([sys.executable, "-m", "core.cli", "app", "--workspace", str(tmp_path / "ws")],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "DISPLAY: no display" in done.stderr
