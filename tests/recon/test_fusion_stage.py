@@ -227,3 +227,20 @@ def test_stray_scanner_capture_fuses_at_metric_scale(tmp_path):
         d, _ = tree.query(world)
         # read with ARKit's camera axes instead (pose @ diag(1, -1, -1, 1)) these are 0.7-3 m and 0 %
         assert np.median(d) < 0.04 and (d < 0.05).mean() > 0.75, index
+
+
+@pytest.mark.skipif(not STRAY.is_dir(), reason="shared Stray Scanner data not present")
+def test_stray_scanner_through_the_real_poses_stage(tmp_path):
+    from recon.ingest.api import ingest
+
+    cap = ingest(STRAY, Workspace(tmp_path), target_frames=12)
+    poses = execute_stage(cap, "recon.poses.stage:STAGE")
+    assert poses.result["scale"] == "metric"
+    direct = execute_stage(cap, STAGE, {"write_points": False})
+    via = execute_stage(cap, STAGE, {"write_points": False}, inputs={"poses": poses.run_dir})
+    assert via.run_dir != direct.run_dir and via.result["frames_used"] == 12
+    # device poses pass through the poses stage unchanged, so the surfaces agree
+    a = np.asarray(o3d.io.read_triangle_mesh(str(direct.run_dir / "mesh.ply")).vertices)
+    b = np.asarray(o3d.io.read_triangle_mesh(str(via.run_dir / "mesh.ply")).vertices)
+    d, _ = cKDTree(a).query(b)
+    assert np.median(d) < 0.005
