@@ -36,6 +36,8 @@ def detect_markers(
     detector = cv2.aruco.ArucoDetector(aruco_dictionary(dictionary), cv2.aruco.DetectorParameters())
     found: dict[int, list[tuple[int, np.ndarray]]] = {}
     for i, view in enumerate(views):
+        if view.image is None:
+            continue
         grey = cv2.cvtColor(view.image, cv2.COLOR_RGB2GRAY)
         corners, ids, _rejected = detector.detectMarkers(grey)
         if ids is None:

@@ -96,6 +96,7 @@ def bake_texture(
     cancel: CancelToken | None = None,
 ) -> TexturedMesh:
     """Bake a ``size``² texture for ``uv_mesh`` from ``views``; returns the textured mesh."""
+    views = [v for v in views if v.image is not None]
     if not views:
         raise InputError("no posed photos to bake colour from", "frames")
     progress = progress or Progress("bake")
@@ -151,6 +152,23 @@ def bake_texture(
     valid = np.zeros(size * size, bool)
     colour[texel_index[seen]] = blended
     valid[texel_index[seen]] = True
+    texture = fill_texture(colour.reshape(size, size, 3), valid.reshape(size, size))
+    texture = np.clip(np.rint(texture), 0, 255).astype(np.uint8)
+    return TexturedMesh(uv_mesh.vertices, uv_mesh.faces, uv_mesh.uvs, texture)
+
+
+def bake_vertex_colors(uv_mesh: UVMesh, colors: np.ndarray | None, size: int = 2048) -> TexturedMesh:
+    """A texture from per-vertex colours (N_in, 3) in 0..1 of the unwrapped mesh's source
+    vertices, for captures without colour photos; uniform grey when there are none."""
+    if colors is None:
+        texture = np.full((size, size, 3), 128, np.uint8)
+        return TexturedMesh(uv_mesh.vertices, uv_mesh.faces, uv_mesh.uvs, texture)
+    texel_index, face, bary = rasterize_uv(uv_mesh, size)
+    corner_rgb = colors[uv_mesh.source_vertex[uv_mesh.faces[face]]] * 255.0  # (T, 3, 3)
+    colour = np.zeros((size * size, 3), np.float32)
+    valid = np.zeros(size * size, bool)
+    colour[texel_index] = np.einsum("tk,tkc->tc", bary, corner_rgb)
+    valid[texel_index] = True
     texture = fill_texture(colour.reshape(size, size, 3), valid.reshape(size, size))
     texture = np.clip(np.rint(texture), 0, 255).astype(np.uint8)
     return TexturedMesh(uv_mesh.vertices, uv_mesh.faces, uv_mesh.uvs, texture)

@@ -22,14 +22,14 @@ from recon.export.mesh_data import TexturedMesh
 from recon.export.obj import write_obj
 from recon.export.presets import triangle_budget
 from recon.mesh.aruco import aruco_dictionary, marker_scale
-from recon.mesh.bake import bake_texture
+from recon.mesh.bake import bake_texture, bake_vertex_colors
 from recon.mesh.clean import clean_mesh
 from recon.mesh.crop import Box, crop_to_object
 from recon.mesh.decimate import decimate
 from recon.mesh.io import read_mesh_ply, read_textured_npz, write_textured_npz
 from recon.mesh.placement import UP_CHOICES, place, resolve_up
 from recon.mesh.uv import unwrap
-from recon.mesh.views import load_views
+from recon.mesh.views import load_views, pose_only_views
 
 MESH_SOURCES = ("fusion", "mvs", "surface")
 RAW_MESH_FILE = "mesh.ply"
@@ -107,12 +107,13 @@ def run(ctx: StageContext, config: MeshStageConfig) -> dict[str, Any]:
     raw = read_mesh_ply(raw_path)
     views = load_views(ctx.capture, poses_run, config.max_image_side, config.max_views)
     progress.update(0.05, f"read {raw.n_faces} triangles and {len(views)} posed photos")
+    cameras = views or pose_only_views(ctx.capture, poses_run)  # for crop and placement
 
     if config.crop == "none":
         cropped, box = raw, None
     else:
         user_box = Box.from_list(list(config.crop_box), "mesh.crop_box") if config.crop_box else None
-        cropped, box = crop_to_object(raw, views, user_box)
+        cropped, box = crop_to_object(raw, cameras, user_box)
         if box is None:
             progress.warning("could not tell where the cameras look; the mesh was not cropped")
     ctx.cancel.check()
@@ -135,14 +136,20 @@ def run(ctx: StageContext, config: MeshStageConfig) -> dict[str, Any]:
         else:
             scale_status = "unscaled"
             progress.warning("no metric poses and no ArUco marker seen: the model is unscaled")
-    up, up_source = resolve_up(config.up, views, manifest.source.get("kind"), manifest.mode)
-    placement = place(simplified, up, views, scale_status, metres_per_unit, up_source)
+    up, up_source = resolve_up(config.up, cameras, manifest.source.get("kind"), manifest.mode)
+    placement = place(simplified, up, cameras, scale_status, metres_per_unit, up_source)
 
     uv_mesh = unwrap(simplified, config.texture_size)
     progress.update(0.4, f"unwrapped into an atlas of {len(uv_mesh.vertices)} vertices")
     ctx.cancel.check()
-    baked = bake_texture(uv_mesh, views, config.texture_size, config.top_k_views,
-                         progress=progress.sub(0.4, 0.95), cancel=ctx.cancel)
+    if views:
+        baked = bake_texture(uv_mesh, views, config.texture_size, config.top_k_views,
+                             progress=progress.sub(0.4, 0.95), cancel=ctx.cancel)
+        colour_source = "photos"
+    else:
+        progress.warning("no colour photos: the texture comes from the mesh's vertex colours")
+        baked = bake_vertex_colors(uv_mesh, simplified.vertex_colors, config.texture_size)
+        colour_source = "vertex colours" if simplified.vertex_colors is not None else "none (grey)"
     m = placement.matrix
     placed = TexturedMesh((baked.vertices.astype(np.float64) @ m[:3, :3].T + m[:3, 3]),
                           baked.faces, baked.uvs, baked.texture)
@@ -170,6 +177,7 @@ def run(ctx: StageContext, config: MeshStageConfig) -> dict[str, Any]:
         "detail": config.detail,
         "texture_size": config.texture_size,
         "views": len(views),
+        "colour_source": colour_source,
         "scale": scale_status,
         "metres_per_unit": metres_per_unit,
         "extent": [round(float(x), 5) for x in bounds[1] - bounds[0]],

@@ -9,16 +9,17 @@ import cv2
 import numpy as np
 
 from core.capture import Camera, CaptureFolder
-from core.errors import InputError, StageError
+from core.errors import InputError
 from recon.posed import load_posed_frames, read_rgb_undistorted
 
 
 @dataclass(frozen=True)
 class PosedView:
-    """One photo: image (H, W, 3) uint8 RGB, its camera, c2w (4, 4) OpenCV axes, mask (H, W) bool."""
+    """One photo: image (H, W, 3) uint8 RGB (None for a pose-only frame of a depth-only capture),
+    its camera, c2w (4, 4) OpenCV axes, mask (H, W) bool."""
 
     id: str
-    image: np.ndarray
+    image: np.ndarray | None
     camera: Camera
     c2w: np.ndarray
     mask: np.ndarray | None = None
@@ -60,10 +61,9 @@ def load_views(
 ) -> list[PosedView]:
     """The registered frames with images (from ``poses_run``/poses.json, else capture.json), lens
     distortion removed, downscaled so the longer side is at most ``max_side`` (0: keep), and at
-    most ``max_views`` of them evenly spread over the capture (0: all)."""
+    most ``max_views`` of them evenly spread over the capture (0: all). Empty when no posed
+    frame has an image (a depth-only capture); StageError when no frame has a pose."""
     frames = [f for f in load_posed_frames(capture, poses_run) if f.image is not None]
-    if not frames:
-        raise StageError("no posed frame has a colour image to bake from", capture.root)
     if max_views and len(frames) > max_views:
         frames = [frames[i] for i in np.linspace(0, len(frames) - 1, max_views).round().astype(int)]
     views = []
@@ -84,3 +84,8 @@ def load_views(
                 mask = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
         views.append(PosedView(frame.frame_id, image, cam, frame.c2w, mask))
     return views
+
+
+def pose_only_views(capture: CaptureFolder, poses_run: Path | None = None) -> list[PosedView]:
+    """Every posed frame as a view without an image: enough for cropping and placement."""
+    return [PosedView(f.frame_id, None, f.camera, f.c2w) for f in load_posed_frames(capture, poses_run)]

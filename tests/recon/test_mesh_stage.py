@@ -3,6 +3,8 @@ cropped, cleaned, decimated, placed and textured; the result re-renders like hel
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -86,6 +88,22 @@ def test_stage_textures_places_and_is_reused(fused):
 
     again = execute_stage(cap, MESH, OPTIONS, inputs={"fusion": fusion_run})
     assert again.reused and again.run_dir == out.run_dir
+
+
+def test_depth_only_capture_gets_its_texture_from_vertex_colours(fused, tmp_path):
+    """No colour photos (a LiDAR-only export): crop and placement use the poses, the texture
+    comes from the fused vertex colours."""
+    cap, fusion_run = fused
+    manifest = cap.load()
+    ws = Workspace(tmp_path)
+    with ws.staged_capture("depth-only") as new:
+        frames = tuple(replace(f, image=None) for f in manifest.frames)
+        new.save(replace(manifest, id="depth-only", frames=frames))
+    out = execute_stage(ws.capture("depth-only"), MESH, OPTIONS, inputs={"fusion": fusion_run})
+    assert out.result["views"] == 0 and out.result["colour_source"] == "vertex colours"
+    mesh, placement = load_result(out.run_dir)
+    assert placement["up_source"] == "arkit-gravity" and abs(mesh.bounds()[0][1]) < 1e-6
+    assert mesh.texture.reshape(-1, 3).std(0).min() > 10  # coloured, not a flat fill
 
 
 def test_bad_input_is_one_clear_error(fused, tmp_path):
