@@ -1,6 +1,7 @@
 """Render each main view of the app into PNGs (for docs/screenshots/), offscreen or under Xvfb.
 
-    QT_QPA_PLATFORM=offscreen .venv/bin/python -m desktop.screenshots --out docs/screenshots
+    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python -m desktop.screenshots --out docs/screenshots
+    QT_QPA_PLATFORM=offscreen .venv/bin/python -m desktop.screenshots   # the same, without Xvfb
 
 It builds a throw-away workspace: the bundled sample (fused into a mesh by a real job), and, when
 ../shared/data is there, two real photo sets (OpenSfM's iPhone photos, BSD-2), pairs two phones
