@@ -72,8 +72,19 @@ def plan_steps(method: str, detail: str, *, metric_depth: bool, known: set[str])
         steps.append(Step("mvs"))
     for later in ("mesh", "texture", "export"):
         if later in known and method != "poses":
-            steps.append(Step(later, {"detail": detail} if later != "texture" else {}))
+            steps.append(Step(later, detail_option(later, detail)))
     return steps
+
+
+def detail_option(stage: str, detail: str) -> dict[str, str]:
+    """The detail preset in the option name the stage's config has ("detail" or "preset"), if any."""
+    from core.stages import load_stage
+
+    names = {f.name for f in dataclasses.fields(load_stage(stage).config_cls)}
+    for key in ("detail", "preset"):
+        if key in names:
+            return {key: detail}
+    return {}
 
 
 class _ServerHandle:

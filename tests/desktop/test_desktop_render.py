@@ -103,3 +103,22 @@ def test_face_colour_atlas_maps_each_face_to_its_mean_colour():
     sampled = sample_texture(texture, centroid_uv)
     expected = colours[faces].astype(np.float32).mean(axis=1)
     assert sampled == pytest.approx(expected, abs=1.0)
+
+
+def test_process_plans_follow_the_capture_and_the_installed_stages():
+    from core.errors import ConfigError
+    from desktop.services import plan_steps
+
+    known = {"poses", "fusion", "mvs"}
+
+    def stages(method: str, metric: bool) -> list[str]:
+        return [s.stage for s in plan_steps(method, "medium", metric_depth=metric, known=known)]
+
+    assert stages("auto", True) == ["fusion"]
+    assert stages("auto", False) == ["poses", "mvs"]
+    assert stages("poses", True) == ["poses"]
+    with pytest.raises(ConfigError, match="metric depth"):
+        plan_steps("fusion", "medium", metric_depth=False, known=known)
+    with pytest.raises(ConfigError) as bad:
+        plan_steps("auto", "huge", metric_depth=True, known=known)
+    assert bad.value.where == "detail"
