@@ -68,22 +68,60 @@ def triangulate(observations: list[tuple[PosedView, np.ndarray]]) -> np.ndarray:
     return x[:3] / x[3]
 
 
+# A printed marker is a flat square: what does not triangulate to one is a false detection (a
+# window of a building, a tile pattern) and must not set the model's size.
+MAX_EDGE_SPREAD = 0.08  # (max - min) / mean of the four edges
+MAX_DIAGONAL_ERROR = 0.08  # |diagonal / (edge * sqrt 2) - 1|
+MAX_REPROJECTION_PX = 3.0  # median over views and corners
+
+
+def _reprojection_px(view: PosedView, point: np.ndarray, px: np.ndarray) -> float:
+    w2c = np.linalg.inv(view.c2w)
+    x = w2c[:3, :3] @ point + w2c[:3, 3]
+    if x[2] <= 0:
+        return float("inf")
+    cam = view.camera
+    u = cam.fx * x[0] / x[2] + cam.cx - 0.5  # back to OpenCV array coordinates
+    v = cam.fy * x[1] / x[2] + cam.cy - 0.5
+    return float(np.hypot(u - px[0], v - px[1]))
+
+
+def _square(
+    views: list[PosedView], seen: list[tuple[int, np.ndarray]]
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The triangulated corners (4, 3) and edges (4,) if they form the printed square, else None."""
+    normalised = [(views[i], _normalised(views[i], c)) for i, c in seen]
+    corners = np.stack([triangulate([(v, xy[k]) for v, xy in normalised]) for k in range(4)])  # (4, 3)
+    if not np.all(np.isfinite(corners)):
+        return None
+    edges = np.linalg.norm(corners - np.roll(corners, -1, axis=0), axis=1)  # (4,)
+    edge = float(edges.mean())
+    if edge <= 0 or np.ptp(edges) / edge > MAX_EDGE_SPREAD:
+        return None
+    diagonals = np.linalg.norm(corners[:2] - corners[2:], axis=1)  # (2,)
+    if np.max(np.abs(diagonals / (edge * np.sqrt(2.0)) - 1.0)) > MAX_DIAGONAL_ERROR:
+        return None
+    errors = [_reprojection_px(views[i], corners[k], c[k]) for i, c in seen for k in range(4)]
+    if float(np.median(errors)) > MAX_REPROJECTION_PX:
+        return None
+    return corners, edges
+
+
 def marker_scale(
     views: list[PosedView], marker_size_m: float = 0.10, dictionary: str = "DICT_4X4_50", min_views: int = 2
 ) -> MarkerScale | None:
-    """Scale from the marker seen in the most views (at least ``min_views``), or None."""
+    """Scale from the marker seen in the most views (at least ``min_views``) whose corners
+    triangulate to a square; None when no detection passes (see the limits above)."""
     if marker_size_m <= 0:
         raise ConfigError(f"must be positive, got {marker_size_m}", "marker_size_m")
     found = detect_markers(views, dictionary)
-    if not found:
-        return None
-    marker_id, seen = max(found.items(), key=lambda kv: len(kv[1]))
-    if len(seen) < min_views:
-        return None
-    normalised = [(views[i], _normalised(views[i], c)) for i, c in seen]
-    corners = np.stack([triangulate([(v, xy[k]) for v, xy in normalised]) for k in range(4)])  # (4, 3)
-    edges = np.linalg.norm(corners - np.roll(corners, -1, axis=0), axis=1)  # (4,)
-    edge = float(edges.mean())
-    if not np.isfinite(edge) or edge <= 0:
-        return None
-    return MarkerScale(marker_size_m / edge, marker_id, len(seen), edge, float(np.ptp(edges) / edge))
+    for marker_id, seen in sorted(found.items(), key=lambda kv: -len(kv[1])):
+        if len(seen) < min_views:
+            break
+        square = _square(views, seen)
+        if square is None:
+            continue
+        _corners, edges = square
+        edge = float(edges.mean())
+        return MarkerScale(marker_size_m / edge, marker_id, len(seen), edge, float(np.ptp(edges) / edge))
+    return None
