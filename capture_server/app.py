@@ -27,6 +27,7 @@ from capture_server.live import LiveRecorder, parse_frame_message
 from capture_server.openapi import openapi_schema
 from capture_server.tus import TusEndpoint, tus_headers
 from capture_server.uploads import UploadStore
+from capture_server.web import PageRouter, is_public_page
 from core.errors import ScanBridgeError
 from core.settings import Settings
 from core.workspace import Workspace
@@ -85,7 +86,8 @@ class TokenGate:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or (
-                scope["type"] == "http" and (scope["method"], scope["path"]) in PUBLIC):
+                scope["type"] == "http" and ((scope["method"], scope["path"]) in PUBLIC
+                                             or is_public_page(scope["method"], scope["path"]))):
             await self.app(scope, receive, send)
             return
         header = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
@@ -272,5 +274,6 @@ def build_app(state: ServerState) -> Starlette:
         raise exc
 
     app = Starlette(routes=routes, exception_handlers={ScanBridgeError: on_error, OSError: on_os_error})
+    app.add_middleware(PageRouter, workspace=state.workspace)  # share links and the web page; inside the gate
     app.add_middleware(TokenGate, devices=state.devices)
     return app

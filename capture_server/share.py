@@ -179,7 +179,8 @@ p {{ color: #444; }}
 </head>
 <body>
 <h1>{name}</h1>
-<a rel="ar" href="{paths["usdz"]}"><img src="{paths["poster"]}" alt="{name}: tap to view in AR" width="512" height="512"></a>
+<a rel="ar" href="{paths["usdz"]}"><img src="{paths["poster"]}" alt="{name}: tap to view in AR"
+ width="512" height="512"></a>
 <p>Tap the picture to place the model in your room (AR Quick Look, iPhone and iPad).</p>
 <p><a href="{paths["usdz"]}" download>Download the USDZ</a></p>
 </body>
@@ -270,6 +271,9 @@ def share_routes(workspace: Workspace, store: ShareStore | None = None) -> list[
         return Response(await anyio.to_thread.run_sync(qr_png, link), media_type="image/png",
                         headers=no_store)
 
+    async def nothing(request: Request) -> Response:
+        raise NotFoundError(_NO_SUCH_LINK)
+
     async def create(request: Request) -> Response:
         raw = await request.body()
         try:
@@ -287,5 +291,6 @@ def share_routes(workspace: Workspace, store: ShareStore | None = None) -> list[
         Route(f"/s/{{token}}/{MODEL_NAME}", model, methods=["GET"], name="share_usdz"),
         Route(f"/s/{{token}}/{POSTER_NAME}", poster, methods=["GET"], name="share_poster"),
         Route("/s/{token}/qr.png", qr, methods=["GET"], name="share_qr"),
+        Route("/s/{rest:path}", nothing, methods=["GET"], name="share_nothing"),  # the same 404 for all
         Route("/v1/captures/{capture_id}/share", create, methods=["POST"], name="share_create"),
     ]
