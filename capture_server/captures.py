@@ -126,20 +126,36 @@ class CaptureService:
         job = self.jobs.submit(capture_id, steps) if steps and self.jobs else None
         return {**manifest_json(capture.load()), "job": job, "not_queued_because": reason}
 
+    def results_dir(self, capture_id: str) -> Path | None:
+        """exports/ when something was published there, else the export run of the latest
+        finished job (read-only: the server never writes results itself)."""
+        capture = self.workspace.capture(capture_id)
+        if capture.exports_dir.is_dir() and any(_is_result(p) for p in capture.exports_dir.iterdir()):
+            return capture.exports_dir
+        run_dir = self.jobs.export_run_dir(capture_id) if self.jobs else None
+        inside = run_dir is not None and run_dir.resolve().is_relative_to(capture.root.resolve())
+        return run_dir if inside and run_dir is not None and run_dir.is_dir() else None
+
     def results(self, capture_id: str) -> list[dict[str, Any]]:
-        exports = self.workspace.capture(capture_id).exports_dir
-        if not exports.is_dir():
+        folder = self.results_dir(capture_id)
+        if folder is None:
             return []
         return [
             {"name": p.name, "size": p.stat().st_size,
              "content_type": RESULT_TYPES.get(p.suffix.lower(), "application/octet-stream")}
-            for p in sorted(exports.iterdir()) if p.is_file() and not p.name.startswith(".")
+            for p in sorted(folder.iterdir()) if _is_result(p)
         ]
 
     def result_path(self, capture_id: str, name: str) -> tuple[Path, str]:
-        capture = self.workspace.capture(capture_id)
         rel = safe_relative_name(name, "name")
-        path = path_inside(capture.exports_dir, rel, "name") if capture.exports_dir.is_dir() else None
-        if path is None or "/" in rel or not path.is_file():
+        folder = self.results_dir(capture_id)
+        path = path_inside(folder, rel, "name") if folder is not None and "/" not in rel else None
+        if path is None or not _is_result(path):
             raise NotFoundError("no such result", name)
         return path, RESULT_TYPES.get(path.suffix.lower(), "application/octet-stream")
+
+
+def _is_result(path: Path) -> bool:
+    """A model, texture or poster; not a run's bookkeeping (config.json, status.json, log.txt)."""
+    return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in RESULT_TYPES \
+        and path.name not in ("config.json", "status.json")

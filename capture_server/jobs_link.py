@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 from core.capture import Manifest
@@ -77,6 +78,14 @@ class JobLink:
     def latest(self, capture_id: str) -> dict[str, Any] | None:
         jobs = self.queue.list(capture_id=capture_id, limit=1)
         return job_json(jobs[0]) if jobs else None
+
+    def export_run_dir(self, capture_id: str) -> Path | None:
+        """The run folder of the export step of the capture's latest finished job."""
+        for job in self.queue.list(state="done", capture_id=capture_id, limit=1):
+            for step in job.steps:
+                if step.stage == "export" and step.run_dir is not None:
+                    return step.run_dir
+        return None
 
     def events(self, job_id: int, after_id: int = 0, limit: int = 200) -> list[dict[str, Any]]:
         return [e.to_json() for e in self.queue.events(job_id, after_id, limit)]

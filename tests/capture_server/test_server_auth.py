@@ -149,7 +149,7 @@ def test_every_protected_route_answers_401_without_a_valid_token(live_server: Li
                 assert r.headers.get("WWW-Authenticate", "").startswith("Bearer")
             r = c.request(method, path, headers={"Tus-Resumable": "1.0.0", "Authorization": f"Bearer {good}"})
             assert r.status_code != 401, (method, path)
-        unknown = [("GET", "/"), ("GET", "/v1/nothing"), ("POST", "/v1/devices"), ("GET", "/v2/info")]
+        unknown = [("GET", "/v1/nothing"), ("POST", "/v1/devices"), ("GET", "/v2/info"), ("GET", "/admin")]
         for method, path in unknown:
             assert c.request(method, path).status_code == 401, path
         for method, path in public:

@@ -9,7 +9,7 @@ from server_test_kit import LiveServer, frame, new_capture, ws_connect
 
 from capture_server import jobs_link
 from capture_server.names import encode_tus_metadata
-from core.jobs import JobQueue
+from core.jobs import JobQueue, Step
 from core.settings import Settings
 
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -74,3 +74,30 @@ def test_nothing_is_queued_without_the_stages_or_when_turned_off(live_server: Li
     steps, reason = jobs_link.plan_for(live_server.workspace.capture(cid).load(),
                                        Settings(process_on_finish=False))
     assert steps == [] and "turned off" in reason
+
+
+def test_results_come_from_the_finished_jobs_export_run(live_server: LiveServer) -> None:
+    from core.stages import StageOutcome
+
+    with live_server.client(live_server.token()) as c:
+        cid = new_capture(c, "free")
+        assert c.get(f"/v1/captures/{cid}/results").json()["results"] == []
+        run_dir = live_server.workspace.capture(cid).runs_dir / "export-abc123"
+        run_dir.mkdir(parents=True)
+        (run_dir / "model.usdz").write_bytes(b"PK usdz")
+        (run_dir / "config.json").write_text("{}")
+        queue = JobQueue(live_server.workspace)
+        job = queue.submit(cid, [Step("export")], validate=False)
+        lease = queue.claim(job_id=job.id)
+        queue.start_step(lease, 0)
+        queue.finish_step(lease, 0, StageOutcome("export", run_dir, {}))
+        queue.finish_job(lease, "done")
+        listed = c.get(f"/v1/captures/{cid}/results").json()["results"]
+        assert [r["name"] for r in listed] == ["model.usdz"]  # not the run's bookkeeping
+        r = c.get(f"/v1/captures/{cid}/results/model.usdz")
+        assert r.content == b"PK usdz" and r.headers["content-type"] == "model/vnd.usdz+zip"
+        assert c.get(f"/v1/captures/{cid}/results/config.json").status_code == 404
+        exports = live_server.workspace.capture(cid).exports_dir
+        exports.mkdir()
+        (exports / "model.glb").write_bytes(b"glTF")  # once published, exports/ is what counts
+        assert [r["name"] for r in c.get(f"/v1/captures/{cid}/results").json()["results"]] == ["model.glb"]
