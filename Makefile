@@ -7,9 +7,25 @@ STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD := 1
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup system-deps run test lint bench clean
 
-setup: $(STAMP)
+# Debian packages some tests drive for real: Chromium (the phone web page with tus-js-client) and
+# the X libraries Qt's xcb platform needs under Xvfb. Needs root; CI runs it before `make test`.
+DEBIAN_PACKAGES := chromium xvfb libxcb-icccm4 libxcb-keysyms1 libxkbcommon-x11-0 libxcb-image0 \
+	libxcb-render-util0 libxcb-randr0 libxcb-shape0 libxcb-cursor0 libegl1 libgl1
+
+system-deps:
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+
+NODE_STAMP := node_modules/.installed
+
+setup: $(STAMP) $(NODE_STAMP)
+
+# The phone web page's JavaScript (tus-js-client) from the npm registry, as package-lock.json pins it.
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
 
 # One install of the whole pinned stack; constraints.txt holds the exact versions that resolved.
 $(STAMP): pyproject.toml constraints.txt Makefile
@@ -20,16 +36,19 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	touch $(STAMP)
 
 # With a display: the desktop app (once it exists). Without one: the bundled sample, end to end.
-run: $(STAMP)
+run: setup
 	$(VENV)/bin/scanbridge demo
 
-test: $(STAMP)
+test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 
-bench: $(STAMP)
+bench: setup
 	$(PY) bench/sfm.py
+	$(PY) bench/fusion.py
+	$(PY) bench/photo_to_mesh.py
+	$(PY) bench/export.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache
