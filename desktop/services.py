@@ -327,11 +327,14 @@ class Services:
     def result_files(self, capture_id: str) -> list[ResultFile]:
         return capture_info.result_files(self.workspace.capture(capture_id))
 
-    def share_link(self, capture_id: str, name: str = "model.usdz") -> str:
-        """The link a phone opens for a result (the server's results route)."""
+    def share_link(self, capture_id: str) -> str:
+        """A new read-only, expiring link that opens the capture's exports/model.usdz in AR Quick
+        Look (the server's share page); NotFoundError when nothing is exported yet."""
+        from capture_server.share import ShareStore, share_json
+
         if not self.server_url:
             raise ConfigError("the capture server is not running; start it in Settings", "server")
-        return f"{self.server_url}/v1/captures/{capture_id}/results/{name}"
+        return share_json(ShareStore(self.workspace).create(capture_id), self.server_url)["url"]
 
     def export(self, capture_id: str, source: Path, fmt: str, detail: str, dest: Path | None = None) -> Path:
         """Write a result as .usdz/.glb/.obj/.ply at a detail preset (default: into exports/)."""

@@ -42,7 +42,8 @@ class ShareDialog(QDialog):
         self.setWindowTitle("Share to phone")
         self.link = link
         box = QVBoxLayout(self)
-        box.addWidget(QLabel("Scan with the phone's camera to open the model in AR:"))
+        box.addWidget(QLabel("Scan with the phone's camera to open the model in AR Quick Look.\n"
+                             "The link is read-only and expires in a week."))
         self.qr_label = QLabel()
         self.qr_label.setPixmap(QPixmap.fromImage(qr_image(link, 280)))
         self.qr_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -171,7 +172,7 @@ class ResultView(QWidget):
         if self.capture_id is None:
             return None
         try:
-            link = self.ctx.services.share_link(self.capture_id, "model.usdz")
+            link = self.ctx.services.share_link(self.capture_id)
         except Exception as e:
             self.ctx.notifier.error(e, "Cannot share")
             return None

@@ -53,15 +53,26 @@ def test_dropping_a_folder_imports_it(sample_workspace, make_app, qtbot, tmp_pat
 
 
 def test_share_to_phone_shows_the_link_as_a_qr_code(sample_workspace, make_app, qtbot, read_qr):
+    import httpx
+
+    from recon.export.exporter import export
+    from recon.export.samples import uv_sphere
+
     app = make_app(sample_workspace, start_server=True)
     qtbot.waitUntil(lambda: app.services.server_url is not None, timeout=30000)
     (capture,) = sample_workspace.captures()
     view = app.window.result_view
     app.window.open_result(capture.id)
+    assert view.share() is None  # nothing exported yet: the user is told
+    assert "no exported model yet" in app.ctx.notifier.texts("error")[-1]
+
+    export(uv_sphere(), capture.exports_dir / "model.usdz", preset="preview")
     dialog = view.share()
     assert dialog is not None and dialog.isVisible()
-    assert dialog.link == f"{app.services.server_url}/v1/captures/{capture.id}/results/model.usdz"
+    assert dialog.link.startswith(f"{app.services.server_url}/s/")
     assert read_qr(dialog.qr_label.pixmap()) == dialog.link
+    page = httpx.get(dialog.link, verify=False, timeout=30)  # what the phone opens, no token needed
+    assert page.status_code == 200 and 'rel="ar"' in page.text
 
 
 def test_a_server_that_cannot_start_is_reported(sample_workspace, make_app, qtbot):
