@@ -147,9 +147,10 @@ def run(ctx: StageContext, config: MeshStageConfig) -> dict[str, Any]:
                              progress=progress.sub(0.4, 0.95), cancel=ctx.cancel)
         colour_source = "photos"
     else:
-        progress.warning("no colour photos: the texture comes from the mesh's vertex colours")
+        has_colours = simplified.vertex_colors is not None
+        colour_source = "vertex colours" if has_colours else "none (grey)"
+        progress.warning(f"no colour photos: the texture comes from {colour_source}")
         baked = bake_vertex_colors(uv_mesh, simplified.vertex_colors, config.texture_size)
-        colour_source = "vertex colours" if simplified.vertex_colors is not None else "none (grey)"
     m = placement.matrix
     placed = TexturedMesh((baked.vertices.astype(np.float64) @ m[:3, :3].T + m[:3, 3]),
                           baked.faces, baked.uvs, baked.texture)

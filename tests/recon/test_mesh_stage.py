@@ -4,6 +4,7 @@ cropped, cleaned, decimated, placed and textured; the result re-renders like hel
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -143,3 +144,29 @@ def _held_out_poses() -> list[np.ndarray]:
         eye = ORBIT_TARGET + 0.5 * np.array([np.cos(el) * np.sin(az), np.sin(el), np.cos(el) * np.cos(az)])
         out.append(look_at(eye, ORBIT_TARGET))
     return out
+
+
+STRAY = Path("/work/shared/data/strayscanner-iphone-lidar-depthonly")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not STRAY.is_dir(), reason="shared Stray Scanner data not present")
+def test_real_lidar_room_scan_is_placed_not_cropped(tmp_path):
+    """A real iPhone LiDAR walk (depth only, ARKit poses): the cameras do not orbit one object,
+    so nothing is cropped; gravity is up, the floor lands on y = 0 and the room keeps its size."""
+    from recon.ingest.api import ingest
+
+    cap = ingest(STRAY, Workspace(tmp_path), target_frames=60)
+    fusion = execute_stage(cap, FUSION, {"write_points": False})
+    options = {"detail": "preview", "texture_size": 1024}
+    out = execute_stage(cap, MESH, options, inputs={"fusion": fusion.run_dir})
+    r = out.result
+    assert r["triangles"] == 25_000 and r["colour_source"] == "none (grey)" and r["scale"] == "metric"
+    mesh, placement = load_result(out.run_dir)
+    assert placement["crop_box"] is None and placement["up_source"] == "arkit-gravity"
+    fused_extent = np.array(fusion.result["extent_m"])
+    # y stays the vertical axis (gravity); x/z turn about it, so compare the horizontal diagonal
+    # (clean-up drops specks, so the cleaned room may be a little smaller, never larger)
+    assert 0.95 * fused_extent[1] <= r["extent"][1] <= fused_extent[1] + 1e-3
+    assert np.hypot(*np.array(r["extent"])[[0, 2]]) <= np.hypot(*fused_extent[[0, 2]]) * 1.42
+    assert abs(mesh.bounds()[0][1]) < 1e-6
