@@ -15,6 +15,7 @@ from core.capture import Manifest
 from core.jobs import Job, JobQueue, Step
 from core.settings import Settings
 from core.stages import STAGE_GROUP
+from core.worker import Worker
 from core.workspace import Workspace
 
 # Stage names in run order, mirroring recon.pipeline.plan (which the server may not import):
@@ -91,12 +92,8 @@ class JobLink:
         return [e.to_json() for e in self.queue.events(job_id, after_id, limit)]
 
 
-def start_worker(workspace: Workspace, stop: threading.Event) -> threading.Thread | None:
-    """Run core's job worker in a thread until ``stop`` is set; None when there is none yet."""
-    try:
-        from core.worker import Worker  # written beside this; stages still run in child processes
-    except ImportError:
-        return None
+def start_worker(workspace: Workspace, stop: threading.Event) -> threading.Thread:
+    """Run core's job worker in a thread until ``stop`` is set (stages run in child processes)."""
 
     def run() -> None:
         Worker(JobQueue(workspace)).run_forever(stop)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import socket
 import threading
@@ -41,8 +42,6 @@ def make_state(workspace: Workspace, settings: Settings, identity: ServerIdentit
 
 def read_endpoint(workspace: Workspace) -> dict[str, Any] | None:
     """Where the workspace's running server listens, as it wrote on start (None if not running)."""
-    import json
-
     try:
         data = json.loads((server_dir(workspace) / ENDPOINT_NAME).read_text())
     except (FileNotFoundError, ValueError):
