@@ -97,3 +97,13 @@ def test_bad_marker_options_name_the_field():
         marker_scale(views, dictionary="DICT_NOPE")
     with pytest.raises(ConfigError, match="marker_size_m"):
         marker_scale(views, marker_size_m=0)
+
+
+def test_marker_whose_corners_do_not_triangulate_to_a_square_is_ignored():
+    """Poses that disagree with the photos (or a false detection) must not set the scale."""
+    views = marker_plane_views(scale=1.0)
+    bad = views[1].c2w.copy()
+    bad[:3, 3] += [0.05, 0.0, 0.0]  # 5 cm off: the corners no longer meet in one square
+    broken = [views[0], type(views[1])(views[1].id, views[1].image, views[1].camera, bad), views[2]]
+    assert marker_scale(views) is not None
+    assert marker_scale(broken) is None
