@@ -1,7 +1,10 @@
-"""The ``mvs`` stage: dense geometry from posed photos alone, on the CPU.
+"""The ``mvs`` stage: dense geometry from posed photos alone.
 
-Plane-sweep depth maps per view (recon.mvs.dense), filtered for cross-view consistency, fused
-by the same TSDF as LiDAR depth (recon.fusion) into mesh.ply and points.ply. Units are the
+Two backends write the same mesh.ply and points.ply. ``plane_sweep`` (CPU): plane-sweep depth
+maps per view (recon.mvs.dense), filtered for cross-view consistency, fused by the same TSDF as
+LiDAR depth (recon.fusion). ``patch_match`` (NVIDIA GPU): COLMAP's PatchMatch stereo, fusion
+and Poisson meshing (recon.mvs.patch_match). ``auto`` takes patch_match when pycolmap has CUDA
+and a CUDA device is present, else plane_sweep; the result says which ran. Units are the
 poses' units: metres for metric captures, the SfM model's own otherwise; the voxel size
 follows the camera distance so it works in both.
 """
@@ -15,11 +18,18 @@ import numpy as np
 import open3d as o3d
 
 from core.capture import Camera
-from core.errors import ReconstructionError
+from core.errors import ConfigError, ReconstructionError
 from core.stages import StageContext, StageSpec
 from recon.fusion.ply import write_mesh_ply, write_points_ply
 from recon.fusion.tsdf import FusionConfig, TSDFFusion
 from recon.mvs.dense import DenseConfig, dense_depths
+from recon.mvs.patch_match import (
+    BACKENDS,
+    PatchMatchConfig,
+    choose_backend,
+    patch_match_mesh,
+    unavailable_reason,
+)
 from recon.mvs.views import look_at_point, make_view
 from recon.posed import load_posed_frames, read_rgb_undistorted
 
@@ -32,6 +42,16 @@ class MVSConfig(DenseConfig):
     max_views: int = 60  # evenly spaced subset of the registered frames
     voxels_per_distance: float = 300.0  # voxel size = median camera distance / this
     min_weight: float = 2.0
+    backend: str = "auto"  # auto | plane_sweep | patch_match (NVIDIA GPU)
+    patch_match_max_image_size: int = 1600  # PatchMatch's resolution (max_image_size is plane_sweep's)
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"expected one of {', '.join(BACKENDS)}, got {self.backend!r}", "mvs.backend")
+        size = self.patch_match_max_image_size
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ConfigError(f"expected a positive whole number, got {size!r}",
+                              "mvs.patch_match_max_image_size")
 
 
 def _sparse_points(poses_run: Any) -> np.ndarray | None:
@@ -45,6 +65,20 @@ def _sparse_points(poses_run: Any) -> np.ndarray | None:
 
 
 def run(ctx: StageContext, config: MVSConfig) -> dict[str, Any]:
+    unavailable = unavailable_reason() if config.backend != "plane_sweep" else None
+    backend = choose_backend(config.backend, unavailable)
+    if config.backend == "auto":
+        ctx.progress.log(f"dense backend: {backend}" + (f" ({unavailable})" if unavailable else ""))
+    if backend == "patch_match":
+        pm_config = PatchMatchConfig(max_image_size=config.patch_match_max_image_size,
+                                     max_views=config.max_views)
+        result = patch_match_mesh(ctx.inputs.get("poses"), ctx.capture, ctx.out_dir, ctx.progress,
+                                  ctx.cancel, pm_config)
+        return {"backend": backend, **result}
+    return {"backend": backend, **_run_plane_sweep(ctx, config)}
+
+
+def _run_plane_sweep(ctx: StageContext, config: MVSConfig) -> dict[str, Any]:
     poses_run = ctx.inputs.get("poses")
     frames = [f for f in load_posed_frames(ctx.capture, poses_run) if f.image is not None]
     if len(frames) < 3:
@@ -101,5 +135,5 @@ def _pinhole(K: np.ndarray, width: int, height: int) -> Camera:
 
 STAGE = StageSpec(
     name="mvs", config_cls=MVSConfig, run=run, requires=("poses",),
-    description="CPU plane-sweep stereo fused by TSDF into a mesh (photos and poses only)",
+    description="dense mesh from photos and poses: CPU plane sweep + TSDF, or PatchMatch on an NVIDIA GPU",
 )

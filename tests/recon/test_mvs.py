@@ -59,5 +59,8 @@ def test_mvs_stage_on_a_posed_capture(tmp_path):
                         inputs={"poses": poses.run_dir})
     assert (out.run_dir / "mesh.ply").is_file()
     assert out.result["triangles"] > 1000
+    from recon.mvs.patch_match import unavailable_reason
+
+    assert out.result["backend"] == ("plane_sweep" if unavailable_reason() else "patch_match")
     lo, hi = np.array(out.result["bounds"])
     assert (hi - lo).max() < 1.5  # metres: the scene, not a blow-up
