@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from core.errors import InputError
@@ -67,20 +68,28 @@ def auto_bounds(views: list[PosedView], margin: float = 1.1) -> Box | None:
     return Box(center - half, center + half)
 
 
-def mask_hull_keep(views: list[PosedView], points: np.ndarray, min_agree: float = 0.9) -> np.ndarray:
+def mask_hull_keep(
+    views: list[PosedView], points: np.ndarray, min_agree: float = 0.9, tolerance: float = 0.01
+) -> np.ndarray:
     """Visual-hull test: True for points (P, 3) that fall on the object mask in at least
-    ``min_agree`` of the masked views that see them."""
+    ``min_agree`` of the masked views that see them. Masks are grown by ``tolerance`` of the
+    image's longer side first: a fused surface sits up to a voxel outside the true silhouette,
+    and a thin cap cut off there (a ball's top) would be dropped as a small component."""
     seen = np.zeros(len(points), int)
     on_mask = np.zeros(len(points), int)
     for v in views:
         if v.mask is None:
             continue
+        h, w = v.mask.shape
+        grown = v.mask.astype(np.uint8)
+        if tolerance > 0:
+            r = max(1, round(tolerance * max(h, w)))
+            grown = cv2.dilate(grown, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
         px, _, z = v.project(points)
         x, y = np.rint(px[:, 0]).astype(int), np.rint(px[:, 1]).astype(int)
-        h, w = v.mask.shape
         inside = (z > 0) & (x >= 0) & (x < w) & (y >= 0) & (y < h)
         seen += inside
-        on_mask[inside] += v.mask[y[inside], x[inside]]
+        on_mask[inside] += grown[y[inside], x[inside]] > 0
     return (seen == 0) | (on_mask >= min_agree * seen)
 
 

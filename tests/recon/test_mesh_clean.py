@@ -132,3 +132,19 @@ def _slab(lo, hi):
     b.translate(lo)
     b = b.subdivide_midpoint(3)
     return np.asarray(b.vertices), np.asarray(b.triangles)
+
+
+def test_mask_hull_keeps_a_rim_just_outside_the_silhouette_and_drops_what_is_off_it():
+    from core.capture import Camera
+    from recon.mesh.crop import mask_hull_keep
+    from recon.mesh.views import PosedView
+
+    cam = Camera(200, 200, 200.0, 200.0, 100.0, 100.0)
+    c2w = np.eye(4)  # at the origin, looking down +z
+    mask = np.zeros((200, 200), bool)
+    mask[50:150, 50:150] = True  # the object covers x, y in [-0.25, 0.25) at z = 1
+    view = PosedView("v0", None, cam, c2w, mask)
+    # On the mask, one pixel outside its edge (a fused surface a voxel out), well outside, unseen.
+    points = np.array([[0.0, 0.0, 1.0], [0.253, 0.0, 1.0], [0.40, 0.0, 1.0], [0.0, 0.0, -1.0]])
+    assert mask_hull_keep([view], points).tolist() == [True, True, False, True]
+    assert mask_hull_keep([view], points, tolerance=0.0).tolist() == [True, False, False, True]
