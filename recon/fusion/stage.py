@@ -128,8 +128,8 @@ def run(ctx: StageContext, config: FusionStageConfig) -> dict[str, Any]:
         fuse_progress.update((i + 1) / len(frames), f"frame {i + 1}/{len(frames)}")
     ctx.cancel.check()
 
-    ctx.progress.update(0.9, "extracting the surface")
-    mesh = fusion.extract_mesh()
+    ctx.progress.update(0.9, "extracting the surface and refining it against the depth frames")
+    mesh = fusion.extract_mesh(refine=True)
     bounds = mesh.bounds()
     if mesh.triangle_count == 0 or bounds is None:
         raise ReconstructionError(
@@ -171,6 +171,6 @@ STAGE = StageSpec(
     name="fusion",
     config_cls=FusionStageConfig,
     run=run,
-    version=1,
+    version=2,  # 2: the mesh is refined against the depth frames
     description="TSDF fusion of posed depth frames (LiDAR captures) into mesh.ply and points.ply",
 )

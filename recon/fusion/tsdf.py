@@ -24,6 +24,7 @@ import open3d.core as o3c
 
 from core.capture import Camera
 from core.errors import ConfigError
+from recon.fusion.refine import DepthView, EvenSample, refine_vertices, vertex_normals
 from recon.fusion.validate import (
     check_camera,
     check_color,
@@ -49,6 +50,8 @@ class FusionConfig:
     color: bool = True  # keep a colour per voxel when frames bring colour
     block_resolution: int = 8  # voxels per block edge (8 was fastest on CPU)
     initial_blocks: int = 4096  # the block hash map grows on demand
+    refine_views: int = 48  # depth frames kept (evenly spaced) to refine the mesh; 0 = none
+    refine_iterations: int = 2
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> ConfigError:
@@ -73,6 +76,10 @@ class FusionConfig:
             raise bad("initial_blocks", "expected a positive whole number")
         if not isinstance(self.color, bool):
             raise bad("color", "expected true or false")
+        for name in ("refine_views", "refine_iterations"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise bad(name, "expected a whole number >= 0")
 
     @property
     def trunc_m(self) -> float:
@@ -165,6 +172,7 @@ class TSDFFusion:
         self._lock = threading.Lock()
         self._frames = 0
         self._colored_frames = 0
+        self._sample: EvenSample[DepthView] = EvenSample(self.config.refine_views)
 
     @property
     def frame_count(self) -> int:
@@ -230,6 +238,10 @@ class TSDFFusion:
             else:
                 self._grid.integrate(blocks, depth_t, k_depth, extrinsic, 1.0, far, trunc)
             self._frames += 1
+            if self._sample.wants_next():
+                self._sample.offer(DepthView.reduced(metres, k_depth.numpy(), pose))
+            else:
+                self._sample.offer(None)
         return used
 
     @property
@@ -240,22 +252,30 @@ class TSDFFusion:
     def _has_color(self) -> bool:
         return self.config.color and self._colored_frames > 0
 
-    def extract_mesh(self) -> FusedMesh:
-        """The zero level set of the TSDF as a triangle mesh (empty before any frame)."""
+    def extract_mesh(self, refine: bool = False) -> FusedMesh:
+        """The zero level set of the TSDF as a triangle mesh (empty before any frame). With
+        ``refine``, vertices are then pulled onto the sampled depth frames (recon.fusion.refine):
+        slower, for the final mesh rather than a live preview."""
         with self._lock:
             if self._frames == 0:
                 return FusedMesh(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int32),
                                  np.zeros((0, 3), np.float32), None)
             mesh = self._grid.extract_triangle_mesh(weight_threshold=self._weight_threshold)
+            views = list(self._sample.items)
         vertices = mesh.vertex.positions.numpy().astype(np.float32)
         faces = mesh.triangle.indices.numpy().astype(np.int32) if "indices" in mesh.triangle \
             else np.zeros((0, 3), np.int32)
         normals = mesh.vertex.normals.numpy().astype(np.float32) if "normals" in mesh.vertex \
             else np.zeros_like(vertices)
+        faces = faces.reshape(-1, 3)
+        if refine and views and len(faces) and self.config.refine_iterations:
+            vertices = refine_vertices(vertices, normals, views, max_offset=self.config.trunc_m / 2,
+                                       iterations=self.config.refine_iterations)
+            normals = vertex_normals(vertices, faces)
         colors = None
         if self._has_color() and "colors" in mesh.vertex:
             colors = _colors_u8(mesh.vertex.colors.numpy())
-        return FusedMesh(vertices, faces.reshape(-1, 3), normals, colors)
+        return FusedMesh(vertices, faces, normals, colors)
 
     def extract_points(self) -> FusedPoints:
         """Surface points (zero crossings of the TSDF) with normals."""

@@ -68,13 +68,17 @@ def auto_bounds(views: list[PosedView], margin: float = 1.1) -> Box | None:
     return Box(center - half, center + half)
 
 
-def mask_hull_keep(
-    views: list[PosedView], points: np.ndarray, min_agree: float = 0.9, tolerance: float = 0.01
-) -> np.ndarray:
+def mask_hull_keep(views: list[PosedView], points: np.ndarray, min_agree: float = 0.75,
+                   tolerance: float = 0.0) -> np.ndarray:
     """Visual-hull test: True for points (P, 3) that fall on the object mask in at least
-    ``min_agree`` of the masked views that see them. Masks are grown by ``tolerance`` of the
-    image's longer side first: a fused surface sits up to a voxel outside the true silhouette,
-    and a thin cap cut off there (a ball's top) would be dropped as a small component."""
+    ``min_agree`` of the masked views that see them. ``tolerance`` grows each mask by that
+    fraction of the image's longer side first.
+
+    Not every view: a point on the true surface near a silhouette (the top of a ball) lands a
+    pixel outside the mask in about half the views where it is on the limb, and those are a
+    minority. The ground beside the object is outside the silhouette in every view that looks
+    at that side, about half of them, so it is still cut (growing the masks instead would keep
+    a skirt of ground around the base)."""
     seen = np.zeros(len(points), int)
     on_mask = np.zeros(len(points), int)
     for v in views:

@@ -134,17 +134,19 @@ def _slab(lo, hi):
     return np.asarray(b.vertices), np.asarray(b.triangles)
 
 
-def test_mask_hull_keeps_a_rim_just_outside_the_silhouette_and_drops_what_is_off_it():
+def test_mask_hull_keeps_what_most_views_put_on_the_mask():
     from core.capture import Camera
     from recon.mesh.crop import mask_hull_keep
     from recon.mesh.views import PosedView
 
     cam = Camera(200, 200, 200.0, 200.0, 100.0, 100.0)
-    c2w = np.eye(4)  # at the origin, looking down +z
     mask = np.zeros((200, 200), bool)
     mask[50:150, 50:150] = True  # the object covers x, y in [-0.25, 0.25) at z = 1
-    view = PosedView("v0", None, cam, c2w, mask)
-    # On the mask, one pixel outside its edge (a fused surface a voxel out), well outside, unseen.
-    points = np.array([[0.0, 0.0, 1.0], [0.253, 0.0, 1.0], [0.40, 0.0, 1.0], [0.0, 0.0, -1.0]])
-    assert mask_hull_keep([view], points).tolist() == [True, True, False, True]
-    assert mask_hull_keep([view], points, tolerance=0.0).tolist() == [True, False, False, True]
+    wide = mask.copy()
+    wide[50:150, 150:160] = True  # a view whose mask reaches further right
+    views = [PosedView(f"v{i}", None, cam, np.eye(4), wide if i == 0 else mask) for i in range(4)]
+    # On every mask; just right of the edge (on one mask of four); well off; behind every camera.
+    points = np.array([[0.0, 0.0, 1.0], [0.27, 0.0, 1.0], [0.40, 0.0, 1.0], [0.0, 0.0, -1.0]])
+    assert mask_hull_keep(views, points).tolist() == [True, False, False, True]
+    assert mask_hull_keep(views, points, min_agree=0.25).tolist() == [True, True, False, True]
+    assert mask_hull_keep(views, points, tolerance=0.06).tolist() == [True, True, False, True]

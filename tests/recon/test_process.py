@@ -48,8 +48,8 @@ def test_fusion_to_usdz_keeps_geometry_and_true_size(rgbd_capture, tmp_path):
     result = process(ws, cap, detail="preview", out=out, mesh_options={"texture_size": 512})
     assert result.method == "fusion"
     assert out.is_file() and (tmp_path / "model-poster.png").is_file()
-    assert {p.name for p in cap.exports_dir.iterdir()} >= {"model.usdz", "model.glb", "model.obj", "model.ply",
-                                                          "poster.png"}
+    published = {p.name for p in cap.exports_dir.iterdir()}
+    assert published >= {"model.usdz", "model.glb", "model.obj", "model.ply", "poster.png"}
     report = check_usdz(out)
     assert report.passed, (report.errors, report.warnings, report.failed_checks)
 
