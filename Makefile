@@ -35,9 +35,9 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	$(PY) tools/fetch_compliance_checker.py
 	touch $(STAMP)
 
-# With a display: the desktop app (once it exists). Without one: the bundled sample, end to end.
+# With a display: the desktop app. Without one: the bundled sample, end to end, to a checked USDZ.
 run: setup
-	$(VENV)/bin/scanbridge demo
+	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then $(VENV)/bin/scanbridge app; else $(VENV)/bin/scanbridge demo; fi
 
 test: setup
 	$(VENV)/bin/ruff check .
