@@ -71,7 +71,7 @@ class PhotoSet:
 SETS = {
     "fox": PhotoSet("instant-ngp-fox", DATA / "instant-ngp-fox" / "images", fox_reference),
     "dtu": PhotoSet("dtu-scan24", DATA / "dtu-scan24-monosdf", dtu_reference),
-    "lund": PhotoSet("opensfm-lund", DATA / "opensfm-iphone4s" / "lund"),
+    "lund": PhotoSet("opensfm-lund", DATA / "opensfm-iphone4s" / "lund" / "images"),
     "apple": PhotoSet("co3d-apple", DATA / "co3d-apple-vggsfm" / "images"),
     "sacre-coeur": PhotoSet("hloc-sacre-coeur", DATA / "hloc-sacre-coeur" / "mapping"),
 }
@@ -101,6 +101,8 @@ def run_ours(images: Path, scratch: Path, overrides: dict) -> Run:
     seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     poses = json.loads((outcome.run_dir / "poses.json").read_text())
     est = {Path(f["source_name"] or f["image"]).name: np.asarray(f["c2w"]) for f in poses["frames"]}
+    for frame_id, reason in poses.get("unregistered", {}).items():
+        print(f"  not registered: {frame_id}: {reason}")
     for a in poses["attempts"]:
         steps = ", ".join(f"{k} {v:.0f} s" for k, v in a.get("step_seconds", {}).items())
         print(f"  attempt '{a['name']}': {a.get('registered')} registered, {a.get('pairs')} pairs; {steps}")
@@ -162,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{s.name}: baseline {base.registered}/{base.total} in {base.seconds:.1f} s "
                       f"({base.cpu_seconds:.0f} CPU s), "
                       f"errors {errors(base, reference)}", flush=True)
-            pct = f"{100 * ours.registered / ours.total:.0f}"
-            pct += f" / {100 * base.registered / base.total:.0f}" if base else " / -"
+            pct = f"{100 * ours.registered / max(ours.total, 1):.0f}"
+            pct += f" / {100 * base.registered / max(base.total, 1):.0f}" if base else " / -"
             wall = f"{ours.seconds:.0f}" + (f" / {base.seconds:.0f}" if base else " / -")
             ratio = f"{ours.seconds / base.seconds:.2f}" if base else "-"
             cpu = f"{ours.cpu_seconds:.0f}" + (f" / {base.cpu_seconds:.0f}" if base else " / -")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,9 +105,11 @@ def extract(
     """Write cameras, images, keypoints and descriptors of ``entries`` into a new ``database``."""
     if database.exists():
         database.unlink()
+    uses = Counter(e.camera_key for e in entries)
     db = pycolmap.Database.open(database)
     try:
-        camera_ids = [db.write_camera(colmap_camera(c, prior_focal, for_sfm)) for c in cameras]
+        camera_ids = {key: db.write_camera(colmap_camera(c, prior_focal, for_sfm))
+                      for key, c in enumerate(cameras) if uses[key] > 1}
     finally:
         db.close()
     options = pycolmap.FeatureExtractionOptions()
@@ -115,22 +118,39 @@ def extract(
     options.use_gpu = False
     options.sift.max_num_features = settings.max_num_features
     options.sift.domain_size_pooling = settings.domain_size_pooling
+    # A shared camera is passed in (existing_camera_id); images with a camera of their own are
+    # extracted together (one call per image would use one core and pay the start-up each time)
+    # with the camera pycolmap makes for each, whose intrinsics are then replaced by ours.
+    batches = [(camera_ids[key], [e.name for e in entries if e.camera_key == key]) for key in camera_ids]
+    batches.append((None, [e.name for e in entries if uses[e.camera_key] == 1]))
     done = 0
     with colmap_cancellation(cancel) as token:
-        for key, camera_id in enumerate(camera_ids):
-            names = [e.name for e in entries if e.camera_key == key]
+        for camera_id, names in batches:
             for start in range(0, len(names), chunk):
                 cancel.check()
                 reader = pycolmap.ImageReaderOptions()
-                reader.existing_camera_id = camera_id
+                if camera_id is not None:
+                    reader.existing_camera_id = camera_id
                 part = names[start:start + chunk]
                 pycolmap.extract_features(
-                    database, image_root, image_names=part, camera_mode=pycolmap.CameraMode.SINGLE,
+                    database, image_root, image_names=part,
+                    camera_mode=pycolmap.CameraMode.SINGLE if camera_id is not None
+                    else pycolmap.CameraMode.PER_IMAGE,
                     reader_options=reader, extraction_options=options, device=pycolmap.Device.cpu,
                     cancellation_token=token,
                 )
                 done += len(part)
                 progress.update(done / len(entries), f"features: {done}/{len(entries)} images")
+    own = {e.name: cameras[e.camera_key] for e in entries if uses[e.camera_key] == 1}
+    if own:
+        db = pycolmap.Database.open(database)
+        try:
+            for name, camera in own.items():
+                cam = colmap_camera(camera, prior_focal, for_sfm)
+                cam.camera_id = db.read_image_with_name(name).camera_id
+                db.update_camera(cam)
+        finally:
+            db.close()
     cancel.check()
     return database
 

@@ -83,6 +83,42 @@ def map_incremental(
     return sorted(models.values(), key=lambda r: r.num_reg_images(), reverse=True)
 
 
+def extend_model(
+    database: Path,
+    image_root: Path,
+    model: pycolmap.Reconstruction,
+    out_dir: Path,
+    settings: AttemptSettings,
+    *,
+    num_threads: int,
+    seed: int,
+    cancel: CancelToken,
+) -> pycolmap.Reconstruction | None:
+    """Go on from ``model`` with the incremental mapper and registration thresholds relaxed to at
+    most 15 inliers at a ratio of 0.15 with more trials per image, to take in frames the first
+    pass gave up on (the end of a walk that only links to the model through a few points).
+    Returns the grown model, or None when it registered nothing more. Costs about a second:
+    features and matches are reused, and it never starts a new model."""
+    options = incremental_options(settings, num_threads, seed)
+    options.multiple_models = False
+    mapper = options.mapper
+    mapper.abs_pose_min_num_inliers = min(settings.abs_pose_min_num_inliers, 15)
+    mapper.abs_pose_min_inlier_ratio = min(settings.abs_pose_min_inlier_ratio, 0.15)
+    mapper.max_reg_trials = max(mapper.max_reg_trials, 10)
+    source, target = out_dir / "input", out_dir / "extended"
+    source.mkdir(parents=True, exist_ok=True)
+    target.mkdir(parents=True, exist_ok=True)
+    model.write(source)
+    with colmap_cancellation(cancel) as token:
+        models = pycolmap.incremental_mapping(database, image_root, target, options=options,
+                                              input_path=source, cancellation_token=token)
+    cancel.check()
+    grown = max(models.values(), key=lambda r: r.num_reg_images(), default=None)
+    if grown is None or grown.num_reg_images() <= model.num_reg_images():
+        return None
+    return grown
+
+
 def map_global(
     database: Path,
     image_root: Path,

@@ -17,7 +17,7 @@ from core.capture import Camera
 from core.progress import CancelToken, Progress
 from recon.poses.config import AttemptSettings, PosesConfig, attempt_ladder
 from recon.poses.features import ImageEntry, extract, match
-from recon.poses.mapping import map_global, map_incremental
+from recon.poses.mapping import extend_model, map_global, map_incremental
 
 
 @dataclass
@@ -28,6 +28,7 @@ class Attempt:
     num_pairs: int = 0
     seconds: float = 0.0
     step_seconds: dict[str, float] = field(default_factory=dict)  # extract, match, map
+    extended: int = 0  # frames the relaxed second mapping pass added to the main model
 
     @property
     def database(self) -> Path:
@@ -41,6 +42,7 @@ class Attempt:
         return {
             "name": self.settings.name, "settings": self.settings.to_json(), "pairs": self.num_pairs,
             "registered": self.registered, "models": [m.num_reg_images() for m in self.models],
+            "extended": self.extended,
             "seconds": round(self.seconds, 2),
             "step_seconds": {k: round(v, 2) for k, v in self.step_seconds.items()},
         }
@@ -87,6 +89,15 @@ def run_attempt(
         attempt.models = map_incremental(attempt.database, capture_root, work_dir / "models", settings,
                                          len(entries), num_threads=config.num_threads, seed=config.seed,
                                          progress=map_progress, cancel=cancel)
+    if config.mapper == "incremental" and attempt.models and attempt.registered < len(entries):
+        before = attempt.registered
+        grown = extend_model(attempt.database, capture_root, attempt.models[0], work_dir / "extend", settings,
+                             num_threads=config.num_threads, seed=config.seed, cancel=cancel)
+        if grown is not None:
+            attempt.models[0] = grown
+            attempt.extended = attempt.registered - before
+            progress.log(f"attempt '{settings.name}': {attempt.extended} more frame(s) registered with "
+                         "relaxed registration thresholds")
     attempt.seconds = time.monotonic() - started
     attempt.step_seconds["map"] = time.monotonic() - match_end
     progress.log(f"attempt '{settings.name}': {attempt.registered}/{len(entries)} frames registered "

@@ -177,3 +177,24 @@ def test_global_mapper_registers_the_orbit(orbit, tmp_path):
     assert outcome.result["mapper"] == "global" and outcome.result["registered"] == 8
     est = {names[f["source_name"]]: np.array(f["c2w"]) for f in _poses(outcome)["frames"]}
     assert compare_poses(est, truth).median_rotation_deg < 1.0
+
+
+def test_a_relaxed_second_pass_takes_in_frames_the_first_gave_up_on(sfm_run, tmp_path):
+    from recon.poses.config import PosesConfig, attempt_ladder
+    from recon.poses.mapping import extend_model
+
+    capture, outcome, _events, _truth = sfm_run
+    (database,) = outcome.run_dir.glob("attempts/*/database.db")
+    settings = attempt_ladder(PosesConfig(), "exhaustive", N_VIEWS + 2, False)[0]
+    model = pycolmap.Reconstruction(outcome.run_dir / "sparse" / "0")
+    full = model.num_reg_images()
+    for image_id in sorted(model.reg_image_ids())[-4:]:  # the model as if four frames had failed
+        model.deregister_frame(model.image(image_id).frame_id)
+    assert model.num_reg_images() == full - 4
+    grown = extend_model(database, capture.root, model, tmp_path / "extend", settings, num_threads=1, seed=0,
+                         cancel=CancelToken())
+    assert grown is not None and grown.num_reg_images() == full
+    assert model.num_reg_images() == full - 4  # the model given is left as it was
+    # Nothing more to take in: None.
+    assert extend_model(database, capture.root, grown, tmp_path / "again", settings, num_threads=1, seed=0,
+                        cancel=CancelToken()) is None
