@@ -3,7 +3,7 @@
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python -m desktop.screenshots --out docs/screenshots
     QT_QPA_PLATFORM=offscreen .venv/bin/python -m desktop.screenshots   # the same, without Xvfb
 
-It builds a throw-away workspace: the bundled sample (fused into a mesh by a real job), and, when
+It builds a throw-away workspace: the bundled sample (processed to a textured model by a real job), and, when
 ../shared/data is there, two real photo sets (OpenSfM's iPhone photos, BSD-2), pairs two phones
 with the real server on loopback, and shows a phone advertised over mDNS.
 """
@@ -94,7 +94,7 @@ def shoot(app: QApplication, root: Path, ids: dict[str, str], out: Path, size: t
         spin(app, lambda: services.server_url is not None, 60)
         register_phone(phone_zc, phone_service_info("Ana's iPhone 15 Pro", 4242, LOOPBACK,
                                                     {"model": "iPhone 15 Pro", "app": "1.0"}))
-        fused = services.submit(ids["sample"], [Step("fusion", {"preset": "object"})])
+        fused = services.process(ids["sample"], "fusion", "medium")  # fusion, mesh (textured), export
         if "lund" in ids:
             services.submit(ids["lund"], [Step("fusion", {"preset": "object"})])  # fails: no depth
         spin(app, lambda: services.job(fused.id).ended_state, 600)

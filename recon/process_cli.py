@@ -23,7 +23,8 @@ def add_process_command(subparsers: Any, common: argparse.ArgumentParser) -> Non
     p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT",
                    help="the model to write: .usdz (with OUT-poster.png), .glb, .obj or .ply")
     p.add_argument("--method", choices=METHODS, default="auto",
-                   help="fusion (depth maps + device poses), mvs (photos only, CPU), or auto")
+                   help="fusion (depth maps + device poses), mvs (photos only: PatchMatch on an "
+                   "NVIDIA GPU, else CPU plane sweep), or auto")
     p.add_argument("--detail", choices=list(DETAIL_PRESETS), default="medium",
                    help="triangle budget: preview 25k, reduced 50k, medium 100k, full 250k")
     p.add_argument("--texture-size", type=int, default=2048, metavar="PX", help="texture atlas side")

@@ -36,6 +36,14 @@ def load_scene(result: ResultFile) -> Scene:
     return Scene(meshes=[load_mesh(result.path)])
 
 
+def default_choice(results: list[ResultFile]) -> int:
+    """What the viewer opens first: the newest textured model (GLB, OBJ), else the newest mesh,
+    else the first point cloud. ``results`` are newest first, exports before runs."""
+    meshes = [i for i, r in enumerate(results) if r.kind != "points"]
+    textured = [i for i in meshes if results[i].path.suffix.lower() in (".glb", ".obj")]
+    return (textured or meshes or [0])[0]
+
+
 class ShareDialog(QDialog):
     def __init__(self, link: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -120,8 +128,7 @@ class ResultView(QWidget):
             self.choice.addItem(f"{r.kind}: {r.stage}/{r.path.name}")
         self.choice.blockSignals(False)
         if shown:
-            meshes = [i for i, r in enumerate(shown) if r.kind != "points"]
-            self.choice.setCurrentIndex(meshes[0] if meshes else 0)
+            self.choice.setCurrentIndex(default_choice(shown))
             self._show_choice(self.choice.currentIndex())
         else:
             self.viewer.set_scene(Scene())

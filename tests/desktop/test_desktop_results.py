@@ -109,3 +109,18 @@ def _wheel(widget, delta: int):
     return QWheelEvent(centre, widget.mapToGlobal(centre), QPoint(0, 0), QPoint(0, delta),
                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase,
                        False)
+
+
+def test_the_viewer_opens_the_textured_model_first():
+    from pathlib import Path
+
+    from desktop.capture_info import ResultFile
+    from desktop.panels.result_view import default_choice
+
+    fused = ResultFile("mesh", Path("runs/fusion-1/mesh.ply"), "fusion-1")
+    points = ResultFile("points", Path("runs/fusion-1/points.ply"), "fusion-1")
+    textured = ResultFile("mesh", Path("runs/export-2/model.glb"), "export-2")
+    plain = ResultFile("mesh", Path("runs/export-2/model.ply"), "export-2")
+    assert default_choice([plain, textured, fused, points]) == 1
+    assert default_choice([points, fused]) == 1
+    assert default_choice([points]) == 0
