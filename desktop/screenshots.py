@@ -123,18 +123,18 @@ def shoot(app: QApplication, root: Path, ids: dict[str, str], out: Path, size: t
         window.open_result(ids["sample"])
         viewer = window.result_view.viewer
         spin(app, lambda: bool(viewer.scene.meshes) and not viewer.busy, 120)
-        viewer.set_camera(viewer.camera.orbited(-20.0, 5.0).zoomed(1.5))
+        viewer.set_camera(viewer.camera.orbited(-25.0, 10.0))
         spin(app, lambda: not viewer.busy, 60)
         clear_notices()
         _save(window, out / "result.png")
 
-        if "berlin" in ids:  # a real SfM job running while the shot is taken
-            services.submit(ids["berlin"], [Step("poses")])
+        if "lund" in ids:  # a real SfM job (29 photos, about a minute) running while the shot is taken
+            services.submit(ids["lund"], [Step("poses")])
         window.show_panel("Jobs")
         jobs = window.jobs
-        spin(app, lambda: any(j.state == "running" for j in jobs.jobs) or "berlin" not in ids, 120)
-        spin(app, lambda: any(j.state == "running" and (j.progress.overall or 0) > 0.05 for j in jobs.jobs)
-             or "berlin" not in ids, 120)
+        spin(app, lambda: any(j.state == "running" for j in jobs.jobs) or "lund" not in ids, 120)
+        spin(app, lambda: any(j.state == "running" and (j.progress.overall or 0) > 0.15 for j in jobs.jobs)
+             or "lund" not in ids, 120)
         jobs.select_job(fused.id)
         spin(app, 1.5)
         _save(window, out / "jobs.png")
