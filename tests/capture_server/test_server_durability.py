@@ -161,11 +161,6 @@ def _kill_and_resume(server: ServerProcess, kills: int, seed: int) -> None:
     server.stop()
 
 
-def test_sigkill_at_random_points_then_resume(server_process: ServerProcess) -> None:
-    _kill_and_resume(server_process, kills=5, seed=7)
-
-
-@pytest.mark.slow
 def test_sigkill_at_twenty_random_points_then_resume(server_process: ServerProcess) -> None:
     _kill_and_resume(server_process, kills=24, seed=2026)
 

@@ -69,7 +69,6 @@ def test_send_live_replays_a_stray_scanner_recording(live_server: LiveServer, tm
     replay_and_check(live_server, folder, tmp_path, speed="1")  # 30 frames at 60 Hz: half a second
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not STRAY.is_dir(), reason="needs ../shared/data")
 def test_send_live_replays_the_whole_recording_at_its_frame_rate(live_server: LiveServer,
                                                                  tmp_path: Path) -> None:

@@ -161,7 +161,8 @@ def test_real_lidar_room_scan_is_placed_not_cropped(tmp_path):
     options = {"detail": "preview", "texture_size": 1024}
     out = execute_stage(cap, MESH, options, inputs={"fusion": fusion.run_dir})
     r = out.result
-    assert r["triangles"] == 25_000 and r["colour_source"] == "none (grey)" and r["scale"] == "metric"
+    assert 24_000 <= r["triangles"] <= 25_000  # decimated to the preview budget
+    assert r["colour_source"] == "none (grey)" and r["scale"] == "metric"
     mesh, placement = load_result(out.run_dir)
     assert placement["crop_box"] is None and placement["up_source"] == "arkit-gravity"
     fused_extent = np.array(fusion.result["extent_m"])
