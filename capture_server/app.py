@@ -35,6 +35,7 @@ from core.workspace import Workspace
 PROTOCOL_VERSION = 1
 LIVE_COMMIT_S = 0.1  # live frames are made durable and acknowledged in groups, at least this often
 LIVE_COMMIT_FRAMES = 16
+LIVE_CLOSE_WAIT_S = 5.0  # finish waits this long for a live stream that is closing
 # (method, path) pairs anyone may call; every other request needs a device token.
 PUBLIC = frozenset({
     ("GET", "/v1/info"), ("HEAD", "/v1/info"), ("POST", "/v1/pair"),
@@ -214,6 +215,11 @@ def build_app(state: ServerState) -> Starlette:
 
     async def finish(request: Request) -> Response:
         cid = request.path_params["capture_id"]
+        # A client that closed its stream and finishes at once may be ahead of the server's
+        # handling of the close: give that a moment before calling the stream open.
+        deadline = time.monotonic() + LIVE_CLOSE_WAIT_S
+        while cid in state.live_streams and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
         if cid in state.live_streams:
             raise Conflict("a live stream is still open for this capture", cid)
         async with state.capture_locks.setdefault(cid, asyncio.Lock()):

@@ -20,10 +20,28 @@ from core.workspace import Workspace
 
 # Stage names in run order, mirroring recon.pipeline.plan (which the server may not import):
 # frames with metric depth and device poses are fused; photos go through SfM and dense stereo.
-# Files that arrived as uploads (raw/ only, no frames yet) need an in-place "ingest" stage first.
+# Files that arrived as uploads (raw/ only, no frames yet) go through the in-place "ingest" stage
+# first (recon.ingest.stage); an uploaded Stray Scanner or Record3D folder is then fused.
 FUSION_PLAN = ("fusion", "mesh", "export")
 PHOTO_PLAN = ("poses", "mvs", "mesh", "export")
 INGEST_STAGE = "ingest"
+
+
+def uploaded_rgbd_export(raw_dir: Path | None) -> bool:
+    """Whether raw/ holds an RGB-D export folder with device poses and metric depth, by the
+    files that name one (the server cannot ask recon's readers): Stray Scanner's odometry.csv,
+    camera_matrix.csv and depth/, or Record3D's metadata.json with rgbd/. A zipped export is not
+    looked into, so it takes the photo plan."""
+    if raw_dir is None or not raw_dir.is_dir():
+        return False
+    roots = [raw_dir, *(p for p in raw_dir.iterdir() if p.is_dir() and not p.name.startswith("."))]
+    for root in roots:
+        stray = all((root / n).is_file() for n in ("odometry.csv", "camera_matrix.csv"))
+        if stray and (root / "depth").is_dir():
+            return True
+        if (root / "metadata.json").is_file() and (root / "rgbd").is_dir():
+            return True
+    return False
 
 
 def registered_stages() -> set[str]:
@@ -31,8 +49,9 @@ def registered_stages() -> set[str]:
     return {ep.name for ep in entry_points(group=STAGE_GROUP)}
 
 
-def plan_for(manifest: Manifest, settings: Settings) -> tuple[list[Step], str | None]:
-    """The steps to queue for a finished capture, or none and the reason why."""
+def plan_for(manifest: Manifest, settings: Settings, raw_dir: Path | None = None
+             ) -> tuple[list[Step], str | None]:
+    """The steps to queue for a finished capture (its uploads in ``raw_dir``), or none and why."""
     if not settings.process_on_finish:
         return [], "processing on finish is turned off in settings"
     frames = manifest.frames
@@ -42,8 +61,10 @@ def plan_for(manifest: Manifest, settings: Settings) -> tuple[list[Step], str | 
         wanted = PHOTO_PLAN
     elif frames:
         return [], "frames have depth but not every one has a device pose, and there are no photos"
+    elif uploaded_rgbd_export(raw_dir):
+        wanted = (INGEST_STAGE, *FUSION_PLAN)
     else:
-        wanted = (INGEST_STAGE, *PHOTO_PLAN)  # ingest decides the rest once frames exist
+        wanted = (INGEST_STAGE, *PHOTO_PLAN)
     known = registered_stages()
     missing = [name for name in wanted if name not in known]
     if missing:

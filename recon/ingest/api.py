@@ -42,7 +42,7 @@ READERS = {
 ARCHIVE_SUFFIXES = (".zip",)
 
 
-def _reader(kind: str) -> Callable[[Path, IngestContext], SourceResult]:
+def reader_for(kind: str) -> Callable[[Path, IngestContext], SourceResult]:
     module, func = READERS[kind].split(":")
     return getattr(importlib.import_module(module), func)
 
@@ -120,7 +120,7 @@ def _default_name(source: Path) -> str:
     return source.stem or source.name or "capture"
 
 
-def _read_archive(archive: Path, ctx: IngestContext, limits: ArchiveLimits) -> SourceResult:
+def read_archive(archive: Path, ctx: IngestContext, limits: ArchiveLimits) -> SourceResult:
     unpacked = ctx.capture.root / UNPACK_DIR
     try:
         extract_archive(archive, unpacked, limits, ctx.progress.sub(0.0, 0.3))
@@ -131,7 +131,7 @@ def _read_archive(archive: Path, ctx: IngestContext, limits: ArchiveLimits) -> S
         inner = IngestContext(
             ctx.capture, ctx.progress.sub(0.3, 1.0), ctx.target_frames, originals_to_raw=False
         )
-        result = _reader(kind)(path, inner)
+        result = reader_for(kind)(path, inner)
         link_or_copy(archive, ctx.capture.raw_dir / archive.name)
     finally:
         shutil.rmtree(unpacked, ignore_errors=True)
@@ -176,9 +176,9 @@ def ingest(
         ctx = IngestContext(staging, progress, target_frames)
         try:
             if kind == "zip":
-                result = _read_archive(path, ctx, archive_limits or ArchiveLimits())
+                result = read_archive(path, ctx, archive_limits or ArchiveLimits())
             else:
-                result = _reader(kind)(path, ctx)
+                result = reader_for(kind)(path, ctx)
         except ScanBridgeError:
             raise
         except OSError as e:

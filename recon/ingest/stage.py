@@ -1,0 +1,122 @@
+"""The ``ingest`` stage: turn the files a phone uploaded into raw/ into the capture's frames.
+
+`scanbridge import` makes a new capture from a path; a capture made over the phone protocol
+already exists and holds only raw/ (photos, a video, a zip or an export, byte for byte as they
+arrived). This stage reads raw/ with the same readers, writes the normalised frames into a
+staging capture inside its run folder, then moves images/ depth/ confidence/ masks/ into the
+capture and saves the manifest with the frames last (atomically), so a crash at any point
+leaves either the old manifest or the new one, and a re-run starts over cleanly. raw/ is never
+modified.
+
+What raw/ is read as: one file by its kind (video, zip, photo); a folder tree as `scanbridge
+import` reads a folder (a Stray Scanner or Record3D export, a transforms.json dataset, photos, or
+a lone video). Videos and other files beside photos are not used, and the result says so.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from core.capture import CaptureFolder, Manifest
+from core.errors import ConfigError, IngestError, ScanBridgeError
+from core.fsio import fsync_dir
+from core.stages import StageContext, StageSpec
+from recon.ingest.api import detect_folder, read_archive, reader_for
+from recon.ingest.archive import ArchiveLimits
+from recon.ingest.common import IMAGE_SUFFIXES, VIDEO_SUFFIXES, IngestContext, SourceResult
+
+FRAME_DIRS = ("images", "depth", "confidence", "masks")
+STAGING = "staging"
+
+
+@dataclass(frozen=True)
+class IngestStageConfig:
+    target_frames: int = 150  # frames kept from a video or an RGB-D export
+
+    def __post_init__(self) -> None:
+        n = self.target_frames
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConfigError(f"expected a positive whole number, got {n!r}", "ingest.target_frames")
+
+
+def _read_raw(raw: Path, ctx: IngestContext) -> tuple[SourceResult, list[str]]:
+    """What raw/ holds, read into ``ctx.capture``; and the files left out, with why."""
+    entries = sorted(p for p in raw.iterdir() if not p.name.startswith(".")) if raw.is_dir() else []
+    if not entries:
+        raise IngestError("no uploaded files to read", raw)
+    if len(entries) == 1 and entries[0].is_file():
+        (only,) = entries
+        suffix = only.suffix.lower()
+        if suffix == ".zip":
+            return read_archive(only, ctx, ArchiveLimits()), []
+        if suffix in VIDEO_SUFFIXES:
+            return reader_for("video")(only, ctx), []
+        if suffix in IMAGE_SUFFIXES:
+            return reader_for("image")(only, ctx), []
+    found = detect_folder(raw)  # an export (Stray Scanner, Record3D, transforms.json), photos, one video
+    if found is None:
+        raise IngestError("no photos, video or known export among the uploaded files", raw)
+    kind, path = found
+    result = reader_for(kind)(path, ctx)
+    skipped = []
+    if kind == "images":
+        for p in entries:
+            if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES:
+                skipped.append(f"{p.name}: a video in a photo set (upload it as its own capture)")
+            elif p.is_file() and p.suffix.lower() not in IMAGE_SUFFIXES:
+                skipped.append(f"{p.name}: not a photo")
+    return result, skipped
+
+
+def _publish(staging: CaptureFolder, capture: CaptureFolder, manifest: Manifest) -> None:
+    """Move the staged frame folders into the capture, then save ``manifest`` (last, atomically)."""
+    for name in FRAME_DIRS:
+        target = capture.root / name
+        if target.exists():  # from an earlier, interrupted run of this stage
+            shutil.rmtree(target)
+        source = staging.root / name
+        if source.is_dir():
+            os.replace(source, target)
+    fsync_dir(capture.root)
+    capture.save(manifest)
+
+
+def run(ctx: StageContext, config: IngestStageConfig) -> dict[str, Any]:
+    capture = ctx.capture
+    manifest = capture.load()
+    if manifest.frames:
+        ctx.progress.log(f"the capture already has {len(manifest.frames)} frames; nothing to read")
+        return {"frames": len(manifest.frames), "kind": manifest.source.get("kind"), "skipped": []}
+    staging_root = ctx.out_dir / STAGING
+    shutil.rmtree(staging_root, ignore_errors=True)
+    staging_root.mkdir(parents=True)
+    staging = CaptureFolder(staging_root)
+    inner = IngestContext(staging, ctx.progress.sub(0.0, 0.95), config.target_frames, originals_to_raw=False)
+    try:
+        result, skipped = _read_raw(capture.raw_dir, inner)
+    except ScanBridgeError:
+        raise
+    except OSError as e:
+        raise IngestError(f"cannot read or write a file ({e.strerror or e})", e.filename or capture.raw_dir) \
+            from None
+    if not result.frames:
+        raise IngestError("the uploaded files hold no frames", capture.raw_dir)
+    ctx.cancel.check()
+    for line in skipped:
+        ctx.progress.warning(f"not used: {line}")
+    source = {**manifest.source, "kind": result.kind, **result.info}
+    scale = result.scale if manifest.scale == "unscaled" else manifest.scale
+    _publish(staging, capture, replace(manifest, frames=result.frames, scale=scale, source=source))
+    shutil.rmtree(staging_root, ignore_errors=True)
+    ctx.progress.update(1.0, f"{len(result.frames)} frames ({result.kind})")
+    return {"frames": len(result.frames), "kind": result.kind, "scale": scale, "skipped": skipped}
+
+
+STAGE = StageSpec(
+    name="ingest", config_cls=IngestStageConfig, run=run,
+    description="read the files uploaded into raw/ into the capture's frames (in place)",
+)
