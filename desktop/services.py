@@ -163,9 +163,14 @@ class Services:
     # -- processing and jobs -------------------------------------------------------------------
 
     def process(self, capture_id: str, method: str = "auto", detail: str = "medium") -> Job:
-        manifest = self.workspace.capture(capture_id).load()
+        capture = self.workspace.capture(capture_id)
+        manifest = capture.load()
         metric_depth = manifest.scale == "metric" and any(f.depth and f.pose for f in manifest.frames)
-        steps = plan_steps(method, detail, metric_depth=metric_depth, known=registered_stages())
+        known = registered_stages()
+        steps = plan_steps(method, detail, metric_depth=metric_depth, known=known)
+        uploaded = capture.raw_dir.is_dir() and any(capture.raw_dir.iterdir())
+        if not manifest.frames and uploaded and "ingest" in known:
+            steps = [Step("ingest"), *steps]  # a phone's upload not read yet (processing was off)
         return self.queue.submit(capture_id, steps)
 
     def submit(self, capture_id: str, steps: list[Step]) -> Job:

@@ -122,3 +122,22 @@ def test_process_plans_follow_the_capture_and_the_installed_stages():
     with pytest.raises(ConfigError) as bad:
         plan_steps("auto", "huge", metric_depth=True, known=known)
     assert bad.value.where == "detail"
+
+
+def test_processing_a_phone_upload_that_was_not_read_yet_starts_with_ingest(tmp_path):
+    from core.capture import CaptureFolder, Manifest, utc_now
+    from core.workspace import Workspace
+    from desktop.services import Services
+
+    ws = Workspace(tmp_path / "ws")
+    cid = ws.new_capture_id("phone")
+    capture = CaptureFolder(ws.captures_dir / cid)
+    capture.raw_dir.mkdir(parents=True)
+    (capture.raw_dir / "image.jpg").write_bytes(b"not read yet")
+    capture.save(Manifest(id=cid, name="phone", created=utc_now(), mode="free"))
+    services = Services(ws)
+    try:
+        job = services.process(cid, "auto", "preview")
+    finally:
+        services.close()
+    assert [s.stage for s in job.steps] == ["ingest", "poses", "mvs", "mesh", "export"]
