@@ -16,6 +16,22 @@ import numpy as np
 from core.errors import InputError
 
 
+def area_weighted_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """(N, 3) float32 unit vertex normals from area-weighted face normals, in the faces' winding
+    (a vertex no face uses gets +y)."""
+    v = np.asarray(vertices, np.float64)
+    f = np.asarray(faces, np.int64)
+    tri = v[f]  # (M, 3, 3)
+    face_n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])  # (M, 3), length = 2 * area
+    acc = np.zeros_like(v)  # (N, 3)
+    idx = f.ravel()  # (3M,)
+    for axis in range(3):
+        acc[:, axis] = np.bincount(idx, np.repeat(face_n[:, axis], 3), minlength=len(v))
+    length = np.linalg.norm(acc, axis=1, keepdims=True)  # (N, 1)
+    out = np.where(length > 1e-20, acc / np.maximum(length, 1e-20), [0.0, 1.0, 0.0])
+    return out.astype(np.float32)
+
+
 @dataclass(frozen=True, eq=False)
 class TexturedMesh:
     """A triangle mesh with one base-colour texture.
@@ -120,16 +136,7 @@ class TexturedMesh:
         """(N, 3) float32 unit normals: the given ones, else area-weighted face normals."""
         if self.normals is not None:
             return self.normals
-        v = self.vertices.astype(np.float64)
-        tri = v[self.faces]  # (M, 3, 3)
-        face_n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])  # (M, 3), length = 2 * area
-        acc = np.zeros_like(v)  # (N, 3)
-        idx = self.faces.ravel()  # (3M,)
-        for axis in range(3):
-            acc[:, axis] = np.bincount(idx, np.repeat(face_n[:, axis], 3), minlength=len(v))
-        length = np.linalg.norm(acc, axis=1, keepdims=True)  # (N, 1)
-        out = np.where(length > 1e-20, acc / np.maximum(length, 1e-20), [0.0, 1.0, 0.0])
-        return out.astype(np.float32)
+        return area_weighted_normals(self.vertices, self.faces)
 
     def split_at_uv_seams(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Per-vertex arrays for formats without per-corner uvs (glTF, PLY).

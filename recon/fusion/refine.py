@@ -11,6 +11,7 @@ stays bounded for streams of any length.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -53,10 +54,10 @@ class EvenSample(Generic[T]):
     def wants_next(self) -> bool:
         return self.capacity > 0 and self.seen % self.stride == 0
 
-    def offer(self, item: T | None) -> None:
-        """Count one stream item; keep ``item`` when :meth:`wants_next` said so (None: skipped)."""
-        if item is not None and self.wants_next():
-            self.items.append(item)
+    def offer(self, make: Callable[[], T]) -> None:
+        """Count one stream item; keep ``make()`` when the sample wants it (only then is it made)."""
+        if self.wants_next():
+            self.items.append(make())
             if len(self.items) > self.capacity:
                 self.items = self.items[::2]
                 self.stride *= 2
@@ -128,14 +129,3 @@ def refine_vertices(vertices: np.ndarray, normals: np.ndarray, views: list[Depth
         step[enough] = np.nanmedian(offsets[:, enough], axis=0)
         v += np.clip(step, -max_offset, max_offset)[:, None] * n
     return v.astype(np.float32)
-
-
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """(V, 3) float32 unit area-weighted vertex normals in the faces' winding."""
-    v = np.asarray(vertices, np.float64)
-    f = np.asarray(faces, np.int64)
-    face_n = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])  # (M, 3)
-    out = np.zeros_like(v)
-    for k in range(3):
-        np.add.at(out, f[:, k], face_n)
-    return (out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)).astype(np.float32)

@@ -24,7 +24,8 @@ import open3d.core as o3c
 
 from core.capture import Camera
 from core.errors import ConfigError
-from recon.fusion.refine import DepthView, EvenSample, refine_vertices, vertex_normals
+from recon.export.mesh_data import area_weighted_normals
+from recon.fusion.refine import DepthView, EvenSample, refine_vertices
 from recon.fusion.validate import (
     check_camera,
     check_color,
@@ -238,10 +239,7 @@ class TSDFFusion:
             else:
                 self._grid.integrate(blocks, depth_t, k_depth, extrinsic, 1.0, far, trunc)
             self._frames += 1
-            if self._sample.wants_next():
-                self._sample.offer(DepthView.reduced(metres, k_depth.numpy(), pose))
-            else:
-                self._sample.offer(None)
+            self._sample.offer(lambda: DepthView.reduced(metres, k_depth.numpy(), pose))
         return used
 
     @property
@@ -271,7 +269,7 @@ class TSDFFusion:
         if refine and views and len(faces) and self.config.refine_iterations:
             vertices = refine_vertices(vertices, normals, views, max_offset=self.config.trunc_m / 2,
                                        iterations=self.config.refine_iterations)
-            normals = vertex_normals(vertices, faces)
+            normals = area_weighted_normals(vertices, faces)
         colors = None
         if self._has_color() and "colors" in mesh.vertex:
             colors = _colors_u8(mesh.vertex.colors.numpy())

@@ -42,7 +42,7 @@ READERS = {
 ARCHIVE_SUFFIXES = (".zip",)
 
 
-def reader_for(kind: str) -> Callable[[Path, IngestContext], SourceResult]:
+def _reader(kind: str) -> Callable[[Path, IngestContext], SourceResult]:
     module, func = READERS[kind].split(":")
     return getattr(importlib.import_module(module), func)
 
@@ -120,7 +120,7 @@ def _default_name(source: Path) -> str:
     return source.stem or source.name or "capture"
 
 
-def read_archive(archive: Path, ctx: IngestContext, limits: ArchiveLimits) -> SourceResult:
+def _read_archive(archive: Path, ctx: IngestContext, limits: ArchiveLimits) -> SourceResult:
     unpacked = ctx.capture.root / UNPACK_DIR
     try:
         extract_archive(archive, unpacked, limits, ctx.progress.sub(0.0, 0.3))
@@ -131,7 +131,7 @@ def read_archive(archive: Path, ctx: IngestContext, limits: ArchiveLimits) -> So
         inner = IngestContext(
             ctx.capture, ctx.progress.sub(0.3, 1.0), ctx.target_frames, originals_to_raw=False
         )
-        result = reader_for(kind)(path, inner)
+        result = _reader(kind)(path, inner)
         link_or_copy(archive, ctx.capture.raw_dir / archive.name)
     finally:
         shutil.rmtree(unpacked, ignore_errors=True)
@@ -142,6 +142,14 @@ def read_archive(archive: Path, ctx: IngestContext, limits: ArchiveLimits) -> So
         scale=result.scale,
         info={**result.info, "contents": result.kind},
     )
+
+
+def read_source(kind: str, path: Path, ctx: IngestContext, archive_limits: ArchiveLimits | None = None
+                ) -> SourceResult:
+    """Read ``path``, of a kind :func:`detect_source` gave, into ``ctx.capture``."""
+    if kind == "zip":
+        return _read_archive(path, ctx, archive_limits or ArchiveLimits())
+    return _reader(kind)(path, ctx)
 
 
 def ingest(
@@ -175,10 +183,7 @@ def ingest(
     with workspace.staged_capture(capture_id) as staging:
         ctx = IngestContext(staging, progress, target_frames)
         try:
-            if kind == "zip":
-                result = read_archive(path, ctx, archive_limits or ArchiveLimits())
-            else:
-                result = reader_for(kind)(path, ctx)
+            result = read_source(kind, path, ctx, archive_limits)
         except ScanBridgeError:
             raise
         except OSError as e:

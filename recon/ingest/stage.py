@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from core.capture import CaptureFolder, Manifest
-from core.errors import ConfigError, IngestError, ScanBridgeError
+from core.errors import ConfigError, IngestError
 from core.fsio import fsync_dir
 from core.stages import StageContext, StageSpec
-from recon.ingest.api import detect_folder, read_archive, reader_for
-from recon.ingest.archive import ArchiveLimits
+from recon.ingest.api import detect_folder, detect_source, read_source
 from recon.ingest.common import IMAGE_SUFFIXES, VIDEO_SUFFIXES, IngestContext, SourceResult
 
 FRAME_DIRS = ("images", "depth", "confidence", "masks")
@@ -49,19 +48,12 @@ def _read_raw(raw: Path, ctx: IngestContext) -> tuple[SourceResult, list[str]]:
     if not entries:
         raise IngestError("no uploaded files to read", raw)
     if len(entries) == 1 and entries[0].is_file():
-        (only,) = entries
-        suffix = only.suffix.lower()
-        if suffix == ".zip":
-            return read_archive(only, ctx, ArchiveLimits()), []
-        if suffix in VIDEO_SUFFIXES:
-            return reader_for("video")(only, ctx), []
-        if suffix in IMAGE_SUFFIXES:
-            return reader_for("image")(only, ctx), []
+        return read_source(*detect_source(entries[0]), ctx), []
     found = detect_folder(raw)  # an export (Stray Scanner, Record3D, transforms.json), photos, one video
     if found is None:
         raise IngestError("no photos, video or known export among the uploaded files", raw)
     kind, path = found
-    result = reader_for(kind)(path, ctx)
+    result = read_source(kind, path, ctx)
     skipped = []
     if kind == "images":
         for p in entries:
@@ -98,8 +90,6 @@ def run(ctx: StageContext, config: IngestStageConfig) -> dict[str, Any]:
     inner = IngestContext(staging, ctx.progress.sub(0.0, 0.95), config.target_frames, originals_to_raw=False)
     try:
         result, skipped = _read_raw(capture.raw_dir, inner)
-    except ScanBridgeError:
-        raise
     except OSError as e:
         raise IngestError(f"cannot read or write a file ({e.strerror or e})", e.filename or capture.raw_dir) \
             from None

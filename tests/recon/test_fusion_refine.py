@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from recon.fusion.refine import DepthView, EvenSample, refine_vertices, vertex_normals
+from recon.export.mesh_data import area_weighted_normals
+from recon.fusion.refine import DepthView, EvenSample, refine_vertices
 from recon.fusion.tsdf import TSDFFusion, preset
 from recon.sample.scene import distance_to_object, render_orbit
 
@@ -11,7 +12,7 @@ from recon.sample.scene import distance_to_object, render_orbit
 def test_even_sample_stays_bounded_and_evenly_spaced():
     sample: EvenSample[int] = EvenSample(8)
     for i in range(100):
-        sample.offer(i if sample.wants_next() else None)
+        sample.offer(lambda i=i: i)
     assert len(sample.items) <= 8
     gaps = np.diff(sample.items)
     assert sample.items[0] == 0 and len(set(gaps.tolist())) == 1  # one stride throughout
@@ -51,8 +52,8 @@ def test_vertices_off_the_measured_surface_move_onto_it():
 
 def test_vertex_normals_follow_the_winding():
     v = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], float)
-    assert np.allclose(vertex_normals(v, np.array([[0, 1, 2]])), [[0, 0, 1]] * 3)
-    assert np.allclose(vertex_normals(v, np.array([[0, 2, 1]])), [[0, 0, -1]] * 3)
+    assert np.allclose(area_weighted_normals(v, np.array([[0, 1, 2]])), [[0, 0, 1]] * 3)
+    assert np.allclose(area_weighted_normals(v, np.array([[0, 2, 1]])), [[0, 0, -1]] * 3)
 
 
 @pytest.fixture(scope="module")
