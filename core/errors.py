@@ -38,6 +38,10 @@ class UnsafeArchiveError(IngestError):
     """An archive tries to escape its folder or expands beyond the allowed size."""
 
 
+class UnsafeSourceError(IngestError):
+    """A source names a file outside its own folder, or something that is not a regular file."""
+
+
 class NotFoundError(ScanBridgeError):
     """A capture, job, stage or file that was asked for does not exist."""
 
