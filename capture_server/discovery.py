@@ -1,8 +1,9 @@
 """mDNS: advertise this server as ``_scanbridge._tcp`` and keep a live list of phones that
-advertise ``_scanbridge-phone._tcp``.
+advertise ``_sbphone._tcp``.
 
-Note: "scanbridge-phone" is 16 bytes, one more than RFC 6763 allows for a service name, so
-python-zeroconf is asked not to be strict about it (Apple's and Android's stacks may refuse it).
+Earlier releases named the phone service ``_scanbridge-phone._tcp``: 16 bytes, one more than RFC
+6763 allows for a service name, so phone-side DNS-SD stacks may refuse it. The directory still
+browses that old type for one release (python-zeroconf reads it only when not strict).
 """
 
 from __future__ import annotations
@@ -14,10 +15,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from zeroconf import InterfaceChoice, IPVersion, ServiceBrowser, ServiceInfo, ServiceStateChange, Zeroconf
+from zeroconf import (
+    BadTypeInNameException,
+    InterfaceChoice,
+    IPVersion,
+    ServiceBrowser,
+    ServiceInfo,
+    ServiceStateChange,
+    Zeroconf,
+)
 
 SERVER_TYPE = "_scanbridge._tcp.local."
-PHONE_TYPE = "_scanbridge-phone._tcp.local."
+PHONE_TYPE = "_sbphone._tcp.local."
+LEGACY_PHONE_TYPE = "_scanbridge-phone._tcp.local."  # browsed, never announced; drop after 0.2
 
 
 def local_ipv4_addresses() -> list[str]:
@@ -104,7 +114,7 @@ class PhoneDirectory:
         self._lock = threading.Lock()
         self._listeners: list[PhoneListener] = []
         self._zc: Zeroconf | None = None
-        self._browser: ServiceBrowser | None = None
+        self._browsers: list[ServiceBrowser] = []
 
     def add_listener(self, listener: PhoneListener) -> None:
         with self._lock:
@@ -116,7 +126,11 @@ class PhoneDirectory:
 
     def start(self) -> None:
         self._zc = _zeroconf(self._interfaces)
-        self._browser = ServiceBrowser(self._zc, PHONE_TYPE, handlers=[self._on_change])
+        self._browsers = [ServiceBrowser(self._zc, PHONE_TYPE, handlers=[self._on_change])]
+        try:
+            self._browsers.append(ServiceBrowser(self._zc, LEGACY_PHONE_TYPE, handlers=[self._on_change]))
+        except BadTypeInNameException:  # a zeroconf that refuses over-long types even when browsing
+            pass
 
     def _on_change(self, zeroconf: Zeroconf, service_type: str, name: str,
                    state_change: ServiceStateChange) -> None:
@@ -145,18 +159,18 @@ class PhoneDirectory:
             listener(event)
 
     def close(self) -> None:
-        if self._browser is not None:
-            self._browser.cancel()
+        for browser in self._browsers:
+            browser.cancel()
         if self._zc is not None:
             self._zc.close()
-        self._zc = self._browser = None
+        self._zc, self._browsers = None, []
 
 
 def phone_service_info(name: str, port: int, addresses: Sequence[str],
-                       properties: dict[str, Any]) -> ServiceInfo:
-    """A ``_scanbridge-phone._tcp`` record, for companion apps written in Python and for tests."""
+                       properties: dict[str, Any], service_type: str = PHONE_TYPE) -> ServiceInfo:
+    """A ``_sbphone._tcp`` record (or ``service_type``), for companion apps in Python and for tests."""
     return ServiceInfo(
-        PHONE_TYPE, f"{name}.{PHONE_TYPE}", addresses=[socket.inet_aton(a) for a in addresses],
+        service_type, f"{name}.{service_type}", addresses=[socket.inet_aton(a) for a in addresses],
         port=port, properties=properties, server=f"{name.replace(' ', '-')}.local.",
     )
 

@@ -97,3 +97,26 @@ def _wait_change(found: queue.Queue, name: str, change: ServiceStateChange, time
         if service.startswith(name) and state is change:
             return service
     raise AssertionError(f"no {change} for {name}")
+
+
+def test_phone_service_type_fits_rfc6763_and_the_old_type_is_still_found() -> None:
+    from capture_server.discovery import LEGACY_PHONE_TYPE, PHONE_TYPE
+
+    # RFC 6763 section 7.2: the service name (without "_" and the protocol) is at most 15 bytes.
+    label = PHONE_TYPE.split(".")[0].lstrip("_")
+    assert len(label.encode()) <= 15, label
+    directory = PhoneDirectory(LOOPBACK)
+    events: queue.Queue[PhoneEvent] = queue.Queue()
+    directory.add_listener(events.put)
+    directory.start()
+    phone_zc = Zeroconf(interfaces=LOOPBACK, ip_version=IPVersion.V4Only)
+    old_name, new_name = f"pytest-old-{secrets.token_hex(3)}", f"pytest-new-{secrets.token_hex(3)}"
+    try:
+        register_phone(phone_zc, phone_service_info(old_name, 4243, LOOPBACK, {"app": "0.9"},
+                                                    service_type=LEGACY_PHONE_TYPE))
+        register_phone(phone_zc, phone_service_info(new_name, 4244, LOOPBACK, {"app": "1.0"}))
+        assert wait_for(events, "appeared", old_name).phone.port == 4243
+        assert wait_for(events, "appeared", new_name).phone.port == 4244
+    finally:
+        phone_zc.close()
+        directory.close()
