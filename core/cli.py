@@ -7,11 +7,57 @@ from __future__ import annotations
 
 import argparse
 import sys
-from importlib.metadata import entry_points
+from importlib.metadata import PackageNotFoundError, entry_points, version
 
-from core.errors import Cancelled, ScanBridgeError
+from core.errors import (
+    Cancelled,
+    ConfigError,
+    DependencyError,
+    InputError,
+    JobError,
+    NotFoundError,
+    ScanBridgeError,
+    StageError,
+)
 
 COMMAND_GROUP = "scanbridge.commands"
+
+# Exit codes, most specific class first; listed in --help.
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2  # also argparse's usage errors
+EXIT_MISSING_DEPENDENCY = 3
+EXIT_FAILED = 4
+EXIT_OTHER = 5
+EXIT_CANCELLED = 130
+_EXIT_BY_ERROR: tuple[tuple[type[ScanBridgeError], int], ...] = (
+    (Cancelled, EXIT_CANCELLED),
+    (DependencyError, EXIT_MISSING_DEPENDENCY),
+    (InputError, EXIT_BAD_INPUT),
+    (ConfigError, EXIT_BAD_INPUT),
+    (NotFoundError, EXIT_BAD_INPUT),
+    (StageError, EXIT_FAILED),
+    (JobError, EXIT_FAILED),
+)
+EXIT_CODES_HELP = (
+    "exit codes: 0 done; 2 bad input (a file, an option or a missing capture or job); 3 something "
+    "this machine lacks (a library, a GPU, model weights); 4 the work failed (a stage or a job); "
+    "5 any other error; 130 cancelled or interrupted"
+)
+
+
+def exit_code(error: ScanBridgeError) -> int:
+    """The process exit code for ``error`` (see EXIT_CODES_HELP)."""
+    for cls, code in _EXIT_BY_ERROR:
+        if isinstance(error, cls):
+            return code
+    return EXIT_OTHER
+
+
+def scanbridge_version() -> str:
+    try:
+        return version("scanbridge")
+    except PackageNotFoundError:  # running from a checkout that was never installed
+        return "unknown"
 
 
 def common_parser() -> argparse.ArgumentParser:
@@ -30,7 +76,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scanbridge", parents=[common],
         description="ScanBridge: phone 3D capture to AR-ready models, on your own machine.",
+        epilog=EXIT_CODES_HELP,
     )
+    parser.add_argument("--version", action="version", version=f"scanbridge {scanbridge_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     eps = sorted(entry_points(group=COMMAND_GROUP), key=lambda e: e.name)
     chosen = [ep for ep in eps if ep.name == only]
@@ -63,13 +111,13 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except Cancelled as e:
         print(f"cancelled: {e}", file=sys.stderr)
-        return 130
+        return EXIT_CANCELLED
     except ScanBridgeError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return exit_code(e)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_CANCELLED
 
 
 if __name__ == "__main__":

@@ -64,3 +64,7 @@ class JobError(ScanBridgeError):
 
 class ConfigError(ScanBridgeError):
     """A stage config or a setting has an unknown key or a bad value; ``where`` names it."""
+
+
+class DependencyError(ScanBridgeError):
+    """Something this machine lacks: a library, a GPU, model weights, a system tool."""
