@@ -1,0 +1,139 @@
+"""Guided mode of the phone web page in real headless Chromium: the camera stream is Chromium's fake
+capture device, the phone's orientation comes from the DevTools protocol's device-orientation
+override. Photos are taken from the stream at several headings, uploaded with tus-js-client to
+the real server on loopback, and the server's coverage rings them where they were taken."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from server_test_kit import LiveServer
+from test_webpage import PAGE_STATE, DevTools, chromium_session, needs_chromium, needs_tus, open_page
+from test_webpage_orientation import w3c_rotation
+
+from core.settings import Settings
+from core.workspace import Workspace
+
+FAKE_MEDIA = ("--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream")
+BOX = "document.getElementById('guided-box').dataset"
+
+
+@pytest.fixture
+def camera_browser(tmp_path: Path) -> Iterator[DevTools]:
+    with chromium_session(tmp_path / "chromium-profile", *FAKE_MEDIA) as devtools:
+        yield devtools
+
+
+@pytest.fixture
+def server(workspace: Workspace) -> Iterator[LiveServer]:
+    live = LiveServer(workspace, Settings(max_upload_bytes=1 << 30))
+    yield live
+    live.stop()
+
+
+def tap(devtools: DevTools, element_id: str) -> None:
+    """A click that counts as the user's gesture (camera and motion permissions need one)."""
+    result = devtools.call("Runtime.evaluate", expression=f"document.getElementById('{element_id}').click()",
+                           userGesture=True)
+    assert "exceptionDetails" not in result, result
+
+
+def expected_sector_band(alpha: float, beta: float, gamma: float) -> tuple[int, int]:
+    """Where the server should ring a photo, computed here from the W3C rotation: the phone is on
+    the far side of the object from where its back camera (-z) looks."""
+    to_phone = -(w3c_rotation(alpha, beta, gamma) @ np.array([0.0, 0.0, -1.0]))
+    azimuth = np.degrees(np.arctan2(to_phone[0], to_phone[1])) % 360.0
+    elevation = np.degrees(np.arcsin(to_phone[2]))
+    band = int(np.searchsorted([-90.0, -15.0, 15.0, 45.0, 90.0], elevation, side="right") - 1)
+    return int(azimuth // 30), band
+
+
+def start_guided(devtools: DevTools, server: LiveServer) -> None:
+    code, _ = server.devices.new_code()
+    open_page(devtools, f"{server.url}/pair?code={code}")
+    devtools.wait_for("document.body.dataset.stage === 'choose'",
+                      fail="document.body.dataset.stage === 'pair'")
+    assert devtools.evaluate("document.querySelector('input[name=mode]:checked').value") == "guided"
+    assert devtools.evaluate("!document.getElementById('guided-choice').hidden")
+    tap(devtools, "camera-start")
+    devtools.wait_for(f"{BOX}.camera === 'live' && !!{BOX}.brightness",
+                      fail=f"{BOX}.camera === 'unavailable'")
+
+
+def send_and_wait(devtools: DevTools) -> str:
+    assert devtools.evaluate("document.getElementById('send-button').disabled") is False
+    tap(devtools, "send-button")
+    devtools.wait_for("['finished', 'result'].includes(document.body.dataset.stage)", timeout_s=120,
+                      fail="['upload-failed', 'finish-failed'].includes(document.body.dataset.stage)")
+    return devtools.evaluate("document.body.dataset.captureId")
+
+
+@needs_tus
+@needs_chromium
+def test_guided_photos_at_several_headings_fill_the_servers_ring(server: LiveServer,
+                                                                 camera_browser: DevTools) -> None:
+    page = camera_browser
+    # Looking 30 degrees down at the object (beta 60) from six sides, and once from high above.
+    shots = [(alpha, 60.0, 0.0) for alpha in (0.0, 45.0, 100.0, 170.0, 250.0, 300.0)] + [(20.0, 30.0, 5.0)]
+    page.call("DeviceOrientation.setDeviceOrientationOverride", alpha=shots[0][0], beta=shots[0][1],
+              gamma=shots[0][2])
+    start_guided(page, server)
+    page.wait_for(f"{BOX}.sensor === 'orientation'", fail=f"{BOX}.sensor === 'none'")
+    for i, (alpha, beta, gamma) in enumerate(shots):
+        page.call("DeviceOrientation.setDeviceOrientationOverride", alpha=alpha, beta=beta, gamma=gamma)
+        page.wait_for(f"{BOX}.alpha === '{alpha:g}'")
+        tap(page, "shutter")
+        page.wait_for(f"{BOX}.shots === '{i + 1}'")
+    # The ring on the page: six sides of the first round (the high shot belongs to the second).
+    assert page.evaluate(f"{BOX}.filled") == "6"
+    assert page.evaluate("document.querySelectorAll('#orbit-ring .sector.seen').length") == 6
+    assert page.evaluate("document.getElementById('guide-hint').textContent")  # it says something
+
+    cid = send_and_wait(page)
+    with server.client(server.token("observer")) as c:
+        cov = c.get(f"/v1/captures/{cid}/coverage").json()
+        status = c.get(f"/v1/captures/{cid}").json()
+    expected = np.zeros((4, 12), dtype=int)
+    for shot in shots:
+        sector, band = expected_sector_band(*shot)
+        expected[band, sector] += 1
+    assert expected[2].sum() == 6 and expected[3].sum() == 1  # the shots cover what they should
+    assert cov["available"] is True and cov["source"] == "orientation" and cov["views"] == len(shots)
+    assert cov["counts"] == expected.tolist()
+
+    files = sorted(status["files"], key=lambda f: f["name"])
+    assert [f["name"] for f in files] == [f"guided-{i:03d}.jpg" for i in range(1, len(shots) + 1)]
+    for f, (alpha, beta, gamma) in zip(files, shots, strict=True):
+        o = f["orientation"]
+        assert (o["alpha"], o["beta"], o["gamma"]) == (alpha, beta, gamma)
+        assert o["t"] > 1.6e12  # a Unix time in milliseconds
+    raw = server.workspace.capture(cid).raw_dir
+    with Image.open(io.BytesIO((raw / "guided-001.jpg").read_bytes())) as photo:
+        assert photo.format == "JPEG" and photo.width >= 320 and photo.height >= 240  # from the stream
+
+
+@needs_tus
+@needs_chromium
+def test_without_a_motion_sensor_the_ring_counts_photos(server: LiveServer, camera_browser: DevTools) -> None:
+    page = camera_browser  # no orientation override: headless Chromium has no motion sensor
+    start_guided(page, server)
+    page.wait_for(f"{BOX}.sensor === 'none'", timeout_s=20)
+    for i in range(3):
+        tap(page, "shutter")
+        page.wait_for(f"{BOX}.shots === '{i + 1}'")
+    assert page.evaluate(f"{BOX}.filled") == "3"
+    assert "walk" in page.evaluate("document.getElementById('guide-hint').textContent") \
+        or page.evaluate(f"{BOX}.sharpness")  # a quality hint may come first; the ring still counts
+    cid = send_and_wait(page)
+    with server.client(server.token("observer")) as c:
+        cov = c.get(f"/v1/captures/{cid}/coverage").json()
+        status = c.get(f"/v1/captures/{cid}").json()
+    assert len(status["files"]) == 3 and all("orientation" not in f for f in status["files"])
+    assert cov["available"] is False and "orientation" in cov["reason"]
+    assert json.loads(page.evaluate(PAGE_STATE))["stage"] in ("finished", "result")
