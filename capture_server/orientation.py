@@ -4,10 +4,7 @@ The page sends each guided photo's W3C DeviceOrientation reading in the tus meta
 ``orientation``: compact JSON ``{"alpha", "beta", "gamma", "heading", "t"}`` (degrees; ``heading``
 is a compass heading where the browser has one, else null; ``t`` is the shot's Unix time in ms).
 
-The W3C angles rotate the device frame (x right, y up the screen, z out of the screen) into the
-earth frame (x east, y north, z up) as R = Rz(alpha) Rx(beta) Ry(gamma). The back camera looks
-along the device's -z, so its direction is R @ (0, 0, -1), and the phone stands on the opposite
-side of the object from where the camera looks.
+How a reading becomes a direction around the object is core.device_orientation's job.
 """
 
 from __future__ import annotations
@@ -18,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from capture_server.errors import RequestError
+from core.device_orientation import camera_direction, view_azimuth_elevation
 
 METADATA_KEY = "orientation"
 MAX_TEXT_BYTES = 512
@@ -42,22 +40,15 @@ class Orientation:
 
     def camera_direction(self) -> tuple[float, float, float]:
         """Unit vector the back camera looks along, in the earth frame (east, north, up)."""
-        a, b, g = (math.radians(v) for v in (self.alpha, self.beta, self.gamma))
-        east = -math.cos(a) * math.sin(g) - math.sin(a) * math.sin(b) * math.cos(g)
-        north = -math.sin(a) * math.sin(g) + math.cos(a) * math.sin(b) * math.cos(g)
-        up = -math.cos(b) * math.cos(g)
-        return east, north, up
+        return camera_direction(self.alpha, self.beta, self.gamma)
 
     def view_azimuth_deg(self) -> float:
         """Direction from the object to the phone, degrees clockwise from the alpha reference."""
-        east, north, _ = self.camera_direction()
-        looking = math.degrees(math.atan2(east, north))
-        return (looking + 180.0) % 360.0
+        return view_azimuth_elevation(self.alpha, self.beta, self.gamma)[0]
 
     def view_elevation_deg(self) -> float:
         """Height of the phone above the object's level, in degrees (looking down = above)."""
-        _, _, up = self.camera_direction()
-        return -math.degrees(math.asin(max(-1.0, min(1.0, up))))
+        return view_azimuth_elevation(self.alpha, self.beta, self.gamma)[1]
 
 
 def _no_constants(name: str) -> float:
