@@ -90,6 +90,11 @@ def test_guided_photos_at_several_headings_fill_the_servers_ring(server: LiveSer
         page.wait_for(f"{BOX}.alpha === '{alpha:g}'")
         tap(page, "shutter")
         page.wait_for(f"{BOX}.shots === '{i + 1}'")
+    # Height hints: looking almost straight down is above the first round's band, level is below.
+    page.call("DeviceOrientation.setDeviceOrientationOverride", alpha=0.0, beta=10.0, gamma=0.0)
+    page.wait_for("document.getElementById('guide-hint').textContent.startsWith('Move lower')")
+    page.call("DeviceOrientation.setDeviceOrientationOverride", alpha=0.0, beta=95.0, gamma=0.0)
+    page.wait_for("document.getElementById('guide-hint').textContent.startsWith('Move higher')")
     # The ring on the page: six sides of the first round (the high shot belongs to the second).
     assert page.evaluate(f"{BOX}.filled") == "6"
     assert page.evaluate("document.querySelectorAll('#orbit-ring .sector.seen').length") == 6
@@ -137,3 +142,36 @@ def test_without_a_motion_sensor_the_ring_counts_photos(server: LiveServer, came
     assert len(status["files"]) == 3 and all("orientation" not in f for f in status["files"])
     assert cov["available"] is False and "orientation" in cov["reason"]
     assert json.loads(page.evaluate(PAGE_STATE))["stage"] in ("finished", "result")
+
+
+def y4m_clip(path: Path, luma: np.ndarray, frames: int = 5) -> Path:
+    """A Y4M clip (4:2:0) of ``luma`` (H, W) uint8 with neutral colour, for Chromium's fake camera."""
+    h, w = luma.shape
+    chroma = np.full((h // 2) * (w // 2), 128, dtype=np.uint8).tobytes()
+    frame = b"FRAME\n" + luma.astype(np.uint8).tobytes() + chroma + chroma
+    path.write_bytes(f"YUV4MPEG2 W{w} H{h} F10:1 Ip A1:1 C420jpeg\n".encode() + frame * frames)
+    return path
+
+
+@needs_tus
+@needs_chromium
+@pytest.mark.parametrize("scene,hint", [("dark", "Too dark"), ("flat", "Hold still"),
+                                        ("bright", "Too bright"), ("textured", "Take a photo")])
+def test_the_viewfinder_checks_exposure_and_sharpness(server: LiveServer, tmp_path: Path, scene: str,
+                                                      hint: str) -> None:
+    rng = np.random.default_rng(0)
+    luma = {"dark": np.full((240, 320), 40), "flat": np.full((240, 320), 128),
+            "bright": np.full((240, 320), 252),
+            "textured": rng.integers(40, 200, (30, 40)).repeat(8, axis=0).repeat(8, axis=1)}[scene]
+    clip = y4m_clip(tmp_path / f"{scene}.y4m", luma)
+    fake_file = f"--use-file-for-fake-video-capture={clip}"
+    with chromium_session(tmp_path / "profile", *FAKE_MEDIA, fake_file) as page:
+        page.call("DeviceOrientation.setDeviceOrientationOverride", alpha=10.0, beta=60.0, gamma=0.0)
+        start_guided(page, server)
+        page.wait_for(f"{BOX}.sensor === 'orientation'")
+        page.wait_for(f"document.getElementById('guide-hint').textContent.startsWith('{hint}')",
+                      timeout_s=20)
+        brightness = float(page.evaluate(f"{BOX}.brightness"))
+    # The check reads the stream's real pixels: video luma is limited range (16..235 is black..white).
+    expected = np.clip((luma.astype(float) - 16.0) * 255.0 / 219.0, 0, 255).mean()
+    assert abs(brightness - expected) < 6
