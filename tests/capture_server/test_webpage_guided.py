@@ -98,7 +98,14 @@ def test_guided_photos_at_several_headings_fill_the_servers_ring(server: LiveSer
     # The ring on the page: six sides of the first round (the high shot belongs to the second).
     assert page.evaluate(f"{BOX}.filled") == "6"
     assert page.evaluate("document.querySelectorAll('#orbit-ring .sector.seen').length") == 6
-    assert page.evaluate("document.getElementById('guide-hint').textContent")  # it says something
+    # Turning 60 degrees in 30 ms is too fast for sharp, overlapping photos.
+    hint = page.evaluate("""(async () => {
+        const turn = (alpha) => window.dispatchEvent(new DeviceOrientationEvent("deviceorientation",
+            {alpha: alpha, beta: 60, gamma: 0}));
+        const pause = () => new Promise((resolve) => setTimeout(resolve, 30));
+        turn(0); await pause(); turn(60); await pause(); turn(120);
+        return document.getElementById("guide-hint").textContent; })()""")
+    assert hint.startswith("Too fast"), hint
 
     cid = send_and_wait(page)
     with server.client(server.token("observer")) as c:
