@@ -107,6 +107,9 @@
       this.speed = 0; // degrees per second the camera turns
       this.sensor = "waiting";
       this.shots = []; // {sector, band}
+      // Photo names are unique across page loads: a capture resumed after a reload keeps its
+      // earlier photos, and the server refuses a second file of the same name.
+      this.session = Date.now().toString(36);
       this.timer = null;
       this.stats = null;
       this.check = document.createElement("canvas");
@@ -292,7 +295,8 @@
         canvas.toBlob((blob) => {
           if (!blob) { reject(new Error("the photo could not be encoded")); return; }
           const number = String(this.shots.length + 1).padStart(3, "0");
-          const file = new File([blob], "guided-" + number + ".jpg", { type: "image/jpeg", lastModified: Date.now() });
+          const name = "guided-" + this.session + "-" + number + ".jpg";
+          const file = new File([blob], name, { type: "image/jpeg", lastModified: Date.now() });
           this.shots.push({ sector: where.sector, band: where.band });
           this.setState("shots", String(this.shots.length));
           this.render();

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -120,13 +121,14 @@ def test_guided_photos_at_several_headings_fill_the_servers_ring(server: LiveSer
     assert cov["counts"] == expected.tolist()
 
     files = sorted(status["files"], key=lambda f: f["name"])
-    assert [f["name"] for f in files] == [f"guided-{i:03d}.jpg" for i in range(1, len(shots) + 1)]
+    [session] = {re.fullmatch(r"guided-([0-9a-z]+)-\d{3}\.jpg", f["name"]).group(1) for f in files}
+    assert [f["name"] for f in files] == [f"guided-{session}-{i:03d}.jpg" for i in range(1, len(shots) + 1)]
     for f, (alpha, beta, gamma) in zip(files, shots, strict=True):
         o = f["orientation"]
         assert (o["alpha"], o["beta"], o["gamma"]) == (alpha, beta, gamma)
         assert o["t"] > 1.6e12  # a Unix time in milliseconds
     raw = server.workspace.capture(cid).raw_dir
-    with Image.open(io.BytesIO((raw / "guided-001.jpg").read_bytes())) as photo:
+    with Image.open(io.BytesIO((raw / files[0]["name"]).read_bytes())) as photo:
         assert photo.format == "JPEG" and photo.width >= 320 and photo.height >= 240  # from the stream
 
 
@@ -182,3 +184,36 @@ def test_the_viewfinder_checks_exposure_and_sharpness(server: LiveServer, tmp_pa
     # The check reads the stream's real pixels: video luma is limited range (16..235 is black..white).
     expected = np.clip((luma.astype(float) - 16.0) * 255.0 / 219.0, 0, 255).mean()
     assert abs(brightness - expected) < 6
+
+
+@needs_tus
+@needs_chromium
+def test_a_guided_capture_continued_after_a_reload_keeps_its_earlier_photos(server: LiveServer,
+                                                                           camera_browser: DevTools) -> None:
+    page = camera_browser
+    page.call("DeviceOrientation.setDeviceOrientationOverride", alpha=0.0, beta=60.0, gamma=0.0)
+    start_guided(page, server)
+    tap(page, "shutter")
+    page.wait_for(f"{BOX}.shots === '1'")
+    page.call("Network.enable")
+    page.call("Network.setBlockedURLs", urls=["*/finish"])  # the Wi-Fi drops as the capture finishes
+    tap(page, "send-button")
+    page.wait_for("document.body.dataset.stage === 'finish-failed'", timeout_s=60)
+    cid = page.evaluate("document.body.dataset.captureId")
+
+    page.call("Network.setBlockedURLs", urls=[])
+    page.call("Page.reload")  # the photos taken so far are on the computer; the page starts anew
+    page.wait_for("document.readyState === 'complete' && document.body.dataset.stage === 'choose'")
+    page.call("DeviceOrientation.setDeviceOrientationOverride", alpha=90.0, beta=60.0, gamma=0.0)
+    tap(page, "camera-start")
+    page.wait_for(f"{BOX}.camera === 'live' && !!{BOX}.brightness && {BOX}.sensor === 'orientation' "
+                  f"&& {BOX}.alpha === '90'")
+    tap(page, "shutter")
+    page.wait_for(f"{BOX}.shots === '1'")
+    assert send_and_wait(page) == cid  # the same capture goes on, and takes the new photo too
+    with server.client(server.token("observer")) as c:
+        status = c.get(f"/v1/captures/{cid}").json()
+        cov = c.get(f"/v1/captures/{cid}/coverage").json()
+    assert len(status["files"]) == 2 and status["status"] in ("new", "processing")
+    assert sorted(f["orientation"]["alpha"] for f in status["files"]) == [0.0, 90.0]
+    assert cov["views"] == 2 and sum(map(sum, cov["counts"])) == 2
