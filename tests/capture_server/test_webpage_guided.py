@@ -134,16 +134,28 @@ def test_guided_photos_at_several_headings_fill_the_servers_ring(server: LiveSer
 
 @needs_tus
 @needs_chromium
-def test_without_a_motion_sensor_the_ring_counts_photos(server: LiveServer, camera_browser: DevTools) -> None:
-    page = camera_browser  # no orientation override: headless Chromium has no motion sensor
+@pytest.mark.parametrize("why", ["no sensor", "motion access refused"])
+def test_without_a_motion_sensor_the_ring_counts_photos(server: LiveServer, camera_browser: DevTools,
+                                                        why: str) -> None:
+    page = camera_browser  # headless Chromium has no motion sensor unless the override gives one
+    if why == "motion access refused":
+        # iOS: orientation events only after DeviceOrientationEvent.requestPermission() on a tap.
+        page.call("DeviceOrientation.setDeviceOrientationOverride", alpha=0.0, beta=60.0, gamma=0.0)
+        page.call("Page.addScriptToEvaluateOnNewDocument", source="""
+            DeviceOrientationEvent.requestPermission = () => {
+                window.motionAsked = navigator.userActivation.isActive;
+                return Promise.resolve("denied");
+            };""")
     start_guided(page, server)
     page.wait_for(f"{BOX}.sensor === 'none'", timeout_s=20)
+    if why == "motion access refused":
+        assert page.evaluate("window.motionAsked") is True  # asked, and on the user's tap
     for i in range(3):
         tap(page, "shutter")
         page.wait_for(f"{BOX}.shots === '{i + 1}'")
     assert page.evaluate(f"{BOX}.filled") == "3"
-    assert "walk" in page.evaluate("document.getElementById('guide-hint').textContent") \
-        or page.evaluate(f"{BOX}.sharpness")  # a quality hint may come first; the ring still counts
+    hint = page.evaluate("document.getElementById('guide-hint').textContent")
+    assert hint.startswith("Take a photo, then walk"), hint
     cid = send_and_wait(page)
     with server.client(server.token("observer")) as c:
         cov = c.get(f"/v1/captures/{cid}/coverage").json()
