@@ -4,6 +4,7 @@ list and fetch its results. Manifests are written with core.capture; recon is ne
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from capture_server.errors import Conflict, RequestError
 from capture_server.jobs_link import JobLink, plan_for
 from capture_server.live import frames_from_journal
 from capture_server.names import path_inside, safe_relative_name
+from capture_server.orientation import METADATA_KEY
 from capture_server.uploads import UPLOADS_DIR, UploadStore
 from core.capture import MODES, Manifest, utc_now
 from core.errors import NotFoundError
@@ -88,8 +90,11 @@ class CaptureService:
         for path in sorted(p for p in raw.rglob("*") if p.is_file()) if raw.is_dir() else []:
             rel = path.relative_to(raw).as_posix()
             up = by_name.get(rel)
-            out.append({"name": rel, "size": path.stat().st_size,
-                        "kind": up.kind if up else None, "sha256": up.sha256 if up else None})
+            entry = {"name": rel, "size": path.stat().st_size,
+                     "kind": up.kind if up else None, "sha256": up.sha256 if up else None}
+            if up and METADATA_KEY in up.metadata:  # checked when the upload was created
+                entry[METADATA_KEY] = json.loads(up.metadata[METADATA_KEY])
+            out.append(entry)
         return out
 
     def status(self, capture_id: str) -> dict[str, Any]:

@@ -137,10 +137,12 @@ def openapi_schema(max_upload_bytes: int) -> dict[str, Any]:
                     **_errors(400, 401, 404)},
             }},
             "/v1/captures/{capture_id}/coverage": {"get": {
-                "summary": "Which azimuth/elevation sectors around the object have views (from device poses)",
+                "summary": "Which azimuth/elevation sectors around the object have views (from device poses, "
+                           "else from the orientations sent with photos)",
                 "parameters": _CAPTURE_PATH,
                 "responses": {"200": _resp("coverage", {"type": "object", "properties": {
                     "available": {"type": "boolean"}, "views": {"type": "integer"},
+                    "source": {"type": "string", "enum": ["poses", "orientation"]},
                     "azimuth_bins": {"type": "integer"}, "elevation_edges_deg": {"type": "array"},
                     "counts": {"type": "array", "description": "rows: elevation bands, columns: azimuth"},
                     "covered_fraction": {"type": "number"}, "azimuth_covered_fraction": {"type": "number"},
@@ -173,9 +175,10 @@ def openapi_schema(max_upload_bytes: int) -> dict[str, Any]:
                                 "Tus-Checksum-Algorithm": "sha1,sha256,md5"})}},
                 "post": {
                     "summary": "tus creation. Upload-Metadata keys: capture_id, filename (relative path, "
-                               "no '..'), kind (image|video|archive|depth|confidence|metadata|other)",
+                               "no '..'), kind (image|video|archive|depth|confidence|metadata|other), "
+                               "orientation (a photo's device orientation as JSON; docs/protocol.md §5)",
                     "parameters": [_TUS, _tus_header("Upload-Length", f"bytes, at most {max_upload_bytes}"),
-                                   _tus_header("Upload-Metadata", "capture_id, filename, kind")],
+                                   _tus_header("Upload-Metadata", "capture_id, filename, kind, orientation")],
                     "responses": {"201": _resp("created", headers={"Location": "the upload's URL",
                                                                    "Upload-Expires": "RFC 7231 date"}),
                                   **_errors(400, 401, 404, 409, 412, 413)},

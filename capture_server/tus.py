@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from capture_server.errors import Locked, PreconditionFailed, RequestError, TooLarge, UnsupportedMediaType
 from capture_server.names import encode_tus_metadata, parse_tus_metadata
+from capture_server.orientation import checked_upload_metadata
 from capture_server.uploads import CHECKSUM_ALGORITHMS, PatchWriter, UploadInfo, UploadStore
 
 TUS_VERSION = "1.0.0"
@@ -96,7 +97,7 @@ class TusEndpoint:
             raise RequestError("deferred lengths are not supported; send Upload-Length",
                                "Upload-Defer-Length")
         length = _int_header(request, "Upload-Length")
-        metadata = parse_tus_metadata(request.headers.get("upload-metadata"))
+        metadata = checked_upload_metadata(parse_tus_metadata(request.headers.get("upload-metadata")))
         capture_id = metadata.get("capture_id")
         if not capture_id:
             raise RequestError("needs a capture_id key", "Upload-Metadata")

@@ -31,6 +31,7 @@ class ImageEntry:
     frame_id: str
     name: str
     camera_key: int  # index into the list of distinct cameras
+    direction: tuple[float, float, float] | None = None  # object -> camera, where known (headings)
 
 
 @contextlib.contextmanager
@@ -198,9 +199,12 @@ def match(
             raise StageError("image names with spaces cannot be matched by pair list", e.name)
     descriptors = read_descriptors(database, entries)
     present = [i for i, d in enumerate(descriptors) if len(d)]
+    directions = np.array([entries[i].direction or (np.nan,) * 3 for i in present],
+                          dtype=float).reshape(-1, 3)  # (P, 3) object -> camera, NaN where unknown
     local = make_pairs(
         settings.matcher, [descriptors[i] for i in present], settings.sequential_overlap,
         settings.retrieval_neighbors, settings.loop_detection, seed,
+        directions=directions if np.isfinite(directions).any() else None,
     )
     pairs = [(present[i], present[j]) for i, j in local]
     matching = pycolmap.FeatureMatchingOptions()

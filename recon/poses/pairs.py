@@ -4,6 +4,10 @@ Retrieval needs no downloaded vocabulary tree: a small bag-of-visual-words vocab
 trained on the capture's own SIFT descriptors (k-means), each image becomes a TF-IDF vector, and
 each image is paired with its most similar images. For video captures the same retrieval adds
 loop-closure pairs to the sequential ones.
+
+Guided captures from the phone web page know roughly where around the object each photo was
+taken (recon.poses.headings): then each image is also paired with its nearest neighbours by that
+direction, which bag-of-words similarity confuses on objects that look alike from several sides.
 """
 
 from __future__ import annotations
@@ -93,20 +97,43 @@ def retrieval_pairs(descriptors: list[np.ndarray], neighbors: int, seed: int = 0
     return sorted({(min(i, int(j)), max(i, int(j))) for i in range(n) for j in nearest[i]})
 
 
+def heading_pairs(directions: np.ndarray, neighbors: int) -> list[Pair]:
+    """Each image with a known direction paired with its ``neighbors`` nearest by that direction.
+
+    directions: (N, 3) unit vectors from the object to each camera; a row of NaN is unknown.
+    """
+    known = np.flatnonzero(np.isfinite(directions).all(axis=1))  # (K,)
+    if len(known) < 2:
+        return []
+    d = directions[known]  # (K, 3)
+    cosines = d @ d.T  # (K, K) larger is nearer
+    np.fill_diagonal(cosines, -np.inf)
+    k = min(neighbors, len(known) - 1)
+    nearest = np.argsort(-cosines, axis=1, kind="stable")[:, :k]  # (K, k)
+    return sorted({(int(min(known[i], known[j])), int(max(known[i], known[j])))
+                   for i in range(len(known)) for j in nearest[i]})
+
+
 def make_pairs(
     matcher: str, descriptors: list[np.ndarray], overlap: int, neighbors: int, loop_detection: bool,
-    seed: int = 0,
+    seed: int = 0, directions: np.ndarray | None = None,
 ) -> list[Pair]:
-    """The pairs for ``matcher`` over images in capture order (``descriptors`` in that order)."""
+    """The pairs for ``matcher`` over images in capture order (``descriptors`` in that order).
+
+    ``directions`` (N, 3), where known (NaN rows where not), adds each image's nearest neighbours
+    by direction around the object to sequential and retrieval pairs.
+    """
     n = len(descriptors)
     if matcher == "exhaustive":
         return exhaustive_pairs(n)
+    by_heading = set(heading_pairs(directions, neighbors)) if directions is not None else set()
     if matcher == "sequential":
-        pairs = set(sequential_pairs(n, overlap))
+        pairs = set(sequential_pairs(n, overlap)) | by_heading
         if loop_detection:
             pairs |= set(retrieval_pairs(descriptors, max(2, neighbors // 2), seed))
         return sorted(pairs)
     if matcher == "retrieval":
         # Photo sets are usually named in the order taken, so near names are cheap, likely pairs.
-        return sorted(set(retrieval_pairs(descriptors, neighbors, seed)) | set(sequential_pairs(n, 2)))
+        return sorted(set(retrieval_pairs(descriptors, neighbors, seed)) | set(sequential_pairs(n, 2))
+                      | by_heading)
     raise ConfigError(f"unknown matcher {matcher!r}", "poses.matcher")

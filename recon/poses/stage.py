@@ -9,6 +9,7 @@ models of the attempt that was kept).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from core.stages import StageContext, StageSpec
 from recon.poses.config import PosesConfig, attempt_ladder
 from recon.poses.diagnose import unregistered_reasons
 from recon.poses.features import colmap_camera, image_entries
+from recon.poses.headings import frame_directions
 from recon.poses.known_poses import depth_points, triangulate_known
 from recon.poses.merge import add_posed_images, merge_models
 from recon.poses.outputs import (
@@ -129,6 +131,11 @@ def _run_sfm(ctx: StageContext, config: PosesConfig, manifest: Manifest) -> dict
     if len(entries) < 2:
         raise InputError(f"structure from motion needs at least 2 images, the capture has {len(entries)}",
                          ctx.capture.manifest_path)
+    directions = frame_directions(manifest)
+    if directions:
+        entries = [replace(e, direction=directions.get(e.frame_id)) for e in entries]
+        ctx.progress.log(f"{len(directions)} photo(s) came with the phone's orientation: their neighbours "
+                         "around the object are matched too")
     kind = manifest.source.get("kind")
     video = kind in VIDEO_LIKE_SOURCES
     matcher = choose_matcher(config.matcher, len(entries), "video" if video else kind,

@@ -1,6 +1,8 @@
 // The phone web capture page: pair, pick a mode, take or choose photos/video, upload them
 // resumably with tus-js-client (window.tus), finish the capture, follow coverage and the job,
 // then open the result in AR Quick Look through a share link. Plain DOM, no framework.
+// Guided mode's camera, ring and hints are in guided.js; each guided photo's orientation goes
+// with its upload (tus metadata "orientation", docs/protocol.md).
 "use strict";
 
 (function () {
@@ -13,6 +15,8 @@
   let token = localStorage.getItem(TOKEN_KEY);
   let chosenFiles = [];
   let pollTimer = null;
+  let guided = null; // the guided camera (guided.js), once the page has started
+  const photoOrientations = new Map(); // a guided photo -> its device orientation when taken
 
   // -- small helpers ---------------------------------------------------------------------------
 
@@ -125,15 +129,42 @@
   function updateModeInputs() {
     // Import brings files that already exist; the other modes start with the camera.
     show("camera-choice", currentMode() !== "import");
+    show("guided-choice", currentMode() === "guided" && guided !== null);
+    if (currentMode() !== "guided" && guided) stopGuidedCamera();
   }
 
-  function onFilesChosen(event) {
-    chosenFiles = chosenFiles.concat(Array.from(event.target.files || []));
+  function onFilesChosen(event) { addFiles(Array.from(event.target.files || [])); }
+
+  function addFiles(files) {
+    chosenFiles = chosenFiles.concat(files);
     const total = chosenFiles.reduce((sum, f) => sum + f.size, 0);
     $("chosen").textContent = chosenFiles.length
       ? chosenFiles.length + " file(s), " + formatBytes(total) + " chosen."
       : "No files chosen.";
     $("send-button").disabled = chosenFiles.length === 0;
+  }
+
+  // -- guided camera -------------------------------------------------------------------------
+
+  function startGuidedCamera() {
+    say("");
+    guided.start().then(() => {
+      show("camera-start", false);
+      show("guided-box", true);
+    }, (e) => {
+      say("The live camera is not available (" + e.message + "). Take photos with the camera button below.");
+    });
+  }
+
+  function stopGuidedCamera() {
+    guided.stop();
+    show("guided-box", false);
+    show("camera-start", true);
+  }
+
+  function onGuidedPhoto(file, orientation) {
+    if (orientation) photoOrientations.set(file, orientation);
+    addFiles([file]);
   }
 
   // -- uploading -----------------------------------------------------------------------------
@@ -160,6 +191,7 @@
       const metadata = { capture_id: captureId, filename: name, filetype: file.type || "" };
       const kind = kindOf(file);
       if (kind) metadata.kind = kind;
+      if (photoOrientations.has(file)) metadata.orientation = JSON.stringify(photoOrientations.get(file));
       const upload = new tus.Upload(file, {
         endpoint: location.origin + "/v1/uploads",
         headers: { Authorization: "Bearer " + token },
@@ -221,6 +253,7 @@
     say("");
     const mode = currentMode();
     $("send-button").disabled = true;
+    if (guided) stopGuidedCamera();
     let capture;
     try {
       capture = await captureToUse(mode, $("capture-name").value.trim());
@@ -411,6 +444,14 @@
     $("camera-input").addEventListener("change", onFilesChosen);
     $("library-input").addEventListener("change", onFilesChosen);
     $("capture-form").addEventListener("submit", send);
+    if (window.ScanBridgeGuided) {
+      guided = new window.ScanBridgeGuided.GuidedCamera({
+        box: $("guided-box"), video: $("viewfinder-video"), ring: $("orbit-ring"), hint: $("guide-hint"),
+        summary: $("ring-summary"),
+      }, onGuidedPhoto);
+      $("camera-start").addEventListener("click", startGuidedCamera);
+      $("shutter").addEventListener("click", () => guided.shoot().catch((e) => say("No photo: " + e.message)));
+    }
     $("again-button").addEventListener("click", () => location.replace("/app/"));
     $("forget-button").addEventListener("click", () => forget("Unpaired."));
 

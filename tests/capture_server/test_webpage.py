@@ -4,6 +4,7 @@ with tus-js-client to the real server on loopback; the stored files are byte-ide
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -86,16 +87,15 @@ PAGE_STATE = ("JSON.stringify({stage: document.body.dataset.stage, "
               "files: [...document.querySelectorAll('#file-list li')].map(li => li.textContent)})")
 
 
-@pytest.fixture
-def chromium(tmp_path: Path) -> Iterator[DevTools]:
+@contextlib.contextmanager
+def chromium_session(profile: Path, *extra_args: str) -> Iterator[DevTools]:
     """Headless Chromium with a fresh profile; yields a DevTools client for its first page."""
     assert CHROMIUM is not None
-    profile = tmp_path / "chromium-profile"
     proc = subprocess.Popen(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--no-default-browser-check",
          "--ignore-certificate-errors", "--disable-dev-shm-usage", f"--user-data-dir={profile}",
-         "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", "about:blank"],
+         "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", *extra_args, "about:blank"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -126,6 +126,12 @@ def chromium(tmp_path: Path) -> Iterator[DevTools]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+@pytest.fixture
+def chromium(tmp_path: Path) -> Iterator[DevTools]:
+    with chromium_session(tmp_path / "chromium-profile") as devtools:
+        yield devtools
 
 
 def open_page(devtools: DevTools, url: str) -> None:
