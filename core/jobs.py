@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from core.errors import ConfigError, JobError, NotFoundError
+from core.errors import JobError, NotFoundError
 from core.jobs_events import JobEventLog
 from core.jobs_processes import kill_orphan_stage, pid_alive
 from core.jobs_schema import (
@@ -44,6 +44,7 @@ from core.jobs_schema import (
     Step,
     StepRecord,
     describe_error,
+    encode_steps,
     loads_or,
 )
 from core.stages import StageOutcome, load_stage, make_config
@@ -184,15 +185,9 @@ class JobQueue(JobEventLog):
         self.workspace.capture(capture_id)  # NotFoundError / InputError naming the id
         if not steps:
             raise JobError("a job needs at least one step", capture_id)
-        encoded = []
-        for i, step in enumerate(steps):
-            if not isinstance(step, Step):
-                raise JobError(f"expected a Step, got {type(step).__name__}", f"steps[{i}]")
-            try:
-                encoded.append(json.dumps(dict(step.config), sort_keys=True))
-            except (TypeError, ValueError) as e:
-                raise ConfigError(f"config is not JSON: {e}", f"steps[{i}].config") from None
-            if validate:
+        encoded = encode_steps(steps)
+        if validate:
+            for step in steps:
                 make_config(load_stage(step.stage), step.config)
         now = time.time()
         with self._write() as db:
@@ -200,10 +195,7 @@ class JobQueue(JobEventLog):
                 "INSERT INTO jobs (capture_id, state, created, updated) VALUES (?, 'queued', ?, ?)",
                 (capture_id, now, now),
             ).lastrowid
-            db.executemany(
-                "INSERT INTO steps (job_id, idx, stage, config) VALUES (?, ?, ?, ?)",
-                [(job_id, i, s.stage, c) for i, (s, c) in enumerate(zip(steps, encoded, strict=True))],
-            )
+            _insert_steps(db, job_id, 0, steps, encoded)
             self._insert_state(db, job_id, "queued", now)
         return self.get(job_id)
 
@@ -310,10 +302,17 @@ class JobQueue(JobEventLog):
             self._held(db, lease)
             db.execute("UPDATE jobs SET child_pid = ? WHERE id = ?", (pid, lease.job_id))
 
-    def finish_step(self, lease: Lease, index: int, outcome: StageOutcome) -> None:
+    def finish_step(self, lease: Lease, index: int, outcome: StageOutcome,
+                    next_steps: Sequence[Step] | None = None) -> None:
+        """Record a finished step; with ``next_steps``, they become the job's steps after it (in
+        place of any it had there), in the same transaction: how a plan step expands."""
         now = time.time()
+        encoded = None if next_steps is None else encode_steps(next_steps)
         with self._write() as db:
             self._held(db, lease)
+            if next_steps is not None and encoded is not None:
+                db.execute("DELETE FROM steps WHERE job_id = ? AND idx > ?", (lease.job_id, index))
+                _insert_steps(db, lease.job_id, index + 1, next_steps, encoded)
             db.execute(
                 "UPDATE steps SET state = 'done', name = ?, run_dir = ?, result = ?, reused = ?, "
                 "fraction = 1, eta_s = 0, ended = ? WHERE job_id = ? AND idx = ?",
@@ -389,3 +388,10 @@ class JobQueue(JobEventLog):
                 recovered.append(row["id"])
         return recovered
 
+
+def _insert_steps(db: sqlite3.Connection, job_id: int, first: int, steps: Sequence[Step],
+                  encoded: Sequence[str]) -> None:
+    db.executemany(
+        "INSERT INTO steps (job_id, idx, stage, config) VALUES (?, ?, ?, ?)",
+        [(job_id, first + i, st.stage, c) for i, (st, c) in enumerate(zip(steps, encoded, strict=True))],
+    )

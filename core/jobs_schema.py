@@ -6,12 +6,12 @@ Plain frozen dataclasses, so the GUI, the CLI and the server can read them witho
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.errors import JobError, ScanBridgeError
+from core.errors import ConfigError, JobError, ScanBridgeError
 from core.progress import ProgressEvent
 from core.stages import StageOutcome
 
@@ -204,3 +204,30 @@ def loads_or(text: str | None, default: Any) -> Any:
 def describe_error(error: BaseException) -> str:
     """One line for a job's failure: the message of a ScanBridgeError, else type and message."""
     return str(error) if isinstance(error, ScanBridgeError) else f"{type(error).__name__}: {error}"
+
+
+def encode_steps(steps: Sequence[Step]) -> list[str]:
+    """Each step's config as JSON text; an error naming the step that is not a Step or not JSON."""
+    encoded = []
+    for i, step in enumerate(steps):
+        if not isinstance(step, Step):
+            raise JobError(f"expected a Step, got {type(step).__name__}", f"steps[{i}]")
+        try:
+            encoded.append(json.dumps(dict(step.config), sort_keys=True))
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"config is not JSON: {e}", f"steps[{i}].config") from None
+    return encoded
+
+
+def steps_from_json(data: Any, where: str) -> list[Step]:
+    """Steps from ``[{"stage": NAME, "config": {...}}, ...]`` (a plan step's ``next_steps``)."""
+    if not isinstance(data, list):
+        raise JobError("expected a list of steps", where)
+    steps = []
+    for i, item in enumerate(data):
+        stage = item.get("stage") if isinstance(item, dict) else None
+        config = item.get("config", {}) if isinstance(item, dict) else None
+        if not isinstance(stage, str) or not stage or not isinstance(config, dict):
+            raise JobError('expected {"stage": NAME, "config": {...}}', f"{where}[{i}]")
+        steps.append(Step(stage, config))
+    return steps
