@@ -47,11 +47,13 @@ def needs_ingest(capture: CaptureFolder, manifest: Manifest | None = None) -> bo
 
 
 def method_job(capture: CaptureFolder, method: str, detail: str,
-               overrides: Mapping[str, Mapping[str, Any]] | None = None) -> list[Step]:
+               overrides: Mapping[str, Mapping[str, Any]] | None = None, *,
+               manifest: Manifest | None = None) -> list[Step]:
     """The steps to queue for processing ``capture`` with ``method`` at ``detail``.
 
     ``overrides`` maps a stage name to options for that stage (for example
     ``{"mesh": {"texture_size": 1024}}``); the plan step applies them when it expands.
+    ``manifest``: the capture's manifest where it is about to be saved (else it is read).
     """
     known = method_names()
     if method not in known:
@@ -61,7 +63,7 @@ def method_job(capture: CaptureFolder, method: str, detail: str,
         raise ConfigError(f"expected a detail preset name, got {detail!r}", "detail")
     plan = Step(PLAN_STAGE, {"method": method, "detail": detail,
                              "overrides": {k: dict(v) for k, v in (overrides or {}).items()}})
-    return [Step(INGEST_STAGE), plan] if needs_ingest(capture) else [plan]
+    return [Step(INGEST_STAGE), plan] if needs_ingest(capture, manifest) else [plan]
 
 
 def default_method_job(capture: CaptureFolder, settings: Settings, method: str | None = None,

@@ -1,4 +1,4 @@
-"""A processed capture opens in the viewer: the capture view's Process queues the planned steps;
+"""A processed capture opens in the viewer: the capture view's Process queues the method's job;
 a real fusion job (small settings) runs through the app's worker; the result view shows the mesh,
 orbits and zooms with the mouse, and exports it."""
 
@@ -34,7 +34,9 @@ def test_process_button_queues_the_planned_steps(sample_workspace, make_app, qtb
     qtbot.waitUntil(lambda: bool(app.services.jobs()), timeout=15000)
     (job,) = app.services.jobs()
     assert job.capture_id == capture.id and job.state == "queued"
-    assert job.steps[0].stage == "fusion"
+    # The method expands in the worker (the plan step), as for the CLI and the server.
+    assert [s.stage for s in job.steps] == ["plan"]
+    assert job.steps[0].config == {"method": "fusion", "detail": "preview", "overrides": {}}
     qtbot.waitUntil(lambda: any(f"Queued job {job.id}" in t for t in app.ctx.notifier.texts("info")),
                     timeout=5000)
 
