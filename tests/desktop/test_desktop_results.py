@@ -41,6 +41,21 @@ def test_process_button_queues_the_planned_steps(sample_workspace, make_app, qtb
                     timeout=5000)
 
 
+def test_the_method_menu_says_why_a_method_does_not_apply(sample_workspace, make_app, qtbot):
+    from PySide6.QtCore import Qt as QtNames
+
+    (capture,) = sample_workspace.captures()
+    capture.save(dataclasses.replace(capture.load(), scale="unscaled"))  # depth, but not in metres
+    app = make_app(sample_workspace)
+    view = app.window.capture_view
+    app.window.open_capture(capture.id)
+    qtbot.waitUntil(lambda: view.process_button.isEnabled(), timeout=30000)
+    tips = {view.method.itemText(i): view.method.itemData(i, QtNames.ItemDataRole.ToolTipRole)
+            for i in range(view.method.count())}
+    assert "Not for this capture" in tips["fusion"] and "metres" in tips["fusion"]
+    assert tips["mvs"] and "Not for this capture" not in tips["mvs"]
+
+
 def test_processed_capture_opens_in_the_viewer_and_exports(sample_workspace, make_app, qtbot, tmp_path):
     capture = make_metric(sample_workspace)
     app = make_app(sample_workspace, start_worker=True)
