@@ -1,5 +1,6 @@
 """A capture's status in capture.json follows its processing job: processing while a worker runs
-it, processed or failed when it ends (a cancelled job leaves what the capture had before it).
+it, processed or failed when it ends (a cancelled job leaves what the capture had before it). A
+capture that is still receiving uploads keeps that status: finishing it is the phone's call.
 
 Written by the worker (core.worker), whichever entry point queued the job. Best effort: a capture
 that was deleted or whose manifest cannot be read never fails the job.
@@ -18,6 +19,8 @@ _ENDED = {"done": "processed", "failed": "failed"}
 
 def _set(capture: CaptureFolder, status: str) -> None:
     manifest = capture.load()
+    if manifest.status == "receiving":
+        return  # the capture server's state until the phone finishes the capture
     if manifest.status != status:
         capture.save(dataclasses.replace(manifest, status=status))
 

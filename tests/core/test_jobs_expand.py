@@ -86,3 +86,14 @@ def test_the_captures_status_follows_its_job(ws, tmp_path):
     queue.submit("cap", [Step(FIRST, {"fail": "no luck"})])
     (failed,) = worker(queue).run_until_empty()
     assert failed.state == "failed" and ws.capture("cap").load().status == "failed"
+
+
+def test_a_capture_still_receiving_uploads_keeps_its_status(ws):
+    import dataclasses
+
+    capture = ws.capture("cap")
+    capture.save(dataclasses.replace(capture.load(), status="receiving"))
+    queue = JobQueue(ws)
+    queue.submit("cap", [Step(FIRST)])
+    (ended,) = worker(queue).run_until_empty()
+    assert ended.state == "done" and capture.load().status == "receiving"  # the phone finishes it
