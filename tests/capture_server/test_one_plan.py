@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from server_test_kit import REPO, LiveServer
 
+from capture_server.share import ShareStore
 from core.cli import main as scanbridge
 from core.jobs import Job, JobQueue
 from core.settings import Settings, save_settings
@@ -41,9 +42,12 @@ def wait_ended(queue: JobQueue, job_id: int, timeout_s: float = 300.0) -> Job:
     raise AssertionError(f"job {job_id} did not end: {queue.get(job_id)}")
 
 
-def what_ran(job: Job, exports: Path) -> tuple[list[tuple[str, dict]], list[str]]:
-    """The steps the job's plan expanded into (stage, config), and what it published to exports/."""
+def what_ran(job: Job, workspace: Workspace) -> tuple[list[tuple[str, dict]], list[str]]:
+    """The steps the job's plan expanded into (stage, config), and what it published to exports/
+    (which a share link can serve: making one fails without exports/model.usdz)."""
     assert job.state == "done", job.error
+    ShareStore(workspace).create(job.capture_id)
+    exports = workspace.capture(job.capture_id).exports_dir
     stages = [s.stage for s in job.steps]
     planned = [(s.stage, s.config) for s in job.steps[stages.index("plan") + 1:]]
     publish = job.steps[-1]
@@ -88,7 +92,7 @@ def test_cli_server_and_desktop_queue_one_plan_and_each_publish(tmp_path: Path) 
             assert c.get(link["url"]).status_code == 200
     finally:
         server.stop()
-    from_server = what_ran(server_job, capture.exports_dir)
+    from_server = what_ran(server_job, workspace)
 
     # The CLI, on the same capture (its exports/ emptied first, to see this job publish).
     shutil.rmtree(capture.exports_dir)
@@ -96,7 +100,7 @@ def test_cli_server_and_desktop_queue_one_plan_and_each_publish(tmp_path: Path) 
     out.parent.mkdir()
     assert scanbridge(["process", capture.id, "--workspace", str(workspace.root), "-o", str(out)]) == 0
     assert out.is_file()
-    from_cli = what_ran(queue.list(capture_id=capture.id, limit=1)[0], capture.exports_dir)
+    from_cli = what_ran(queue.list(capture_id=capture.id, limit=1)[0], workspace)
 
     # The desktop's facade: Process with the settings' defaults, run by the app's worker.
     from desktop.services import Services
@@ -108,7 +112,7 @@ def test_cli_server_and_desktop_queue_one_plan_and_each_publish(tmp_path: Path) 
         desktop_job = wait_ended(queue, services.process(capture.id).id)
     finally:
         services.close()
-    from_desktop = what_ran(desktop_job, capture.exports_dir)
+    from_desktop = what_ran(desktop_job, workspace)
 
     assert from_server == from_cli == from_desktop
     steps, published = from_server
