@@ -9,7 +9,7 @@ the token, so a worker that lost its lease can change nothing.
 Events (progress, log lines, state changes) are stored per job, bounded: the latest progress per
 step, the last ``MAX_LOG_EVENTS`` log lines, every state change. The GUI, the CLI and the
 server's status endpoint all poll ``events(job_id, after_id)``; code in the same process can also
-listen live with ``add_listener``.
+listen live with ``add_listener``. The records are in core.jobs_schema, events in core.jobs_events.
 """
 
 from __future__ import annotations
