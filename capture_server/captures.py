@@ -124,7 +124,7 @@ class CaptureService:
             metric = any(f.depth for f in live) and all(f.pose is not None for f in live)
             manifest = dataclasses.replace(manifest, frames=tuple(live),
                                            scale="metric" if metric else manifest.scale)
-        steps, reason = plan_for(manifest, settings, capture.raw_dir) if self.jobs else ([], "no job queue")
+        steps, reason = plan_for(capture, manifest, settings) if self.jobs else ([], "no job queue")
         source = {**manifest.source, "received": utc_now(), "files": files}
         status = "processing" if steps else "new"
         capture.save(dataclasses.replace(manifest, status=status, source=source))

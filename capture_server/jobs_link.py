@@ -1,76 +1,38 @@
 """How the server hands finished captures to processing: core's job queue, seen as plain JSON.
 
-The plan (which stages run for which mode) lives here; a stage that is not registered yet is
-left out rather than queued to fail, and a plan whose first stage is missing queues nothing.
+The server plans nothing itself: it queues the same job as the CLI and the desktop
+(core.submit.method_job) with the settings' default method and detail. The plan step expands
+it in the worker's stage child (recon's method registry), after ingest reads what the phone
+uploaded, and the job publishes to exports/ as its last step; nothing of recon is imported here.
 """
 
 from __future__ import annotations
 
 import threading
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from core.capture import Manifest
+from core.capture import CaptureFolder, Manifest
+from core.errors import ConfigError
 from core.jobs import Job, JobQueue, Step
 from core.settings import Settings
-from core.stages import STAGE_GROUP
+from core.submit import INGEST_STAGE, PLAN_STAGE, method_job, needs_ingest, registered_stages
 from core.worker import Worker
 from core.workspace import Workspace
 
-# Stage names in run order, mirroring recon.pipeline.plan (which the server may not import):
-# frames with metric depth and device poses are fused; photos go through SfM and dense stereo.
-# Files that arrived as uploads (raw/ only, no frames yet) go through the in-place "ingest" stage
-# first (recon.ingest.stage); an uploaded Stray Scanner or Record3D folder is then fused.
-FUSION_PLAN = ("fusion", "mesh", "export")
-PHOTO_PLAN = ("poses", "mvs", "mesh", "export")
-INGEST_STAGE = "ingest"
 
-
-def uploaded_rgbd_export(raw_dir: Path | None) -> bool:
-    """Whether raw/ holds an RGB-D export folder with device poses and metric depth, by the
-    files that name one (the server cannot ask recon's readers): Stray Scanner's odometry.csv,
-    camera_matrix.csv and depth/, or Record3D's metadata.json with rgbd/. A zipped export is not
-    looked into, so it takes the photo plan."""
-    if raw_dir is None or not raw_dir.is_dir():
-        return False
-    roots = [raw_dir, *(p for p in raw_dir.iterdir() if p.is_dir() and not p.name.startswith("."))]
-    for root in roots:
-        stray = all((root / n).is_file() for n in ("odometry.csv", "camera_matrix.csv"))
-        if stray and (root / "depth").is_dir():
-            return True
-        if (root / "metadata.json").is_file() and (root / "rgbd").is_dir():
-            return True
-    return False
-
-
-def registered_stages() -> set[str]:
-    """Names from entry-point metadata only: nothing from recon is imported into the server."""
-    return {ep.name for ep in entry_points(group=STAGE_GROUP)}
-
-
-def plan_for(manifest: Manifest, settings: Settings, raw_dir: Path | None = None
-             ) -> tuple[list[Step], str | None]:
-    """The steps to queue for a finished capture (its uploads in ``raw_dir``), or none and why."""
+def plan_for(capture: CaptureFolder, manifest: Manifest, settings: Settings) -> tuple[list[Step], str | None]:
+    """The steps to queue for a finished capture (``manifest`` as it will be saved), or none and why."""
     if not settings.process_on_finish:
         return [], "processing on finish is turned off in settings"
-    frames = manifest.frames
-    if frames and manifest.scale == "metric" and all(f.depth and f.pose is not None for f in frames):
-        wanted: tuple[str, ...] = FUSION_PLAN
-    elif any(f.image for f in frames):
-        wanted = PHOTO_PLAN
-    elif frames:
-        return [], "frames have depth but not every one has a device pose, and there are no photos"
-    elif uploaded_rgbd_export(raw_dir):
-        wanted = (INGEST_STAGE, *FUSION_PLAN)
-    else:
-        wanted = (INGEST_STAGE, *PHOTO_PLAN)
-    known = registered_stages()
-    missing = [name for name in wanted if name not in known]
+    wanted = [INGEST_STAGE, PLAN_STAGE] if needs_ingest(capture, manifest) else [PLAN_STAGE]
+    missing = [name for name in wanted if name not in registered_stages()]
     if missing:
         return [], f"stage {', '.join(repr(m) for m in missing)} is not installed"
-    # Stage options are not agreed with the server yet: every stage runs with its defaults.
-    return [Step(name) for name in wanted], None
+    try:
+        return method_job(capture, settings.default_method, settings.default_detail, manifest=manifest), None
+    except ConfigError as e:
+        return [], f"cannot process with the settings' default method: {e}"
 
 
 def job_json(job: Job) -> dict[str, Any]:

@@ -9,232 +9,55 @@ the token, so a worker that lost its lease can change nothing.
 Events (progress, log lines, state changes) are stored per job, bounded: the latest progress per
 step, the last ``MAX_LOG_EVENTS`` log lines, every state change. The GUI, the CLI and the
 server's status endpoint all poll ``events(job_id, after_id)``; code in the same process can also
-listen live with ``add_listener``.
+listen live with ``add_listener``. The records are in core.jobs_schema, events in core.jobs_events.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
-from core.errors import ConfigError, JobError, NotFoundError, ScanBridgeError
-from core.progress import ProgressEvent
+from core.errors import JobError, NotFoundError
+from core.jobs_events import JobEventLog
+from core.jobs_processes import kill_orphan_stage, pid_alive
+from core.jobs_schema import (
+    EVENT_KINDS,
+    JOB_STATES,
+    MAX_LOG_EVENTS,
+    SCHEMA_SQL,
+    SCHEMA_VERSION,
+    STEP_STATES,
+    Job,
+    JobEvent,
+    JobProgress,
+    Lease,
+    LeaseLost,
+    Listener,
+    Step,
+    StepRecord,
+    describe_error,
+    encode_steps,
+    loads_or,
+)
 from core.stages import StageOutcome, load_stage, make_config
 from core.workspace import Workspace
 
-JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
-STEP_STATES = ("pending", "running", "done", "failed", "cancelled")
-EVENT_KINDS = ("progress", "log", "state")
-MAX_LOG_EVENTS = 2000
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    capture_id TEXT NOT NULL,
-    state TEXT NOT NULL,
-    created REAL NOT NULL,
-    updated REAL NOT NULL,
-    started REAL,
-    ended REAL,
-    error TEXT,
-    error_type TEXT,
-    lease_token TEXT,
-    lease_pid INTEGER,
-    lease_host TEXT,
-    heartbeat REAL,
-    child_pid INTEGER,
-    cancel_requested INTEGER NOT NULL DEFAULT 0,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    step_index INTEGER,
-    stage TEXT,
-    fraction REAL,
-    eta_s REAL,
-    message TEXT NOT NULL DEFAULT ''
-);
-CREATE TABLE IF NOT EXISTS steps (
-    job_id INTEGER NOT NULL,
-    idx INTEGER NOT NULL,
-    stage TEXT NOT NULL,
-    config TEXT NOT NULL,
-    state TEXT NOT NULL DEFAULT 'pending',
-    name TEXT,
-    run_dir TEXT,
-    result TEXT,
-    reused INTEGER NOT NULL DEFAULT 0,
-    fraction REAL,
-    eta_s REAL,
-    message TEXT NOT NULL DEFAULT '',
-    runs INTEGER NOT NULL DEFAULT 0,
-    started REAL,
-    ended REAL,
-    PRIMARY KEY (job_id, idx)
-);
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    job_id INTEGER NOT NULL,
-    step_index INTEGER,
-    kind TEXT NOT NULL,
-    stage TEXT NOT NULL,
-    fraction REAL,
-    eta_s REAL,
-    message TEXT NOT NULL,
-    level TEXT NOT NULL,
-    time REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_by_job ON events (job_id, kind, id);
-CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, id);
-"""
+__all__ = [
+    "EVENT_KINDS", "JOB_STATES", "MAX_LOG_EVENTS", "SCHEMA_VERSION", "STEP_STATES", "Job", "JobEvent",
+    "JobProgress", "JobQueue", "Lease", "LeaseLost", "Listener", "Step", "StepRecord", "describe_error",
+    "pid_alive",
+]
 
 
-class LeaseLost(JobError):
-    """The worker's lease on a job was taken over (it was judged dead) or the job was deleted."""
-
-
-@dataclass(frozen=True)
-class Step:
-    """One step of a job: a registered stage name or a ``package.module:ATTR`` path, and its config."""
-
-    stage: str
-    config: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class StepRecord:
-    index: int
-    stage: str  # as submitted
-    config: dict[str, Any]
-    state: str  # one of STEP_STATES
-    name: str | None  # the StageSpec's name once it ran: later steps' inputs are keyed by it
-    run_dir: Path | None
-    result: dict[str, Any]
-    reused: bool
-    fraction: float | None
-    eta_s: float | None
-    message: str
-    runs: int  # how many times a child process was started for it
-    started: float | None
-    ended: float | None
-
-    @property
-    def finished(self) -> bool:
-        return self.state == "done"
-
-    def outcome(self) -> StageOutcome:
-        if not self.finished or self.run_dir is None:
-            raise JobError(f"step {self.index} ({self.stage}) has not finished")
-        return StageOutcome(self.name or self.stage, self.run_dir, self.result, self.reused)
-
-
-@dataclass(frozen=True)
-class JobProgress:
-    step_index: int | None  # the step running or last reported
-    stage: str | None
-    fraction: float  # of that step, 0..1
-    overall: float  # of the whole job, 0..1
-    eta_s: float | None  # of that step
-    message: str
-
-
-@dataclass(frozen=True)
-class Job:
-    id: int
-    capture_id: str
-    state: str  # one of JOB_STATES
-    steps: tuple[StepRecord, ...]
-    created: float
-    updated: float
-    started: float | None
-    ended: float | None
-    error: str | None
-    error_type: str | None  # the core.errors class name of the failure
-    lease_pid: int | None
-    lease_host: str | None
-    heartbeat: float | None
-    child_pid: int | None
-    cancel_requested: bool
-    attempts: int  # how many times a worker claimed it
-    progress: JobProgress
-
-    @property
-    def next_step(self) -> int | None:
-        """Index of the first unfinished step (None when all finished)."""
-        return next((s.index for s in self.steps if not s.finished), None)
-
-    @property
-    def ended_state(self) -> bool:
-        return self.state in ("done", "failed", "cancelled")
-
-    def to_json(self) -> dict[str, Any]:
-        """Plain JSON data (for the server's status endpoint and the GUI)."""
-        d = asdict(self)
-        for step in d["steps"]:
-            step["run_dir"] = None if step["run_dir"] is None else str(step["run_dir"])
-        return d
-
-
-@dataclass(frozen=True)
-class JobEvent:
-    id: int | None  # None for a live event that was not stored (throttled progress)
-    job_id: int
-    step_index: int | None
-    kind: str  # one of EVENT_KINDS; "state" events carry the new job state as their message
-    stage: str
-    fraction: float | None
-    eta_s: float | None
-    message: str
-    level: str
-    time: float
-
-    def to_progress_event(self) -> ProgressEvent:
-        return ProgressEvent(self.kind, self.stage, self.fraction, self.eta_s, self.message,
-                             self.level, self.time)
-
-    def to_json(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
-
-@dataclass(frozen=True)
-class Lease:
-    job_id: int
-    token: str
-    pid: int
-
-
-Listener = Callable[[JobEvent], None]
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this pid exists on this machine and is not a zombie."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rpartition(")")[2].split()[0] != "Z"
-
-
-def _loads(text: str | None, default: Any) -> Any:
-    return default if text is None else json.loads(text)
-
-
-class JobQueue:
+class JobQueue(JobEventLog):
     """The job queue of one workspace. Safe to use from several threads and processes."""
 
     def __init__(self, workspace: Workspace, *, busy_timeout_s: float = 30.0) -> None:
@@ -243,13 +66,12 @@ class JobQueue:
         self.host = socket.gethostname()
         self._busy_ms = int(busy_timeout_s * 1000)
         self._local = threading.local()
-        self._listeners: list[Listener] = []
-        self._listeners_lock = threading.Lock()
+        self._init_listeners()
         with self._write() as db:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise JobError(f"written by a newer ScanBridge (schema {version})", self.path)
-            for statement in _SCHEMA.split(";"):
+            for statement in SCHEMA_SQL.split(";"):
                 if statement.strip():
                     db.execute(statement)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -303,7 +125,7 @@ class JobQueue:
             StepRecord(
                 index=s["idx"], stage=s["stage"], config=json.loads(s["config"]), state=s["state"],
                 name=s["name"], run_dir=Path(s["run_dir"]) if s["run_dir"] else None,
-                result=_loads(s["result"], {}), reused=bool(s["reused"]), fraction=s["fraction"],
+                result=loads_or(s["result"], {}), reused=bool(s["reused"]), fraction=s["fraction"],
                 eta_s=s["eta_s"], message=s["message"], runs=s["runs"], started=s["started"],
                 ended=s["ended"],
             )
@@ -356,15 +178,6 @@ class JobQueue:
         finally:
             db.execute("COMMIT")
 
-    def events(self, job_id: int, after_id: int = 0, limit: int = 1000) -> list[JobEvent]:
-        """Stored events of a job with id > ``after_id``, oldest first."""
-        rows = self._db().execute(
-            "SELECT * FROM events WHERE job_id = ? AND id > ? ORDER BY id LIMIT ?",
-            (job_id, after_id, limit),
-        ).fetchall()
-        return [JobEvent(r["id"], r["job_id"], r["step_index"], r["kind"], r["stage"], r["fraction"],
-                         r["eta_s"], r["message"], r["level"], r["time"]) for r in rows]
-
     # -- what users do -------------------------------------------------------------------------
 
     def submit(self, capture_id: str, steps: Sequence[Step], *, validate: bool = True) -> Job:
@@ -372,15 +185,9 @@ class JobQueue:
         self.workspace.capture(capture_id)  # NotFoundError / InputError naming the id
         if not steps:
             raise JobError("a job needs at least one step", capture_id)
-        encoded = []
-        for i, step in enumerate(steps):
-            if not isinstance(step, Step):
-                raise JobError(f"expected a Step, got {type(step).__name__}", f"steps[{i}]")
-            try:
-                encoded.append(json.dumps(dict(step.config), sort_keys=True))
-            except (TypeError, ValueError) as e:
-                raise ConfigError(f"config is not JSON: {e}", f"steps[{i}].config") from None
-            if validate:
+        encoded = encode_steps(steps)
+        if validate:
+            for step in steps:
                 make_config(load_stage(step.stage), step.config)
         now = time.time()
         with self._write() as db:
@@ -388,10 +195,7 @@ class JobQueue:
                 "INSERT INTO jobs (capture_id, state, created, updated) VALUES (?, 'queued', ?, ?)",
                 (capture_id, now, now),
             ).lastrowid
-            db.executemany(
-                "INSERT INTO steps (job_id, idx, stage, config) VALUES (?, ?, ?, ?)",
-                [(job_id, i, s.stage, c) for i, (s, c) in enumerate(zip(steps, encoded, strict=True))],
-            )
+            _insert_steps(db, job_id, 0, steps, encoded)
             self._insert_state(db, job_id, "queued", now)
         return self.get(job_id)
 
@@ -498,10 +302,17 @@ class JobQueue:
             self._held(db, lease)
             db.execute("UPDATE jobs SET child_pid = ? WHERE id = ?", (pid, lease.job_id))
 
-    def finish_step(self, lease: Lease, index: int, outcome: StageOutcome) -> None:
+    def finish_step(self, lease: Lease, index: int, outcome: StageOutcome,
+                    next_steps: Sequence[Step] | None = None) -> None:
+        """Record a finished step; with ``next_steps``, they become the job's steps after it (in
+        place of any it had there), in the same transaction: how a plan step expands."""
         now = time.time()
+        encoded = None if next_steps is None else encode_steps(next_steps)
         with self._write() as db:
             self._held(db, lease)
+            if next_steps is not None and encoded is not None:
+                db.execute("DELETE FROM steps WHERE job_id = ? AND idx > ?", (lease.job_id, index))
+                _insert_steps(db, lease.job_id, index + 1, next_steps, encoded)
             db.execute(
                 "UPDATE steps SET state = 'done', name = ?, run_dir = ?, result = ?, reused = ?, "
                 "fraction = 1, eta_s = 0, ended = ? WHERE job_id = ? AND idx = ?",
@@ -568,7 +379,7 @@ class JobQueue:
                 if not self._lease_dead(row, stale_after_s, now):
                     continue
                 if row["child_pid"] and row["lease_host"] == self.host:
-                    _kill_orphan_stage(row["child_pid"])
+                    kill_orphan_stage(row["child_pid"])
                 if row["cancel_requested"]:
                     self._set_ended(db, row["id"], "cancelled", "cancelled by the user", "Cancelled")
                 else:
@@ -577,102 +388,10 @@ class JobQueue:
                 recovered.append(row["id"])
         return recovered
 
-    # -- events --------------------------------------------------------------------------------
 
-    def add_listener(self, listener: Listener) -> None:
-        """Call ``listener(event)`` for every event a worker in this process reports (live)."""
-        with self._listeners_lock:
-            self._listeners.append(listener)
-
-    def remove_listener(self, listener: Listener) -> None:
-        with self._listeners_lock:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
-
-    def _notify(self, event: JobEvent) -> None:
-        with self._listeners_lock:
-            listeners = list(self._listeners)
-        for listener in listeners:
-            listener(event)
-
-    def record_event(self, job_id: int, step_index: int | None, event: ProgressEvent,
-                     *, store: bool = True, notify: bool = True) -> JobEvent:
-        """Tell listeners about ``event`` and, with ``store``, keep it and the job's progress."""
-        event_id = None
-        if store:
-            with self._write() as db:
-                if event.kind == "progress":
-                    db.execute(
-                        "DELETE FROM events WHERE job_id = ? AND step_index IS ? AND kind = 'progress'",
-                        (job_id, step_index),
-                    )
-                    db.execute(
-                        "UPDATE steps SET fraction = ?, eta_s = ?, message = ? WHERE job_id = ? AND idx = ?",
-                        (event.fraction, event.eta_s, event.message, job_id, step_index),
-                    )
-                    db.execute(
-                        "UPDATE jobs SET stage = ?, fraction = ?, eta_s = ?, message = ?, updated = ? "
-                        "WHERE id = ? AND state = 'running'",
-                        (event.stage, event.fraction, event.eta_s, event.message, time.time(), job_id),
-                    )
-                if step_index is not None and event.stage:
-                    db.execute("UPDATE steps SET name = COALESCE(name, ?) WHERE job_id = ? AND idx = ?",
-                               (event.stage, job_id, step_index))
-                event_id = self._insert(db, job_id, step_index, event)
-                if event.kind == "log" and event_id % 64 == 0:
-                    self._trim_logs(db, job_id)
-        live = JobEvent(event_id, job_id, step_index, event.kind, event.stage, event.fraction,
-                        event.eta_s, event.message, event.level, event.time or time.time())
-        if notify:
-            self._notify(live)
-        return live
-
-    def _insert(self, db: sqlite3.Connection, job_id: int, step_index: int | None, e: ProgressEvent) -> int:
-        return db.execute(
-            "INSERT INTO events (job_id, step_index, kind, stage, fraction, eta_s, message, level, time) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (job_id, step_index, e.kind, e.stage, e.fraction, e.eta_s, e.message, e.level,
-             e.time or time.time()),
-        ).lastrowid
-
-    def _insert_state(self, db: sqlite3.Connection, job_id: int, state: str, now: float,
-                      detail: str | None = None) -> None:
-        row = db.execute("SELECT step_index, stage FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        level = "error" if state == "failed" else "info"
-        event = ProgressEvent("state", row["stage"] or "", None, None, state, level, now)
-        event_id = self._insert(db, job_id, row["step_index"], event)
-        if detail and state != "cancelled":
-            self._insert(db, job_id, row["step_index"],
-                         ProgressEvent("log", row["stage"] or "", None, None, detail, level, now))
-        self._local.state_events.append(JobEvent(event_id, job_id, row["step_index"], "state", event.stage,
-                                       None, None, state, level, now))
-
-    def _trim_logs(self, db: sqlite3.Connection, job_id: int) -> None:
-        db.execute(
-            "DELETE FROM events WHERE job_id = ? AND kind = 'log' AND id <= ("
-            "SELECT id FROM events WHERE job_id = ? AND kind = 'log' ORDER BY id DESC LIMIT 1 OFFSET ?)",
-            (job_id, job_id, MAX_LOG_EVENTS),
-        )
-
-
-def _kill_orphan_stage(pid: int) -> None:
-    """SIGKILL the process group of a stage child left by a dead worker, if it is still ours."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return  # gone (or not Linux: the child stops itself when it sees its parent die)
-    if b"core.worker" not in cmdline or b"stage" not in cmdline:
-        return  # the pid was reused by something else
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    for _ in range(100):
-        if not pid_alive(pid):
-            return
-        time.sleep(0.02)
-
-
-def describe_error(error: BaseException) -> str:
-    """One line for a job's failure: the message of a ScanBridgeError, else type and message."""
-    return str(error) if isinstance(error, ScanBridgeError) else f"{type(error).__name__}: {error}"
+def _insert_steps(db: sqlite3.Connection, job_id: int, first: int, steps: Sequence[Step],
+                  encoded: Sequence[str]) -> None:
+    db.executemany(
+        "INSERT INTO steps (job_id, idx, stage, config) VALUES (?, ?, ?, ?)",
+        [(job_id, first + i, st.stage, c) for i, (st, c) in enumerate(zip(steps, encoded, strict=True))],
+    )

@@ -45,6 +45,14 @@ def add_jobs_command(subparsers: Any, common: argparse.ArgumentParser) -> None:
         p.add_argument("job_id", type=int, metavar="ID")
         p.set_defaults(func=_change, change=name)
 
+    p = actions.add_parser("submit", help="queue a capture's processing job for a worker (the app's, the "
+                           "server's or `jobs run`): the same job `scanbridge process` runs")
+    _workspace_option(p)
+    p.add_argument("capture_id", metavar="CAPTURE")
+    p.add_argument("--method", default=None, help="a registered method (default: the settings' default)")
+    p.add_argument("--detail", default=None, help="preview, reduced, medium or full (default: the settings')")
+    p.set_defaults(func=_submit)
+
     p = actions.add_parser("run", help="run queued jobs here until the queue is empty")
     _workspace_option(p)
     p.add_argument("--forever", action="store_true", help="keep waiting for new jobs (Ctrl-C stops)")
@@ -149,6 +157,20 @@ def _change(args: argparse.Namespace) -> int:
         print(f"job {job.id}: cancel requested; its worker is stopping it")
     else:
         print(f"job {job.id}: {job.state}")
+    return 0
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from core.settings import load_settings
+    from core.submit import default_method_job
+
+    queue = _queue(args)
+    capture = queue.workspace.capture(args.capture_id)
+    settings = load_settings(queue.workspace.settings_path)
+    steps = default_method_job(capture, settings, args.method, args.detail)
+    job = queue.submit(capture.id, steps)
+    print(f"job {job.id}: {job.state} ({', '.join(s.stage for s in job.steps)}; "
+          f"method {steps[-1].config['method']}, detail {steps[-1].config['detail']})")
     return 0
 
 

@@ -5,7 +5,13 @@ as ``spec.run(ctx, config) -> dict`` and writes only inside ``ctx.out_dir``, whi
 ``runs/<stage>-<hash>/`` where the hash covers the stage's name and version, its config, and the
 run folders of the stages it read. A finished run (status.json says "done") is reused; a
 changed parameter makes a new folder. status.json is written atomically and last, so a run
-killed at any point is never mistaken for a finished one.
+killed at any point is never mistaken for a finished one. A stage whose result depends on more
+than its config and inputs (planning from the capture's current frames, publishing to exports/)
+says ``reuse=False`` and runs every time.
+
+A stage's result may carry ``next_steps`` (``NEXT_STEPS``): a list of ``{"stage", "config"}``
+that the job runs after it, in place of any steps it had after it. That is how a method's
+``plan`` step expands into the method's stages inside the worker (core.worker).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from core.fsio import atomic_write_json
 from core.progress import CancelToken, Progress, ProgressEvent, Sink
 
 STAGE_GROUP = "scanbridge.stages"
+NEXT_STEPS = "next_steps"
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,7 @@ class StageSpec:
     version: int = 1
     requires: tuple[str, ...] = ()  # stages whose run folders this one reads
     description: str = ""
+    reuse: bool = True  # False: never reuse a finished run; run again (in a clean folder) every time
 
 
 @dataclass(frozen=True)
@@ -155,10 +163,10 @@ def execute_stage(
     if missing:
         raise ConfigError(f"needs the output of {', '.join(missing)} first", name)
     run_dir = run_dir_for(capture, spec, config, inputs)
-    if is_done(run_dir):
+    if spec.reuse and is_done(run_dir):
         status = read_status(run_dir) or {}
         return StageOutcome(name, run_dir, status.get("result", {}), reused=True)
-    if run_dir.exists():  # a run that was killed, failed or cancelled: start it clean
+    if run_dir.exists():  # a run that was killed, failed or cancelled (or is never reused): start clean
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
     atomic_write_json(run_dir / "config.json", {

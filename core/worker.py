@@ -24,12 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core import capture_status
 from core.capture import CaptureFolder
 from core.errors import Cancelled, JobError, ScanBridgeError, StageError
 from core.jobs import Job, JobEvent, JobQueue, Lease, LeaseLost, Step, describe_error
+from core.jobs_schema import steps_from_json
 from core.progress import CancelToken, ProgressEvent, Sink
 from core.runner import Runner
-from core.stages import StageOutcome, execute_stage, load_stage
+from core.stages import NEXT_STEPS, StageOutcome, execute_stage, load_stage
 from core.workspace import Workspace
 
 _DEFAULT_STALE_AFTER_S = 30.0
@@ -123,6 +125,9 @@ class Worker:
         beat.start()
         outcomes: list[StageOutcome] = []
         error: ScanBridgeError | None = None
+        workspace = self.queue.workspace
+        capture_id = self.queue.get(lease.job_id).capture_id
+        capture_status.job_started(workspace, capture_id)
         try:
             self._run_steps(lease, stop, outcomes)
             self.queue.finish_job(lease, "done")
@@ -143,13 +148,18 @@ class Worker:
         finally:
             beat_done.set()
             beat.join()
-        return JobRun(self.queue.get(lease.job_id), outcomes, error)
+            job = self.queue.get(lease.job_id)
+            if job.ended_state and not isinstance(error, LeaseLost):  # not when requeued or taken over
+                capture_status.job_ended(workspace, capture_id, job.state)
+        return JobRun(job, outcomes, error)
 
     def _run_steps(self, lease: Lease, stop: _Stop, outcomes: list[StageOutcome]) -> None:
         job = self.queue.get(lease.job_id)
         capture = self.queue.workspace.capture(job.capture_id)
         inputs: dict[str, Path] = {}
-        for step in job.steps:
+        index = 0
+        while index < len(job.steps):
+            step, index = job.steps[index], index + 1
             if step.finished:
                 outcome = step.outcome()
             else:
@@ -165,8 +175,13 @@ class Worker:
                     sink.flush()
                 if stop.reason == "lease lost":
                     raise LeaseLost("lease lost while the step ran", f"job {lease.job_id}")
-                self.queue.finish_step(lease, step.index, outcome)
-            inputs[outcome.stage] = outcome.run_dir
+                expansion = outcome.result.get(NEXT_STEPS)
+                next_steps = None if expansion is None else steps_from_json(expansion, step.stage)
+                self.queue.finish_step(lease, step.index, outcome, next_steps)
+                if next_steps is not None:
+                    job = self.queue.get(lease.job_id)
+            if NEXT_STEPS not in outcome.result:  # a plan is not data: later runs do not hash it
+                inputs[outcome.stage] = outcome.run_dir
             outcomes.append(outcome)
 
     def _heartbeat(self, lease: Lease, stop: _Stop, stop_event: threading.Event | None,

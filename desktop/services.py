@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +24,12 @@ from core.jobs import Job, JobEvent, JobQueue, Step
 from core.progress import Progress
 from core.runner import Runner
 from core.settings import Settings, load_settings, save_settings
-from core.stages import STAGE_GROUP
+from core.submit import default_method_job, method_names
 from core.workspace import Workspace
 from desktop import capture_info
 from desktop.capture_info import CaptureSummary, ResultFile
 
-METHODS = ("auto", "fusion", "mvs", "poses")
+METHODS = tuple(method_names())  # registered methods (recon.methods), auto first
 DETAILS = ("preview", "reduced", "medium", "full")
 DEVICE_NAMES = "device_names.json"  # desktop-side display names (the server has no rename yet)
 
@@ -52,39 +51,18 @@ class DeviceRow:
     revoked: float | None
 
 
-def registered_stages() -> set[str]:
-    return {ep.name for ep in entry_points(group=STAGE_GROUP)}
+@dataclass(frozen=True)
+class MethodChoice:
+    name: str
+    description: str
+    why_not: str | None  # why it does not apply to the capture; None when it does
 
 
-def plan_steps(method: str, detail: str, *, metric_depth: bool, known: set[str]) -> list[Step]:
-    """The job's steps for "Process": poses, then dense geometry, then mesh and export when those
-    stages are installed. ``auto`` fuses depth when the capture has metric depth, else runs MVS."""
-    if method not in METHODS:
-        raise ConfigError(f"unknown method {method!r} (known: {', '.join(METHODS)})", "method")
-    if detail not in DETAILS:
-        raise ConfigError(f"unknown detail preset {detail!r} (known: {', '.join(DETAILS)})", "detail")
-    if method == "auto":
-        method = "fusion" if metric_depth else "mvs"
-    if method == "fusion" and not metric_depth:
-        raise ConfigError("fusion needs a capture with metric depth and poses", "method")
-    steps = [Step("fusion", {"preset": "object"})] if method == "fusion" else [Step("poses")]
-    if method == "mvs":
-        steps.append(Step("mvs"))
-    for later in ("mesh", "texture", "export"):
-        if later in known and method != "poses":
-            steps.append(Step(later, detail_option(later, detail)))
-    return steps
+def method_choices(capture: CaptureFolder) -> list[MethodChoice]:
+    """Every registered method for the Method menu, with the reason for those that do not apply."""
+    from recon.methods import availability
 
-
-def detail_option(stage: str, detail: str) -> dict[str, str]:
-    """The detail preset in the option name the stage's config has ("detail" or "preset"), if any."""
-    from core.stages import load_stage
-
-    names = {f.name for f in dataclasses.fields(load_stage(stage).config_cls)}
-    for key in ("detail", "preset"):
-        if key in names:
-            return {key: detail}
-    return {}
+    return [MethodChoice(m.name, m.description, why) for m, why in availability(capture)]
 
 
 class _ServerHandle:
@@ -162,16 +140,23 @@ class Services:
 
     # -- processing and jobs -------------------------------------------------------------------
 
-    def process(self, capture_id: str, method: str = "auto", detail: str = "medium") -> Job:
+    def process(self, capture_id: str, method: str | None = None, detail: str | None = None) -> Job:
+        """Queue the capture's processing job: the same one the CLI and the server queue (the
+        method expands in the worker; the job publishes to exports/). No method or detail: the
+        settings' defaults."""
         capture = self.workspace.capture(capture_id)
-        manifest = capture.load()
-        metric_depth = manifest.scale == "metric" and any(f.depth and f.pose for f in manifest.frames)
-        known = registered_stages()
-        steps = plan_steps(method, detail, metric_depth=metric_depth, known=known)
-        uploaded = capture.raw_dir.is_dir() and any(capture.raw_dir.iterdir())
-        if not manifest.frames and uploaded and "ingest" in known:
-            steps = [Step("ingest"), *steps]  # a phone's upload not read yet (processing was off)
-        return self.queue.submit(capture_id, steps)
+        return self.queue.submit(capture_id, default_method_job(capture, self.settings(), method, detail))
+
+    def process_defaults(self) -> tuple[str, str]:
+        """The settings' default method and detail (what Process uses when none is chosen). Cheap."""
+        try:
+            settings = self.settings()
+        except ScanBridgeError:
+            settings = Settings()
+        return settings.default_method, settings.default_detail
+
+    def method_choices(self, capture_id: str) -> list[MethodChoice]:
+        return method_choices(self.workspace.capture(capture_id))
 
     def submit(self, capture_id: str, steps: list[Step]) -> Job:
         return self.queue.submit(capture_id, steps)

@@ -1,8 +1,9 @@
-"""``scanbridge process``: which stages turn a capture into an AR asset, run as one job.
+"""``scanbridge process``: one job that turns a capture into an AR asset, run here.
 
-fusion: the capture's depth maps and device poses, TSDF-fused (LiDAR captures).
-mvs: poses (device or SfM), then CPU plane-sweep stereo fused by the same TSDF (photos only).
-Both go on through mesh (crop, clean, decimate, place, texture) and export (USDZ, GLB, OBJ, PLY).
+The CLI queues what the server and the desktop queue (core.submit.method_job): a ``plan`` step
+with the method name, which expands in the stage child through the method registry
+(recon.methods), and ends with ``publish`` to the capture's exports/. It then runs that job in
+this process (its stages still in child processes) and copies the model to ``-o``.
 """
 
 from __future__ import annotations
@@ -11,79 +12,41 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
-
-from core.capture import CaptureFolder, Manifest
+from core.capture import CaptureFolder
 from core.errors import ConfigError
-from core.jobs import Step
 from core.progress import Sink
 from core.stages import StageOutcome
+from core.submit import PLAN_STAGE, PUBLISH_STAGE, method_job
 from core.workspace import Workspace
-
-METHODS = ("auto", "fusion", "mvs")
-OBJECT_DEPTH_M = 1.5  # median depth below this: an object on a table, fused at 4 mm
+from recon.methods import FORMATS, load_method
 
 
 @dataclass(frozen=True)
 class ProcessResult:
     capture: CaptureFolder
-    method: str
+    method: str  # the method that ran (auto resolves to one)
     outcomes: tuple[StageOutcome, ...]
     published: dict[str, Path]
-
-
-def has_depth_and_poses(manifest: Manifest) -> bool:
-    return bool(manifest.frames) and all(f.depth and f.pose is not None for f in manifest.frames)
-
-
-def _median_depth_m(capture: CaptureFolder, manifest: Manifest) -> float | None:
-    depths = [f for f in manifest.frames if f.depth][:: max(1, len(manifest.frames) // 5)][:5]
-    values = []
-    for f in depths:
-        d = cv2.imread(str(capture.path(f.depth)), cv2.IMREAD_UNCHANGED)
-        if d is not None and (d > 0).any():
-            values.append(float(np.median(d[d > 0])) * f.depth_scale)
-    return float(np.median(values)) if values else None
-
-
-def plan(capture: CaptureFolder, method: str = "auto", detail: str = "medium",
-         formats: tuple[str, ...] = ("usdz", "glb", "obj", "ply"),
-         mesh_options: dict[str, Any] | None = None) -> tuple[str, list[Step]]:
-    """(the method chosen, the job's steps) for ``capture``."""
-    if method not in METHODS:
-        raise ConfigError(f"must be one of {', '.join(METHODS)}, got {method!r}", "method")
-    manifest = capture.load()
-    depth_ok = has_depth_and_poses(manifest) and manifest.scale == "metric"
-    if method == "auto":
-        method = "fusion" if depth_ok else "mvs"
-    finish = [Step("mesh", {"detail": detail, **(mesh_options or {})}),
-              Step("export", {"detail": detail, "formats": list(formats), "name": manifest.name})]
-    if method == "fusion":
-        if not depth_ok:
-            raise ConfigError("fusion needs metric depth maps and device poses on every frame; "
-                              "this capture has photos only (use --method mvs)", "method")
-        median = _median_depth_m(capture, manifest)
-        preset = "object" if median is not None and median < OBJECT_DEPTH_M else "room"
-        # The mesh stage bakes the texture from the photos at their device poses (capture.json).
-        return method, [Step("fusion", {"preset": preset})] + finish
-    if not any(f.image for f in manifest.frames):
-        raise ConfigError("dense stereo needs photos; this capture has depth maps only", "method")
-    return method, [Step("poses", {}), Step("mvs", {})] + finish
 
 
 def process(workspace: Workspace, capture: CaptureFolder, *, method: str = "auto", detail: str = "medium",
             out: Path | None = None, sink: Sink | None = None,
             mesh_options: dict[str, Any] | None = None) -> ProcessResult:
-    """Run the plan as one job (stages in child processes) and publish its files to exports/."""
+    """Run the capture's job to the end (it publishes to exports/), then copy the model to ``out``."""
     from core.worker import run_job
-    from recon.export.stage import publish
+    from recon.export.stage import copy_published
 
-    formats = ("usdz", "glb", "obj", "ply")
-    if out is not None and out.suffix.lower().lstrip(".") not in formats:
+    if out is not None and out.suffix.lower().lstrip(".") not in FORMATS:
         raise ConfigError(f"unknown output format {out.suffix!r}; use .usdz, .glb, .obj or .ply", out)
-    chosen, steps = plan(capture, method, detail, formats, mesh_options)
+    if out is not None and not load_method(method).makes_model:
+        raise ConfigError(f"the {method} method makes no model to write to {out.name}", "method")
+    steps = method_job(capture, method, detail, {"mesh": mesh_options} if mesh_options else None)
     outcomes = run_job(workspace, capture.id, steps, sink)
-    export_run = next(o.run_dir for o in outcomes if o.stage == "export")
-    published = publish(capture, export_run, out)
+    chosen = next(o.result["method"] for o in outcomes if o.stage == PLAN_STAGE)
+    publish = next((o for o in outcomes if o.stage == PUBLISH_STAGE), None)
+    if publish is None:
+        return ProcessResult(capture, chosen, tuple(outcomes), {})
+    published = {fmt: capture.exports_dir / name for fmt, name in publish.result["files"].items()}
+    if out is not None:
+        published["out"] = copy_published(capture, published, out)
     return ProcessResult(capture, chosen, tuple(outcomes), published)

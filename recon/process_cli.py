@@ -7,27 +7,36 @@ from pathlib import Path
 from typing import Any
 
 from recon.export.presets import DETAIL_PRESETS
-from recon.pipeline import METHODS
+
+
+def _method_help() -> str:
+    from recon.methods import methods
+
+    listed = "; ".join(f"{m.name}: {m.description}" for m in methods())
+    return f"how to reconstruct (default: the settings' default method, auto). {listed}"
 
 
 def add_process_command(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    from core.submit import method_names
+
     p = subparsers.add_parser(
         "process", help="turn a capture into an AR-ready model (USDZ, GLB, OBJ or PLY)",
         description="Reconstruct SOURCE (a capture id, or anything 'scanbridge import' reads) into a "
                     "textured mesh at real-world scale where the capture allows, and write it to -o. "
-                    "The files also go to the capture's exports/ folder.",
+                    "The files also go to the capture's exports/ folder. The job is the one the "
+                    "server and the app queue for the same method.",
     )
     p.add_argument("--workspace", metavar="DIR", default=argparse.SUPPRESS,
                    help="workspace folder (default: $SCANBRIDGE_WORKSPACE or ~/ScanBridge)")
     p.add_argument("source", metavar="SOURCE", help="capture id, or a path to import first")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT",
                    help="the model to write: .usdz (with OUT-poster.png), .glb, .obj or .ply")
-    p.add_argument("--method", choices=METHODS, default="auto",
-                   help="fusion (depth maps + device poses), mvs (photos only: PatchMatch on an "
-                   "NVIDIA GPU, else CPU plane sweep), or auto")
-    p.add_argument("--detail", choices=list(DETAIL_PRESETS), default="medium",
-                   help="triangle budget: preview 25k, reduced 50k, medium 100k, full 250k")
-    p.add_argument("--texture-size", type=int, default=2048, metavar="PX", help="texture atlas side")
+    p.add_argument("--method", choices=method_names(), default=None, help=_method_help())
+    p.add_argument("--detail", choices=list(DETAIL_PRESETS), default=None,
+                   help="triangle budget: preview 25k, reduced 50k, medium 100k, full 250k "
+                        "(default: the settings' default detail, medium)")
+    p.add_argument("--texture-size", type=int, default=None, metavar="PX",
+                   help="texture atlas side (default 2048)")
     p.add_argument("--name", default=None, help="capture name when SOURCE is imported")
     p.set_defaults(func=run_process)
 
@@ -35,10 +44,15 @@ def add_process_command(subparsers: Any, common: argparse.ArgumentParser) -> Non
 def run_process(args: argparse.Namespace) -> int:
     from core.console import progress_bar
     from core.progress import Progress
+    from core.settings import load_settings
     from core.workspace import Workspace
     from recon.pipeline import process
 
     workspace = Workspace(getattr(args, "workspace", None))
+    settings = load_settings(workspace.settings_path)
+    method = args.method or settings.default_method
+    detail = args.detail or settings.default_detail
+    mesh_options = {"texture_size": args.texture_size} if args.texture_size is not None else None
     with progress_bar() as show:
         if workspace.has_capture(args.source):
             capture = workspace.capture(args.source)
@@ -46,8 +60,8 @@ def run_process(args: argparse.Namespace) -> int:
             from recon.ingest import ingest
 
             capture = ingest(Path(args.source), workspace, name=args.name, progress=Progress("import", show))
-        result = process(workspace, capture, method=args.method, detail=args.detail, out=args.output,
-                         sink=show, mesh_options={"texture_size": args.texture_size})
+        result = process(workspace, capture, method=method, detail=detail, out=args.output,
+                         sink=show, mesh_options=mesh_options)
     export = next(o for o in result.outcomes if o.stage == "export").result
     mesh = next(o for o in result.outcomes if o.stage == "mesh").result
     size = " x ".join(f"{x:.3f}" for x in export["size_m"])

@@ -26,7 +26,7 @@ from desktop import capture_info
 from desktop.capture_info import CaptureSummary, FrameInfo
 from desktop.context import AppContext
 from desktop.panels.coverage import CoverageWidget
-from desktop.services import DETAILS, METHODS
+from desktop.services import DETAILS, METHODS, MethodChoice
 from desktop.thumbnails import load_thumbnail
 from desktop.viewer.scene import Scene
 from desktop.viewer.widget import ViewerWidget
@@ -42,6 +42,7 @@ class CaptureDetails:
     coverage: np.ndarray
     scene: Scene
     points_source: str
+    methods: tuple[MethodChoice, ...] = ()  # the Method menu, with why a method does not apply
 
 
 def load_details(ctx: AppContext, capture_id: str) -> CaptureDetails:
@@ -63,7 +64,8 @@ def load_details(ctx: AppContext, capture_id: str) -> CaptureDetails:
 
         scene.points.append(load_points(points[0].path, max_points=150_000))
         source = f"{points[0].stage}/{points[0].path.name}"
-    return CaptureDetails(summary, frames, thumbs, grid, scene, source)
+    methods = tuple(ctx.services.method_choices(capture_id))
+    return CaptureDetails(summary, frames, thumbs, grid, scene, source, methods)
 
 
 def _flag_icon(image: object, frame: FrameInfo) -> QIcon:
@@ -135,7 +137,8 @@ class CaptureView(QWidget):
         self.method.addItems(METHODS)
         self.detail = QComboBox()
         self.detail.addItems(DETAILS)
-        self.detail.setCurrentText("medium")
+        self.method.setCurrentText(self.ctx.services.process_defaults()[0])
+        self.detail.setCurrentText(self.ctx.services.process_defaults()[1])
         row.addWidget(QLabel("Method"))
         row.addWidget(self.method, 1)
         row.addWidget(QLabel("Detail"))
@@ -196,6 +199,9 @@ class CaptureView(QWidget):
             self.strip.addItem(item)
         self.coverage.set_grid(details.coverage)
         self.viewer.set_scene(details.scene)
+        for choice in details.methods:
+            tip = choice.description + (f"\nNot for this capture: {choice.why_not}" if choice.why_not else "")
+            self.method.setItemData(self.method.findText(choice.name), tip, Qt.ItemDataRole.ToolTipRole)
         self.process_button.setEnabled(True)
         self.result_button.setEnabled(True)
 

@@ -97,20 +97,46 @@ def publish(capture: CaptureFolder, export_run: Path, extra: Path | None = None)
             for side in _obj_sidecars(export_run):
                 atomic_copy(side, capture.exports_dir / side.name)
     if extra is not None:
-        fmt = extra.suffix.lower().lstrip(".")
-        if fmt not in published:
-            raise ConfigError(f"the export run has no .{fmt} (it wrote {', '.join(published)})", extra)
-        atomic_copy(published[fmt], extra)
-        if fmt == "usdz" and "poster" in published:
-            atomic_copy(published["poster"], extra.with_name(extra.stem + "-poster.png"))
-        if fmt == "obj":  # OUT.obj names model.mtl, which names model_basecolor.png
-            for side in _obj_sidecars(capture.exports_dir):
-                atomic_copy(side, extra.with_name(side.name))
-        published["out"] = extra
+        published["out"] = copy_published(capture, published, extra)
     return published
+
+
+def copy_published(capture: CaptureFolder, published: dict[str, Path], extra: Path) -> Path:
+    """Copy one published file out of exports/ to ``extra`` (its suffix picks which), with the
+    USDZ's poster or the OBJ's material and texture beside it."""
+    fmt = extra.suffix.lower().lstrip(".")
+    if fmt not in published:
+        raise ConfigError(f"the export run has no .{fmt} (it wrote {', '.join(published)})", extra)
+    atomic_copy(published[fmt], extra)
+    if fmt == "usdz" and "poster" in published:
+        atomic_copy(published["poster"], extra.with_name(extra.stem + "-poster.png"))
+    if fmt == "obj":  # OUT.obj names model.mtl, which names model_basecolor.png
+        for side in _obj_sidecars(capture.exports_dir):
+            atomic_copy(side, extra.with_name(side.name))
+    return extra
+
+
+@dataclass(frozen=True)
+class PublishStageConfig:
+    """Publishing has no options: it copies what the export run wrote."""
+
+
+def run_publish(ctx: StageContext, config: PublishStageConfig) -> dict[str, Any]:
+    export_run = ctx.inputs.get("export")
+    if export_run is None:
+        raise ConfigError("needs the output of export first", "publish")
+    published = publish(ctx.capture, Path(export_run))
+    ctx.progress.log(f"published {', '.join(p.name for p in published.values())} to exports/")
+    return {"files": {fmt: path.name for fmt, path in published.items()}}
 
 
 STAGE = StageSpec(
     name="export", config_cls=ExportStageConfig, run=run, requires=("mesh",),
     description="USDZ for AR Quick Look (checked), GLB, OBJ and PLY from the textured mesh",
+)
+
+# The last step of every job that makes a model (recon.methods adds it), whatever queued the job.
+PUBLISH_STAGE = StageSpec(
+    name="publish", config_cls=PublishStageConfig, run=run_publish, requires=("export",), reuse=False,
+    description="copy the export run's files into the capture's exports/ (temporary name, fsync, rename)",
 )

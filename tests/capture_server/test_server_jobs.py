@@ -24,10 +24,8 @@ def upload_one(c, cid: str) -> None:
     assert r.status_code == 204
 
 
-def test_uploaded_files_need_an_ingest_stage_before_the_photo_plan(live_server: LiveServer,
-                                                                   monkeypatch) -> None:
-    monkeypatch.setattr(jobs_link, "registered_stages",
-                        lambda: {"ingest", "poses", "mvs", "mesh", "export", "fusion"})
+def test_uploaded_files_are_ingested_then_planned_by_the_settings_default_method(live_server: LiveServer
+                                                                                ) -> None:
     with live_server.client(live_server.token()) as c:
         cid = new_capture(c, "free")
         upload_one(c, cid)
@@ -35,7 +33,8 @@ def test_uploaded_files_need_an_ingest_stage_before_the_photo_plan(live_server: 
         assert r.status_code == 202, r.text
         job = r.json()["job"]
         assert job["state"] == "queued"
-        assert [s["stage"] for s in job["steps"]] == ["ingest", "poses", "mvs", "mesh", "export"]
+        # The server plans nothing itself: the plan step expands the method after ingest.
+        assert [s["stage"] for s in job["steps"]] == ["ingest", "plan"]
         status = c.get(f"/v1/captures/{cid}").json()
         assert status["status"] == "processing" and status["job"]["id"] == job["id"]
         events = c.get(f"/v1/captures/{cid}/events", params={"after": 0}).json()
@@ -44,10 +43,27 @@ def test_uploaded_files_need_an_ingest_stage_before_the_photo_plan(live_server: 
         assert c.get(f"/v1/captures/{cid}/events", params={"after": "x"}).status_code == 400
     queued = JobQueue(live_server.workspace).get(job["id"])
     assert queued.capture_id == cid and queued.state == "queued"
+    assert queued.steps[1].config == {"method": "auto", "detail": "medium", "overrides": {}}
 
 
-def test_live_depth_frames_with_poses_go_straight_to_fusion(live_server: LiveServer, monkeypatch) -> None:
-    monkeypatch.setattr(jobs_link, "registered_stages", lambda: {"poses", "mvs", "mesh", "export", "fusion"})
+def test_the_settings_default_method_and_detail_are_what_the_server_queues(workspace) -> None:
+    server = LiveServer(workspace, Settings(default_method="mvs", default_detail="preview"))
+    try:
+        with server.client(server.token()) as c:
+            cid = new_capture(c, "free")
+            upload_one(c, cid)
+            r = c.post(f"/v1/captures/{cid}/finish")
+        assert r.status_code == 202, r.text
+        queued = JobQueue(workspace).get(r.json()["job"]["id"])
+        assert queued.steps[-1].config == {"method": "mvs", "detail": "preview", "overrides": {}}
+    finally:
+        server.stop()
+    capture = workspace.capture(cid)
+    steps, reason = jobs_link.plan_for(capture, capture.load(), Settings(default_method="nerf"))
+    assert steps == [] and "unknown method 'nerf'" in reason
+
+
+def test_live_depth_frames_need_no_ingest(live_server: LiveServer) -> None:
     token = live_server.token()
     with live_server.client(token) as c:
         cid = new_capture(c, "rgbd")
@@ -58,7 +74,7 @@ def test_live_depth_frames_with_poses_go_straight_to_fusion(live_server: LiveSer
     with live_server.client(token) as c:
         r = c.post(f"/v1/captures/{cid}/finish")
     assert r.status_code == 202, r.text
-    assert [s["stage"] for s in r.json()["job"]["steps"]] == ["fusion", "mesh", "export"]
+    assert [s["stage"] for s in r.json()["job"]["steps"]] == ["plan"]
 
 
 def test_nothing_is_queued_without_the_stages_or_when_turned_off(live_server: LiveServer,
@@ -69,10 +85,10 @@ def test_nothing_is_queued_without_the_stages_or_when_turned_off(live_server: Li
         upload_one(c, cid)
         r = c.post(f"/v1/captures/{cid}/finish")
         assert r.status_code == 200
-        assert r.json()["job"] is None and "'ingest'" in r.json()["not_queued_because"]
+        assert r.json()["job"] is None and "'ingest', 'plan'" in r.json()["not_queued_because"]
         assert r.json()["status"] == "new"
-    steps, reason = jobs_link.plan_for(live_server.workspace.capture(cid).load(),
-                                       Settings(process_on_finish=False))
+    capture = live_server.workspace.capture(cid)
+    steps, reason = jobs_link.plan_for(capture, capture.load(), Settings(process_on_finish=False))
     assert steps == [] and "turned off" in reason
 
 

@@ -69,12 +69,15 @@ def test_uploaded_photos_are_processed_to_a_usdz(working_server: LiveServer, tmp
                          verify_tls_cert=False).upload()
         r = c.post(f"/v1/captures/{cid}/finish")
         assert r.status_code == 202, r.text
-        assert [s["stage"] for s in r.json()["job"]["steps"]] == ["ingest", "poses", "mvs", "mesh", "export"]
+        assert [s["stage"] for s in r.json()["job"]["steps"]] == ["ingest", "plan"]
         job = wait_for_job(c, cid)
         assert job["state"] == "done", job
+        assert [s["stage"] for s in job["steps"]] == ["ingest", "plan", "poses", "mvs", "mesh", "export",
+                                                      "publish"]
         check_usdz_result(c, cid, tmp_path)
     manifest = working_server.workspace.capture(cid).load()
     assert len(manifest.frames) == len(photos) and manifest.source["kind"] == "images"
+    assert manifest.status == "processed"
 
 
 @pytest.mark.skipif(not STRAY.is_dir(), reason="needs ../shared/data")
@@ -92,7 +95,7 @@ def test_an_uploaded_stray_scanner_folder_is_fused(working_server: LiveServer, t
     (capture,) = working_server.workspace.captures()
     with working_server.client(working_server.token()) as c:
         job = wait_for_job(c, capture.id)
-        assert [s["stage"] for s in job["steps"]] == ["ingest", "fusion", "mesh", "export"]
+        assert [s["stage"] for s in job["steps"]] == ["ingest", "plan", "fusion", "mesh", "export", "publish"]
         assert job["state"] == "done", job
         check_usdz_result(c, capture.id, tmp_path)
     manifest = capture.load()

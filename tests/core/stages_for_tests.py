@@ -102,3 +102,20 @@ LAST = StageSpec(name="last", config_cls=TickConfig, run=_tick_run)
 CRASH = StageSpec(name="crash", config_cls=TickConfig, run=_crash_run)
 DEAF = StageSpec(name="deaf", config_cls=TickConfig, run=_deaf_run)
 BUGGY = StageSpec(name="buggy", config_cls=TickConfig, run=_buggy_run)
+
+
+@dataclass(frozen=True)
+class ExpandConfig:
+    then: tuple = ()  # [{"stage": ..., "config": {...}}]: returned as the job's next steps
+    counter: str = ""
+
+
+def _expand_run(ctx: StageContext, cfg: ExpandConfig) -> dict:
+    if cfg.counter:
+        with open(cfg.counter, "a", encoding="utf-8") as f:
+            f.write(f"{ctx.out_dir.name}\n")
+    return {"next_steps": [dict(s) for s in cfg.then]}
+
+
+# Like recon's plan stage: expands into the steps after it, and is never reused.
+EXPAND = StageSpec(name="expand", config_cls=ExpandConfig, run=_expand_run, reuse=False)

@@ -101,3 +101,19 @@ def test_ctrl_c_in_jobs_run_cancels_the_job_and_stops_its_child(ws, tmp_path):
     ended = queue.get(job.id)
     assert ended.state == "cancelled" and [s.state for s in ended.steps] == ["done", "cancelled"]
     assert not pid_alive(child)
+
+
+def test_submit_queues_the_method_job_with_the_settings_defaults(ws, capsys):
+    from core.settings import Settings, save_settings
+
+    save_settings(ws.settings_path, Settings(default_method="mvs", default_detail="reduced"))
+    assert main(["jobs", "submit", "cap", "--workspace", str(ws.root)]) == 0
+    assert main(["jobs", "submit", "cap", "--workspace", str(ws.root), "--method", "fusion",
+                 "--detail", "preview"]) == 0
+    assert "method fusion, detail preview" in capsys.readouterr().out
+    defaults, chosen = reversed(JobQueue(ws).list())
+    assert [s.stage for s in defaults.steps] == ["plan"] and defaults.state == "queued"
+    assert defaults.steps[0].config == {"method": "mvs", "detail": "reduced", "overrides": {}}
+    assert chosen.steps[0].config == {"method": "fusion", "detail": "preview", "overrides": {}}
+    assert main(["jobs", "submit", "cap", "--workspace", str(ws.root), "--method", "nerf"]) != 0
+    assert "unknown method 'nerf'" in capsys.readouterr().err

@@ -105,27 +105,30 @@ def test_face_colour_atlas_maps_each_face_to_its_mean_colour():
     assert sampled == pytest.approx(expected, abs=1.0)
 
 
-def test_process_plans_follow_the_capture_and_the_installed_stages():
-    from core.errors import ConfigError
-    from desktop.services import plan_steps
+def test_the_method_menu_lists_the_registry_with_reasons_for_what_does_not_apply(tmp_path):
+    from core.workspace import Workspace
+    from desktop.services import METHODS, Services
+    from recon.ingest import ingest
+    from recon.sample.dataset import write_capture_folder
+    from recon.sample.scene import render_orbit
 
-    known = {"poses", "fusion", "mvs"}
-
-    def stages(method: str, metric: bool) -> list[str]:
-        return [s.stage for s in plan_steps(method, "medium", metric_depth=metric, known=known)]
-
-    assert stages("auto", True) == ["fusion"]
-    assert stages("auto", False) == ["poses", "mvs"]
-    assert stages("poses", True) == ["poses"]
-    with pytest.raises(ConfigError, match="metric depth"):
-        plan_steps("fusion", "medium", metric_depth=False, known=known)
-    with pytest.raises(ConfigError) as bad:
-        plan_steps("auto", "huge", metric_depth=True, known=known)
-    assert bad.value.where == "detail"
+    assert METHODS[0] == "auto" and {"fusion", "mvs"} <= set(METHODS)
+    ws = Workspace(tmp_path / "ws")
+    photos = write_capture_folder(render_orbit(3, (64, 48)), tmp_path / "photos", with_depth=False)
+    cid = ingest(photos, ws, name="photos").id
+    services = Services(ws)
+    try:
+        choices = {c.name: c for c in services.method_choices(cid)}
+    finally:
+        services.close()
+    assert list(choices) == list(METHODS)
+    assert choices["mvs"].why_not is None and choices["auto"].why_not is None
+    assert "depth map" in choices["fusion"].why_not and choices["fusion"].description
 
 
 def test_processing_a_phone_upload_that_was_not_read_yet_starts_with_ingest(tmp_path):
     from core.capture import CaptureFolder, Manifest, utc_now
+    from core.settings import Settings, save_settings
     from core.workspace import Workspace
     from desktop.services import Services
 
@@ -135,9 +138,14 @@ def test_processing_a_phone_upload_that_was_not_read_yet_starts_with_ingest(tmp_
     capture.raw_dir.mkdir(parents=True)
     (capture.raw_dir / "image.jpg").write_bytes(b"not read yet")
     capture.save(Manifest(id=cid, name="phone", created=utc_now(), mode="free"))
+    save_settings(ws.settings_path, Settings(default_method="mvs", default_detail="reduced"))
     services = Services(ws)
     try:
-        job = services.process(cid, "auto", "preview")
+        job = services.process(cid)  # no method or detail given: the settings' defaults
+        chosen = services.process(cid, "auto", "preview")
     finally:
         services.close()
-    assert [s.stage for s in job.steps] == ["ingest", "poses", "mvs", "mesh", "export"]
+    # The method expands in the worker, after ingest has read the upload.
+    assert [s.stage for s in job.steps] == ["ingest", "plan"]
+    assert job.steps[1].config == {"method": "mvs", "detail": "reduced", "overrides": {}}
+    assert chosen.steps[1].config == {"method": "auto", "detail": "preview", "overrides": {}}

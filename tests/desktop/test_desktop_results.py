@@ -1,4 +1,4 @@
-"""A processed capture opens in the viewer: the capture view's Process queues the planned steps;
+"""A processed capture opens in the viewer: the capture view's Process queues the method's job;
 a real fusion job (small settings) runs through the app's worker; the result view shows the mesh,
 orbits and zooms with the mouse, and exports it."""
 
@@ -34,9 +34,26 @@ def test_process_button_queues_the_planned_steps(sample_workspace, make_app, qtb
     qtbot.waitUntil(lambda: bool(app.services.jobs()), timeout=15000)
     (job,) = app.services.jobs()
     assert job.capture_id == capture.id and job.state == "queued"
-    assert job.steps[0].stage == "fusion"
+    # The method expands in the worker (the plan step), as for the CLI and the server.
+    assert [s.stage for s in job.steps] == ["plan"]
+    assert job.steps[0].config == {"method": "fusion", "detail": "preview", "overrides": {}}
     qtbot.waitUntil(lambda: any(f"Queued job {job.id}" in t for t in app.ctx.notifier.texts("info")),
                     timeout=5000)
+
+
+def test_the_method_menu_says_why_a_method_does_not_apply(sample_workspace, make_app, qtbot):
+    from PySide6.QtCore import Qt as QtNames
+
+    (capture,) = sample_workspace.captures()
+    capture.save(dataclasses.replace(capture.load(), scale="unscaled"))  # depth, but not in metres
+    app = make_app(sample_workspace)
+    view = app.window.capture_view
+    app.window.open_capture(capture.id)
+    qtbot.waitUntil(lambda: view.process_button.isEnabled(), timeout=30000)
+    tips = {view.method.itemText(i): view.method.itemData(i, QtNames.ItemDataRole.ToolTipRole)
+            for i in range(view.method.count())}
+    assert "Not for this capture" in tips["fusion"] and "metres" in tips["fusion"]
+    assert tips["mvs"] and "Not for this capture" not in tips["mvs"]
 
 
 def test_processed_capture_opens_in_the_viewer_and_exports(sample_workspace, make_app, qtbot, tmp_path):

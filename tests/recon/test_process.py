@@ -9,7 +9,8 @@ from core.errors import ConfigError
 from core.workspace import Workspace
 from recon.export.check import check_usdz
 from recon.ingest import ingest
-from recon.pipeline import plan, process
+from recon.methods import plan
+from recon.pipeline import process
 from recon.sample.dataset import write_capture_folder
 from recon.sample.evaluate import surface_metrics
 from recon.sample.scene import OBJECT_BOUNDS, render_orbit
@@ -34,10 +35,12 @@ def rgbd_capture(tmp_path_factory):
 
 def test_plan_picks_fusion_for_metric_depth_and_refuses_what_cannot_work(rgbd_capture):
     _, cap = rgbd_capture
-    method, steps = plan(cap)
-    assert method == "fusion" and [s.stage for s in steps] == ["fusion", "mesh", "export"]
-    assert steps[0].config == {"preset": "object"}  # the object is 0.55 m away
-    assert [s.stage for s in plan(cap, "mvs")[1]] == ["poses", "mvs", "mesh", "export"]
+    chosen = plan(cap)
+    assert chosen.requested == "auto" and chosen.method == "fusion"
+    assert [s.stage for s in chosen.steps] == ["fusion", "mesh", "export", "publish"]
+    assert chosen.steps[0].config["preset"] == "object"  # the object is 0.55 m away
+    assert chosen.steps[2].config["name"] == "rgbd-orbit"
+    assert [s.stage for s in plan(cap, "mvs").steps] == ["poses", "mvs", "mesh", "export", "publish"]
     with pytest.raises(ConfigError, match="method"):
         plan(cap, "nerf")
 

@@ -1,0 +1,233 @@
+"""The job queue's data: its SQLite schema, and the records it hands out (jobs, steps, events).
+
+Plain frozen dataclasses, so the GUI, the CLI and the server can read them without a database.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.errors import ConfigError, JobError, ScanBridgeError
+from core.progress import ProgressEvent
+from core.stages import StageOutcome
+
+JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
+STEP_STATES = ("pending", "running", "done", "failed", "cancelled")
+EVENT_KINDS = ("progress", "log", "state")
+MAX_LOG_EVENTS = 2000
+SCHEMA_VERSION = 1
+
+SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    capture_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    started REAL,
+    ended REAL,
+    error TEXT,
+    error_type TEXT,
+    lease_token TEXT,
+    lease_pid INTEGER,
+    lease_host TEXT,
+    heartbeat REAL,
+    child_pid INTEGER,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    step_index INTEGER,
+    stage TEXT,
+    fraction REAL,
+    eta_s REAL,
+    message TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS steps (
+    job_id INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    stage TEXT NOT NULL,
+    config TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    name TEXT,
+    run_dir TEXT,
+    result TEXT,
+    reused INTEGER NOT NULL DEFAULT 0,
+    fraction REAL,
+    eta_s REAL,
+    message TEXT NOT NULL DEFAULT '',
+    runs INTEGER NOT NULL DEFAULT 0,
+    started REAL,
+    ended REAL,
+    PRIMARY KEY (job_id, idx)
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id INTEGER NOT NULL,
+    step_index INTEGER,
+    kind TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    fraction REAL,
+    eta_s REAL,
+    message TEXT NOT NULL,
+    level TEXT NOT NULL,
+    time REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_job ON events (job_id, kind, id);
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, id);
+"""
+
+
+class LeaseLost(JobError):
+    """The worker's lease on a job was taken over (it was judged dead) or the job was deleted."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a job: a registered stage name or a ``package.module:ATTR`` path, and its config."""
+
+    stage: str
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    index: int
+    stage: str  # as submitted
+    config: dict[str, Any]
+    state: str  # one of STEP_STATES
+    name: str | None  # the StageSpec's name once it ran: later steps' inputs are keyed by it
+    run_dir: Path | None
+    result: dict[str, Any]
+    reused: bool
+    fraction: float | None
+    eta_s: float | None
+    message: str
+    runs: int  # how many times a child process was started for it
+    started: float | None
+    ended: float | None
+
+    @property
+    def finished(self) -> bool:
+        return self.state == "done"
+
+    def outcome(self) -> StageOutcome:
+        if not self.finished or self.run_dir is None:
+            raise JobError(f"step {self.index} ({self.stage}) has not finished")
+        return StageOutcome(self.name or self.stage, self.run_dir, self.result, self.reused)
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    step_index: int | None  # the step running or last reported
+    stage: str | None
+    fraction: float  # of that step, 0..1
+    overall: float  # of the whole job, 0..1
+    eta_s: float | None  # of that step
+    message: str
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    capture_id: str
+    state: str  # one of JOB_STATES
+    steps: tuple[StepRecord, ...]
+    created: float
+    updated: float
+    started: float | None
+    ended: float | None
+    error: str | None
+    error_type: str | None  # the core.errors class name of the failure
+    lease_pid: int | None
+    lease_host: str | None
+    heartbeat: float | None
+    child_pid: int | None
+    cancel_requested: bool
+    attempts: int  # how many times a worker claimed it
+    progress: JobProgress
+
+    @property
+    def next_step(self) -> int | None:
+        """Index of the first unfinished step (None when all finished)."""
+        return next((s.index for s in self.steps if not s.finished), None)
+
+    @property
+    def ended_state(self) -> bool:
+        return self.state in ("done", "failed", "cancelled")
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON data (for the server's status endpoint and the GUI)."""
+        d = asdict(self)
+        for step in d["steps"]:
+            step["run_dir"] = None if step["run_dir"] is None else str(step["run_dir"])
+        return d
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    id: int | None  # None for a live event that was not stored (throttled progress)
+    job_id: int
+    step_index: int | None
+    kind: str  # one of EVENT_KINDS; "state" events carry the new job state as their message
+    stage: str
+    fraction: float | None
+    eta_s: float | None
+    message: str
+    level: str
+    time: float
+
+    def to_progress_event(self) -> ProgressEvent:
+        return ProgressEvent(self.kind, self.stage, self.fraction, self.eta_s, self.message,
+                             self.level, self.time)
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class Lease:
+    job_id: int
+    token: str
+    pid: int
+
+
+Listener = Callable[[JobEvent], None]
+
+
+def loads_or(text: str | None, default: Any) -> Any:
+    return default if text is None else json.loads(text)
+
+
+def describe_error(error: BaseException) -> str:
+    """One line for a job's failure: the message of a ScanBridgeError, else type and message."""
+    return str(error) if isinstance(error, ScanBridgeError) else f"{type(error).__name__}: {error}"
+
+
+def encode_steps(steps: Sequence[Step]) -> list[str]:
+    """Each step's config as JSON text; an error naming the step that is not a Step or not JSON."""
+    encoded = []
+    for i, step in enumerate(steps):
+        if not isinstance(step, Step):
+            raise JobError(f"expected a Step, got {type(step).__name__}", f"steps[{i}]")
+        try:
+            encoded.append(json.dumps(dict(step.config), sort_keys=True))
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"config is not JSON: {e}", f"steps[{i}].config") from None
+    return encoded
+
+
+def steps_from_json(data: Any, where: str) -> list[Step]:
+    """Steps from ``[{"stage": NAME, "config": {...}}, ...]`` (a plan step's ``next_steps``)."""
+    if not isinstance(data, list):
+        raise JobError("expected a list of steps", where)
+    steps = []
+    for i, item in enumerate(data):
+        stage = item.get("stage") if isinstance(item, dict) else None
+        config = item.get("config", {}) if isinstance(item, dict) else None
+        if not isinstance(stage, str) or not stage or not isinstance(config, dict):
+            raise JobError('expected {"stage": NAME, "config": {...}}', f"{where}[{i}]")
+        steps.append(Step(stage, config))
+    return steps

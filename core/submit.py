@@ -1,0 +1,72 @@
+"""What every entry point submits to process a capture: a method name, never a plan of its own.
+
+The CLI, the capture server and the desktop queue the same job for a capture: ``ingest`` first
+when the capture holds only what a phone uploaded (raw/, no frames yet), then one ``plan`` step
+that records the method, the detail preset and any per-stage overrides. The plan step runs in
+the worker's stage child (recon's method registry, recon.methods), looks at the capture as it is
+then (after ingest), and expands into the method's stages, ending with ``publish`` to exports/.
+Nothing here imports recon: method names come from entry-point metadata only, so the server can
+use this module too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from importlib.metadata import entry_points
+from typing import Any
+
+from core.capture import CaptureFolder, Manifest
+from core.errors import ConfigError
+from core.jobs_schema import Step
+from core.settings import Settings
+from core.stages import STAGE_GROUP
+
+METHOD_GROUP = "scanbridge.methods"
+INGEST_STAGE = "ingest"
+PLAN_STAGE = "plan"
+PUBLISH_STAGE = "publish"
+DEFAULT_METHOD = "auto"
+
+
+def method_names() -> list[str]:
+    """The registered methods, ``auto`` first (names from entry-point metadata; nothing is loaded)."""
+    names = sorted({ep.name for ep in entry_points(group=METHOD_GROUP)})
+    return sorted(names, key=lambda n: n != DEFAULT_METHOD)
+
+
+def registered_stages() -> set[str]:
+    """Stage names from entry-point metadata only."""
+    return {ep.name for ep in entry_points(group=STAGE_GROUP)}
+
+
+def needs_ingest(capture: CaptureFolder, manifest: Manifest | None = None) -> bool:
+    """Whether the capture holds uploads that were not read yet: files in raw/ and no frames."""
+    manifest = manifest or capture.load()
+    raw = capture.raw_dir
+    return not manifest.frames and raw.is_dir() and any(not p.name.startswith(".") for p in raw.iterdir())
+
+
+def method_job(capture: CaptureFolder, method: str, detail: str,
+               overrides: Mapping[str, Mapping[str, Any]] | None = None, *,
+               manifest: Manifest | None = None) -> list[Step]:
+    """The steps to queue for processing ``capture`` with ``method`` at ``detail``.
+
+    ``overrides`` maps a stage name to options for that stage (for example
+    ``{"mesh": {"texture_size": 1024}}``); the plan step applies them when it expands.
+    ``manifest``: the capture's manifest where it is about to be saved (else it is read).
+    """
+    known = method_names()
+    if method not in known:
+        raise ConfigError(f"unknown method {method!r} (known: {', '.join(known) or 'none installed'})",
+                          "method")
+    if not isinstance(detail, str) or not detail:
+        raise ConfigError(f"expected a detail preset name, got {detail!r}", "detail")
+    plan = Step(PLAN_STAGE, {"method": method, "detail": detail,
+                             "overrides": {k: dict(v) for k, v in (overrides or {}).items()}})
+    return [Step(INGEST_STAGE), plan] if needs_ingest(capture, manifest) else [plan]
+
+
+def default_method_job(capture: CaptureFolder, settings: Settings, method: str | None = None,
+                       detail: str | None = None) -> list[Step]:
+    """``method_job`` with the settings' default method and detail where none is given."""
+    return method_job(capture, method or settings.default_method, detail or settings.default_detail)
