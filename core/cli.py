@@ -35,13 +35,13 @@ _EXIT_BY_ERROR: tuple[tuple[type[ScanBridgeError], int], ...] = (
     (InputError, EXIT_BAD_INPUT),
     (ConfigError, EXIT_BAD_INPUT),
     (NotFoundError, EXIT_BAD_INPUT),
+    (JobError, EXIT_BAD_INPUT),  # a job that does not exist or is in the wrong state for the verb
     (StageError, EXIT_FAILED),
-    (JobError, EXIT_FAILED),
 )
 EXIT_CODES_HELP = (
-    "exit codes: 0 done; 2 bad input (a file, an option or a missing capture or job); 3 something "
-    "this machine lacks (a library, a GPU, model weights); 4 the work failed (a stage or a job); "
-    "5 any other error; 130 cancelled or interrupted"
+    "exit codes: 0 done; 2 bad input (a file, an option, a missing capture or job, a job in the wrong "
+    "state); 3 something this machine lacks (a library, a GPU, model weights); 4 the work failed (a "
+    "stage of a job); 5 any other error; 130 cancelled or interrupted"
 )
 
 

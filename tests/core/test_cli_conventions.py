@@ -36,7 +36,7 @@ def test_version_prints_the_installed_version_and_exits_0() -> None:
 
 @pytest.mark.parametrize(("error", "code"), [
     (IngestError("x"), 2), (UnsafeSourceError("x"), 2), (ConfigError("x"), 2), (NotFoundError("x"), 2),
-    (DependencyError("x"), 3), (ReconstructionError("x"), 4), (JobError("x"), 4), (Cancelled("x"), 130),
+    (DependencyError("x"), 3), (ReconstructionError("x"), 4), (JobError("x"), 2), (Cancelled("x"), 130),
     (ScanBridgeError("x"), 5),
 ])
 def test_each_kind_of_failure_has_its_own_exit_code(error: ScanBridgeError, code: int) -> None:
