@@ -1,0 +1,179 @@
+"""Polycam, Record3D .r3d, COLMAP and Meshroom exports, each written here in that app's layout
+from a ray-cast orbit of known geometry, read back into metric (or, for SfM tools, unscaled)
+posed frames. Poses are checked against the truth they were written from, and depth against the
+scene itself: back-projected through the manifest's pose it lands on the object or the ground."""
+
+import shutil
+import zipfile
+
+import cv2
+import numpy as np
+import pytest
+from app_exports_kit import (
+    DEPTH_SIZE,
+    confidence_of,
+    distance_to_scene,
+    orbit,
+    r3d_members,
+    world_points,
+    write_colmap,
+    write_meshroom,
+    write_polycam,
+    write_r3d,
+)
+from test_ingest_support import Recorder, captures_listing
+
+from core.errors import IngestError
+from core.workspace import Workspace
+from recon.ingest import detect_source, ingest
+
+
+@pytest.fixture(scope="module")
+def views():
+    return orbit(6)
+
+
+@pytest.fixture
+def ws(tmp_path):
+    return Workspace(tmp_path / "ws")
+
+
+def _depth_m(cap, frame):
+    raw = cv2.imread(str(cap.root / frame.depth), cv2.IMREAD_UNCHANGED)
+    assert raw.dtype == np.uint16
+    return raw.astype(np.float64) * frame.depth_scale
+
+
+def _assert_posed_like(manifest, views, *, image_names=None):
+    assert len(manifest.frames) == len(views)
+    for frame, view in zip(manifest.frames, views, strict=True):
+        np.testing.assert_allclose(np.asarray(frame.pose), view.c2w, atol=1e-9)
+        cam = frame.camera
+        assert (cam.width, cam.height) == (view.camera.width, view.camera.height)
+        np.testing.assert_allclose([cam.fx, cam.fy, cam.cx, cam.cy],
+                                   [view.camera.fx, view.camera.fy, view.camera.cx, view.camera.cy],
+                                   rtol=1e-9)
+
+
+def _assert_metric_depth_on_scene(cap, manifest, views):
+    for frame, view in zip(manifest.frames, views, strict=True):
+        depth = _depth_m(cap, frame)
+        assert depth.shape == (DEPTH_SIZE[1], DEPTH_SIZE[0])
+        np.testing.assert_allclose(depth, view.depth_m, atol=0.0006)  # millimetre rounding
+        pts = world_points(depth, frame.camera, np.asarray(frame.pose))
+        assert len(pts) > 0.3 * depth.size
+        assert np.percentile(distance_to_scene(pts), 95) < 0.003
+
+
+def test_polycam_raw_export_is_metric_rgbd_with_arkit_poses_and_lidar(tmp_path, ws, views):
+    src = write_polycam(tmp_path / "polycam", views, confidence_255=True)
+    assert detect_source(src)[0] == "polycam"
+    cap = ingest(src, ws)
+    m = cap.load()
+    assert (m.source["kind"], m.scale, m.mode) == ("polycam", "metric", "rgbd")
+    _assert_posed_like(m, views)
+    _assert_metric_depth_on_scene(cap, m, views)
+    for frame, view in zip(m.frames, views, strict=True):
+        assert frame.image.startswith("images/") and frame.source_name.endswith(".jpg")
+        conf = cv2.imread(str(cap.root / frame.confidence), cv2.IMREAD_UNCHANGED)
+        np.testing.assert_array_equal(conf, confidence_of(view.depth_m))  # 0/128/255 -> ARKit 0/1/2
+    # Depth and confidence PNGs are the frames' maps, never photos of their own.
+    assert sorted(p.name for p in cap.images_dir.iterdir()) == [f"{i:06d}.jpg" for i in range(6)]
+    assert (cap.raw_dir / "keyframes" / "cameras").is_dir()
+
+
+def test_polycam_bad_camera_field_names_the_file_and_field(tmp_path, ws, views):
+    src = write_polycam(tmp_path / "polycam", views[:2])
+    cam_json = sorted((src / "keyframes" / "cameras").iterdir())[1]
+    cam_json.write_text(cam_json.read_text().replace('"t_13": ', '"t_13": 1e400, "was": '))
+    with pytest.raises(IngestError) as e:
+        ingest(src, ws)
+    assert e.value.where == f"{cam_json}: t_13"
+    assert captures_listing(ws) == []
+
+
+@pytest.mark.parametrize("zipped", [True, False])
+def test_record3d_r3d_is_metric_rgbd_with_lzfse_depth_and_confidence(tmp_path, ws, views, zipped):
+    r3d = write_r3d(tmp_path / "scan.r3d", views)
+    src = r3d
+    if not zipped:
+        src = tmp_path / "unzipped"
+        with zipfile.ZipFile(r3d) as zf:
+            zf.extractall(src)
+    assert detect_source(src)[0] == "r3d"
+    cap = ingest(src, ws)
+    m = cap.load()
+    assert (m.source["kind"], m.scale, m.mode) == ("r3d", "metric", "rgbd")
+    _assert_posed_like(m, views)
+    _assert_metric_depth_on_scene(cap, m, views)
+    assert m.frames[1].timestamp == pytest.approx(10.0 + 1 / 60)
+    for frame, view in zip(m.frames, views, strict=True):
+        conf = cv2.imread(str(cap.root / frame.confidence), cv2.IMREAD_UNCHANGED)
+        np.testing.assert_array_equal(conf, confidence_of(view.depth_m))
+    assert (cap.raw_dir / "scan.r3d").is_file() if zipped else (cap.raw_dir / "metadata").is_file()
+    assert not any(p.name.startswith(".unpacked") for p in cap.root.iterdir())
+
+
+def test_r3d_depth_that_declares_more_than_its_map_is_refused_before_decoding(tmp_path, ws, views):
+    import liblzfse
+
+    members = r3d_members(views[:2])
+    block = liblzfse.compress(bytes(4_000_000))
+    assert block.endswith(b"bvx$")
+    members["rgbd/1.depth"] = block[:-4] * 50 + b"bvx$"  # 120 kB that would expand to 200 MB
+    bomb = tmp_path / "bomb.r3d"
+    with zipfile.ZipFile(bomb, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    with pytest.raises(IngestError) as e:
+        ingest(bomb, ws)
+    assert e.value.where == f"{bomb}: rgbd/1.depth" and "needs" in e.value.reason
+    assert captures_listing(ws) == []
+
+
+@pytest.mark.parametrize("text,old_layout,model", [(False, False, "PINHOLE"), (True, False, "PINHOLE"),
+                                                   (False, True, "SIMPLE_RADIAL"), (True, True, "PINHOLE")])
+def test_colmap_model_keeps_its_poses_and_intrinsics(tmp_path, ws, views, text, old_layout, model):
+    src = write_colmap(tmp_path / "colmap", views, text=text, old_layout=old_layout, model=model)
+    assert detect_source(src)[0] == "colmap"
+    m = ingest(src, ws).load()
+    assert (m.source["kind"], m.scale, m.source["format"]) == ("colmap", "unscaled", "txt" if text else "bin")
+    _assert_posed_like(m, views)
+    if model == "SIMPLE_RADIAL":
+        assert m.frames[0].camera.model == "OPENCV" and m.frames[0].camera.distortion == (0.01, 0.0, 0.0, 0.0)
+    assert [f.source_name for f in m.frames] == [f"frame_{i:03d}.jpg" for i in range(1, 7)]
+
+
+def test_colmap_image_name_leaving_the_folder_is_refused(tmp_path, ws, views):
+    src = write_colmap(tmp_path / "colmap", views[:2], text=True)
+    outside = tmp_path / "secret.jpg"
+    shutil.copy(src / "images" / "frame_001.jpg", outside)
+    images_txt = src / "sparse" / "0" / "images.txt"
+    images_txt.write_text(images_txt.read_text().replace("frame_001.jpg", "../../secret.jpg"))
+    with pytest.raises(IngestError) as e:
+        ingest(src, ws)
+    assert "leaves the source's folder" in e.value.reason and "images.txt" in e.value.where
+    assert captures_listing(ws) == []
+
+
+def test_colmap_binary_count_larger_than_the_file_is_refused(tmp_path, ws, views):
+    src = write_colmap(tmp_path / "colmap", views[:2])
+    images_bin = src / "sparse" / "0" / "images.bin"
+    data = bytearray(images_bin.read_bytes())
+    data[0:8] = (10**15).to_bytes(8, "little")
+    images_bin.write_bytes(bytes(data))
+    with pytest.raises(IngestError) as e:
+        ingest(src, ws)
+    assert e.value.where == str(images_bin) and "more than the file" in e.value.reason
+
+
+def test_meshroom_cameras_sfm_photos_found_by_name_not_by_absolute_path(tmp_path, ws, views):
+    src = write_meshroom(tmp_path / "meshroom", views)
+    assert detect_source(src)[0] == "meshroom"
+    assert detect_source(src / "cameras.sfm")[0] == "meshroom"
+    rec = Recorder()
+    m = ingest(src / "cameras.sfm", ws, progress=rec.progress()).load()
+    assert (m.source["kind"], m.scale) == ("meshroom", "unscaled")
+    assert m.source["posed"] == 6 and m.source["views"] == 7  # the unposed view is left out
+    _assert_posed_like(m, views)
+    assert [f.source_name for f in m.frames] == [f"IMG_{i:04d}.jpg" for i in range(1, 7)]
