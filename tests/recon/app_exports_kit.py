@@ -33,9 +33,9 @@ class View:
     c2w: np.ndarray  # [4, 4] OpenCV camera-to-world, metres
 
 
-def orbit(n: int = 6) -> list[View]:
+def orbit(n: int = 6, depth_size: tuple[int, int] = DEPTH_SIZE) -> list[View]:
     camera = make_camera(SIZE)
-    small = camera.scaled(*DEPTH_SIZE)
+    small = camera.scaled(*depth_size)
     ground = ground_texture(0)
     views = []
     for c2w in orbit_poses(n, elevations_deg=(25.0,), radius_m=0.6):
