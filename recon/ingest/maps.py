@@ -20,7 +20,7 @@ def map_size(path: Path, where: str | Path | None = None) -> tuple[int, int]:
     try:
         with Image.open(path) as img:
             size = img.size
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise IngestError(f"cannot read this map ({e})", shown) from None
     if not all(0 < s <= MAX_MAP_SIDE for s in size):
         raise IngestError(f"map is {size[0]}x{size[1]}; at most {MAX_MAP_SIDE} pixels a side", shown)

@@ -38,7 +38,7 @@ def _pixels_say_map(path: Path) -> bool:
     try:
         with Image.open(path) as img:
             return img.mode in MAP_MODES
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError):
         return False  # not ours to judge: the photo reader names the broken file
 
 

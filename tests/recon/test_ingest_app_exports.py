@@ -3,6 +3,7 @@ from a ray-cast orbit of known geometry, read back into metric (or, for SfM tool
 posed frames. Poses are checked against the truth they were written from, and depth against the
 scene itself: back-projected through the manifest's pose it lands on the object or the ground."""
 
+import json
 import shutil
 import zipfile
 
@@ -177,3 +178,79 @@ def test_meshroom_cameras_sfm_photos_found_by_name_not_by_absolute_path(tmp_path
     assert m.source["posed"] == 6 and m.source["views"] == 7  # the unposed view is left out
     _assert_posed_like(m, views)
     assert [f.source_name for f in m.frames] == [f"IMG_{i:04d}.jpg" for i in range(1, 7)]
+
+
+def _r3d_with(tmp_path, views, change):
+    members = r3d_members(views[:2])
+    change(members)
+    path = tmp_path / "scan.r3d"
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path, path
+
+
+def _meta(members, edit):
+    meta = json.loads(members["metadata"])
+    edit(meta)
+    members["metadata"] = json.dumps(meta).encode()
+
+
+def _polycam_with(tmp_path, views, change):
+    src = write_polycam(tmp_path / "polycam", views[:2])
+    return src, change(src / "keyframes")
+
+
+def _sfm_with(tmp_path, views, change):
+    src = write_meshroom(tmp_path / "meshroom", views[:2])
+    sfm = src / "cameras.sfm"
+    sfm.write_text(change(sfm.read_text()))
+    return src, sfm
+
+
+def _polycam_nan(kf):
+    cam = sorted((kf / "cameras").iterdir())[0]
+    cam.write_text(cam.read_text().replace('"fx": ', '"fx": NaN, "was": '))
+    return cam
+
+
+def _polycam_symlink_out(kf):
+    image = sorted((kf / "images").iterdir())[1]
+    outside = kf.parent.parent / "elsewhere.jpg"
+    shutil.copy(image, outside)
+    image.unlink()
+    image.symlink_to(outside)
+    return image
+
+
+def _polycam_huge_depth(kf):
+    depth = sorted((kf / "depth").iterdir())[0]
+    cv2.imwrite(str(depth), np.zeros((9000, 4), np.uint16))
+    return depth
+
+
+HOSTILE = {
+    "polycam NaN focal": lambda t, v: _polycam_with(t, v, _polycam_nan),
+    "polycam image symlink out": lambda t, v: _polycam_with(t, v, _polycam_symlink_out),
+    "polycam 9000-pixel depth": lambda t, v: _polycam_with(t, v, _polycam_huge_depth),
+    "r3d pose 1e400": lambda t, v: _r3d_with(t, v, lambda m: m.update(metadata=m["metadata"].replace(
+        b'"poses": [[', b'"poses": [[1e400, '))),
+    "r3d depth of another size": lambda t, v: _r3d_with(
+        t, v, lambda m: _meta(m, lambda meta: meta.update(dw=33))),
+    "r3d member leaving the zip": lambda t, v: _r3d_with(t, v, lambda m: m.update({"../evil": b"x"})),
+    "r3d negative fps": lambda t, v: _r3d_with(t, v, lambda m: _meta(m, lambda meta: (
+        meta.pop("frameTimestamps"), meta.update(fps=-1)))),
+    "meshroom nan focal": lambda t, v: _sfm_with(
+        t, v, lambda s: s.replace('"focalLength": "', '"focalLength": "nan", "x": "')),
+    "meshroom deep nesting": lambda t, v: _sfm_with(
+        t, v, lambda s: s.replace('"poses": [', '"deep": ' + "[" * 5000 + "]" * 5000 + ', "poses": [')),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_exports_are_one_error_naming_the_users_file(tmp_path, ws, views, case):
+    src, culprit = HOSTILE[case](tmp_path, views)
+    with pytest.raises(IngestError) as e:
+        ingest(src, ws)
+    assert str(culprit) in str(e.value)
+    assert captures_listing(ws) == []
