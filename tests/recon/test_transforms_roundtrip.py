@@ -111,3 +111,16 @@ def test_nerfstudio_depth_and_poses_that_disagree_warn_once_with_the_ratio(tmp_p
     assert (m.scale, m.mode) == ("unscaled", "import")
     assert m.source["depth_check"]["ratio"] == pytest.approx(1.3, abs=0.02)
     assert len(rec.warnings) == 1 and "1.30" in rec.warnings[0] and "disagree" in rec.warnings[0]
+
+
+def test_poses_cli_writes_a_dataset_folder_that_reimports_metric(tmp_path, views):
+    from core.cli import main
+
+    src = write_polycam(tmp_path / "polycam", views)
+    dataset = tmp_path / "for-nerfstudio"
+    args = ["--workspace", str(tmp_path / "ws"), "poses", str(src), "-o", str(tmp_path / "t.json"),
+            "--dataset", str(dataset)]
+    assert main(args) == 0
+    assert {p.name for p in dataset.iterdir()} >= {"transforms.json", "images", "depth", "sparse.ply"}
+    m = ingest(dataset, Workspace(tmp_path / "ws2")).load()
+    assert (m.scale, len(m.frames), all(f.depth for f in m.frames)) == ("metric", len(views), True)
