@@ -254,3 +254,18 @@ def test_hostile_exports_are_one_error_naming_the_users_file(tmp_path, ws, views
         ingest(src, ws)
     assert str(culprit) in str(e.value)
     assert captures_listing(ws) == []
+
+
+def test_polycam_prefers_corrected_keyframes_and_is_found_inside_a_folder(tmp_path, ws, views):
+    src = write_polycam(tmp_path / "download" / "My Scan 2026-12-01", views[:3])
+    kf = src / "keyframes"
+    shutil.copytree(kf / "images", kf / "corrected_images")
+    shutil.copytree(kf / "cameras", kf / "corrected_cameras")
+    for cam in (kf / "corrected_cameras").iterdir():  # Polycam's refined intrinsics
+        data = json.loads(cam.read_text())
+        data["fx"] *= 1.01
+        cam.write_text(json.dumps(data))
+    assert detect_source(tmp_path / "download") == ("polycam", src)
+    m = ingest(tmp_path / "download", ws).load()
+    assert m.source["corrected"] is True and len(m.frames) == 3
+    assert m.frames[0].camera.fx == pytest.approx(views[0].camera.fx * 1.01)

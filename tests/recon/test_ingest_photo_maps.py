@@ -59,11 +59,12 @@ def test_arkit_frame_with_its_depth_png_is_one_photo(tmp_path, ws):
     assert [f.source_name for f in m.frames] == ["image.jpg"]
 
 
-def _heic(path, width, height, focal_35mm, seed=0):
+def _heic(path, width, height, focal_35mm, seed=0, orientation=1):
     import pillow_heif
 
     pillow_heif.register_heif_opener()
     exif = Image.Exif()
+    exif[ORIENTATION] = orientation
     exif.get_ifd(EXIF_IFD)[FOCAL_35MM] = focal_35mm
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(pattern(width, height, seed)).save(path, format="HEIF", quality=90, exif=exif.tobytes())
@@ -76,11 +77,16 @@ def test_object_capture_folder_heic_with_exif_focal_and_depth_tif_beside(tmp_pat
         _heic(src / f"IMG_{i:04d}.HEIC", 80, 60, focal_35mm=26, seed=i)
         _png(src / f"IMG_{i:04d}_depth.TIF", np.full((15, 20), 0.4, np.float32))
         (src / f"IMG_{i:04d}_gravity.TXT").write_text("0.01,-0.99,0.02\n")
+    _heic(src / "IMG_0002.HEIC", 80, 60, focal_35mm=26, orientation=6)  # held upright: portrait
     cap = ingest(src, ws)
     m = cap.load()
-    assert [f.source_name for f in m.frames] == ["IMG_0000.HEIC", "IMG_0001.HEIC"]
-    for f in m.frames:
+    assert [f.source_name for f in m.frames] == ["IMG_0000.HEIC", "IMG_0001.HEIC", "IMG_0002.HEIC"]
+    for f, size in zip(m.frames, [(80, 60), (80, 60), (60, 80)], strict=True):
         # 26 mm-equivalent on a 36 mm-wide frame, across the long side of 80 px.
-        assert f.camera.fx == pytest.approx(26 / 36 * 80) and (f.camera.width, f.camera.height) == (80, 60)
+        assert f.camera.fx == pytest.approx(26 / 36 * 80) and (f.camera.width, f.camera.height) == size
         with Image.open(cap.root / f.image) as img:
-            assert img.format == "JPEG" and img.size == (80, 60)
+            assert img.format == "JPEG" and img.size == size
+    with Image.open(cap.root / m.frames[2].image) as img:
+        # pattern()'s top-left 4x4 cell ends up top-right once the portrait photo is upright.
+        upright = np.asarray(img.convert("RGB")).astype(int)
+    np.testing.assert_allclose(upright[1, -2], pattern(80, 60, 0)[1, 1], atol=40)
