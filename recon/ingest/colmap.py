@@ -18,9 +18,10 @@ from recon.ingest.colmap_model import ColmapCamera, model_files, read_model
 from recon.ingest.common import IngestContext, SourceResult, frame_id, natural_key
 from recon.ingest.geometry import as_pose_tuple
 from recon.ingest.images import open_image
-from recon.ingest.originals import copy_tree_into
+from recon.ingest.originals import source_file
 
 IMAGE_FOLDERS = ("images", ".")
+MODEL_FILE_STEMS = ("cameras", "images", "points3D", "rigs", "frames", "project")
 
 
 def _model_dirs(root: Path) -> list[Path]:
@@ -106,7 +107,9 @@ def read_colmap(root: Path, ctx: IngestContext) -> SourceResult:
     if not frames:
         raise IngestError(f"none of the {len(images)} registered images was found", root / "images")
     if ctx.originals_to_raw:
-        copy_tree_into(model_dir, ctx.capture.raw_dir / "sparse")
+        for f in sorted(model_dir.iterdir()):
+            if f.is_file() and f.stem in MODEL_FILE_STEMS:
+                copy_into(source_file(root, f), ctx.capture.raw_dir / "sparse" / f.name)
     return SourceResult(
         kind="colmap",
         frames=tuple(frames),

@@ -67,6 +67,25 @@ def _load(root: Path, frame: Frame) -> _View | None:
     return _View(depth, frame.camera.scaled(w, h), np.asarray(frame.pose, dtype=np.float64))
 
 
+class _LazyViews:
+    """The frames' poses and cameras at once; a depth map only when a pair needs it."""
+
+    def __init__(self, root: Path, frames: Sequence[Frame]) -> None:
+        self.root, self.frames = root, list(frames)
+        self._loaded: dict[int, _View | None] = {}
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def c2w(self, i: int) -> np.ndarray:
+        return np.asarray(self.frames[i].pose, dtype=np.float64)
+
+    def view(self, i: int) -> _View | None:
+        if i not in self._loaded:
+            self._loaded[i] = _load(self.root, self.frames[i])
+        return self._loaded[i]
+
+
 def _rays(view: _View, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Camera-frame rays (z = 1) [m, 3] and their depths [m] at up to ``n`` measured pixels."""
     v, u = np.nonzero(view.depth > 0)
@@ -102,41 +121,43 @@ def _pair_residuals(a: _View, rays: np.ndarray, d_a: np.ndarray, b: _View, k: fl
     return np.abs(seen[ok] - z[ok]) / seen[ok]
 
 
-def _choose_pairs(views: list[_View], rng: np.random.Generator) -> list[tuple[int, int]]:
+def _choose_pairs(views: _LazyViews, rng: np.random.Generator) -> list[tuple[_View, _View]]:
     """For a few anchors spread over the capture, the partner seeing the same surface from the
     widest baseline (at least MIN_OVERLAP of the anchor's points land in its image)."""
     anchors = sorted({round(i * (len(views) - 1) / max(MAX_ANCHORS - 1, 1)) for i in range(MAX_ANCHORS)})
     step = max(1, len(views) // MAX_CANDIDATES)
     pairs = []
     for ai in anchors:
-        a = views[ai]
+        a = views.view(ai)
+        if a is None:
+            continue
         rays, d = _rays(a, 400, rng)
         if len(d) < 20:
             continue
         world = (rays * d[:, None]) @ a.c2w[:3, :3].T + a.c2w[:3, 3]
         best, best_baseline = None, 0.0
         for bi in range(0, len(views), step):
-            b = views[bi]
-            if bi == ai or float(a.c2w[:3, 2] @ b.c2w[:3, 2]) < math.cos(math.radians(MAX_AXIS_ANGLE_DEG)):
+            b_c2w = views.c2w(bi)
+            if bi == ai or float(a.c2w[:3, 2] @ b_c2w[:3, 2]) < math.cos(math.radians(MAX_AXIS_ANGLE_DEG)):
                 continue
-            u, _, _ = _project(world, b.c2w, b.camera)
-            baseline = float(np.linalg.norm(a.c2w[:3, 3] - b.c2w[:3, 3]))
+            u, _, _ = _project(world, b_c2w, views.frames[bi].camera)
+            baseline = float(np.linalg.norm(a.c2w[:3, 3] - b_c2w[:3, 3]))
             if len(u) >= MIN_OVERLAP * len(d) and baseline > best_baseline:
                 best, best_baseline = bi, baseline
-        if best is not None:
-            pairs.append((ai, best))
+        partner = views.view(best) if best is not None else None
+        if partner is not None:
+            pairs.append((a, partner))
     return pairs
 
 
 def check_depth_scale(root: Path, frames: Sequence[Frame], seed: int = 0) -> DepthCheck:
     """Compare the depth maps of ``frames`` (in the capture at ``root``) with their poses."""
     rng = np.random.default_rng(seed)
-    posed = [f for f in frames if f.depth and f.pose is not None]
-    views = [v for v in (_load(root, f) for f in posed) if v is not None]
+    views = _LazyViews(root, [f for f in frames if f.depth and f.pose is not None])
     pairs = _choose_pairs(views, rng) if len(views) >= 2 else []
     if not pairs:
         return DepthCheck("unknown", None, None, None, 0)
-    samples = [(views[a], *_rays(views[a], POINTS_PER_ANCHOR, rng), views[b]) for a, b in pairs]
+    samples = [(a, *_rays(a, POINTS_PER_ANCHOR, rng), b) for a, b in pairs]
     total = sum(len(d) for _, _, d, _ in samples)
 
     def agreeing(k: float) -> float:
