@@ -17,8 +17,7 @@ from core.source_paths import copy_into, inside_root
 from recon.ingest.colmap_model import ColmapCamera, model_files, read_model
 from recon.ingest.common import IngestContext, SourceResult, frame_id, natural_key
 from recon.ingest.geometry import as_pose_tuple
-from recon.ingest.images import open_image
-from recon.ingest.originals import source_file
+from recon.ingest.originals import copy_photo, source_file
 
 IMAGE_FOLDERS = ("images", ".")
 MODEL_FILE_STEMS = ("cameras", "images", "points3D", "rigs", "frames", "project")
@@ -94,13 +93,11 @@ def read_colmap(root: Path, ctx: IngestContext) -> SourceResult:
             ctx.progress.warning(f"skipping {im.name}: registered in the model but not found in images/")
             continue
         camera = to_camera(cameras[im.camera_id], f"{cameras_path}: camera {im.camera_id}")
-        with open_image(src) as img:
-            size = img.size
+        index = len(frames)
+        copied, size = copy_photo(src, ctx.capture.images_dir / frame_id(index))
+        name = copied.name
         if size != (camera.width, camera.height):
             camera = camera.scaled(*size)
-        index = len(frames)
-        name = f"{frame_id(index)}{src.suffix.lower()}"
-        copy_into(src, ctx.capture.images_dir / name)
         frames.append(Frame(id=frame_id(index), camera=camera, image=f"images/{name}", source_name=src.name,
                             pose=as_pose_tuple(im.c2w)))
         ctx.progress.update((n + 1) / len(images), f"image {n + 1}/{len(images)}: {im.name}")

@@ -25,8 +25,7 @@ from core.source_paths import copy_into
 from recon.ingest.common import IngestContext, SourceResult, frame_id, natural_key
 from recon.ingest.fields import finite, load_json_object, numbers, pixels, positive
 from recon.ingest.geometry import as_pose_tuple, check_pose
-from recon.ingest.images import open_image
-from recon.ingest.originals import source_file
+from recon.ingest.originals import copy_photo, source_file
 from recon.ingest.photo_files import photo_files
 
 SFM_NAME = "cameras.sfm"
@@ -172,12 +171,10 @@ def read_meshroom(sfm: Path, ctx: IngestContext) -> SourceResult:
     frames: list[Frame] = []
     for n, (_, src, camera, pose) in enumerate(chosen):
         source_file(root, src)
-        with open_image(src) as img:
-            size = img.size
+        copied, size = copy_photo(src, ctx.capture.images_dir / frame_id(n))
+        name = copied.name
         if size != (camera.width, camera.height):
             camera = camera.scaled(*size)
-        name = f"{frame_id(n)}{src.suffix.lower()}"
-        copy_into(src, ctx.capture.images_dir / name)
         frames.append(Frame(id=frame_id(n), camera=camera, image=f"images/{name}", source_name=src.name,
                             pose=as_pose_tuple(pose)))
         ctx.progress.update((n + 1) / len(chosen), f"view {n + 1}/{len(chosen)}: {src.name}")

@@ -35,9 +35,8 @@ from recon.ingest.common import (
 from recon.ingest.depth import read_raw_map
 from recon.ingest.fields import finite, load_json_object, pixels, positive
 from recon.ingest.geometry import as_pose_tuple, check_pose, opengl_to_opencv
-from recon.ingest.images import open_image
-from recon.ingest.maps import read_mm_depth_png, write_confidence
-from recon.ingest.originals import copy_tree_into, source_file
+from recon.ingest.maps import map_size, read_mm_depth_png, write_confidence
+from recon.ingest.originals import copy_photo, copy_tree_into, source_file
 
 KEYFRAMES = "keyframes"
 FOLDER_PAIRS = (("corrected_images", "corrected_cameras"), ("images", "cameras"))
@@ -108,13 +107,11 @@ def read_polycam(root: Path, ctx: IngestContext) -> SourceResult:
         source_file(root, image)
         cam_data = load_json_object(source_file(root, cam_json))
         camera, pose = parse_camera_json(cam_data, str(cam_json))
-        with open_image(image) as img:
-            size = img.size
+        index = len(frames)
+        copied, size = copy_photo(image, ctx.capture.images_dir / frame_id(index))
+        name = copied.name
         if size != (camera.width, camera.height):
             camera = camera.scaled(*size)
-        index = len(frames)
-        name = f"{frame_id(index)}{image.suffix.lower()}"
-        copy_into(image, ctx.capture.images_dir / name)
         depth_rel = conf_rel = None
         depth_src = kf / "depth" / f"{image.stem}.png"
         if depth_src.is_file():
@@ -124,7 +121,8 @@ def read_polycam(root: Path, ctx: IngestContext) -> SourceResult:
             with_depth += 1
             conf_src = kf / "confidence" / f"{image.stem}.png"
             if conf_src.is_file():
-                conf = read_raw_map(source_file(root, conf_src))
+                map_size(source_file(root, conf_src))
+                conf = read_raw_map(conf_src)
                 if conf.shape != depth.shape:
                     raise IngestError(f"confidence is {conf.shape[1]}x{conf.shape[0]}, depth is "
                                       f"{depth.shape[1]}x{depth.shape[0]}", conf_src)

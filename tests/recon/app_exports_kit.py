@@ -140,8 +140,17 @@ def write_r3d(path: Path, views: list[View]) -> Path:
 # -- COLMAP --------------------------------------------------------------------------------------
 
 
+def heic_bytes(rgb: np.ndarray) -> bytes:
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="HEIF", quality=95)
+    return buf.getvalue()
+
+
 def write_colmap(root: Path, views: list[View], *, text: bool = False, old_layout: bool = False,
-                 model: str = "PINHOLE") -> Path:
+                 model: str = "PINHOLE", ext: str = ".jpg") -> Path:
     """root/images/*.jpg and root/sparse/0 written by pycolmap; poses as they are (COLMAP is OpenCV)."""
     (root / "images").mkdir(parents=True, exist_ok=True)
     cam = views[0].camera
@@ -151,8 +160,8 @@ def write_colmap(root: Path, views: list[View], *, text: bool = False, old_layou
     rec.add_camera_with_trivial_rig(pycolmap.Camera(model=model, width=cam.width, height=cam.height,
                                                     params=params, camera_id=1))
     for i, v in enumerate(views, start=1):
-        name = f"frame_{i:03d}.jpg"
-        (root / "images" / name).write_bytes(jpeg_bytes(v.rgb))
+        name = f"frame_{i:03d}{ext}"
+        (root / "images" / name).write_bytes(heic_bytes(v.rgb) if ext == ".heic" else jpeg_bytes(v.rgb))
         w2c = np.linalg.inv(v.c2w)
         rec.add_image_with_trivial_frame(pycolmap.Image(name=name, camera_id=1, image_id=i),
                                          pycolmap.Rigid3d(w2c[:3, :]))

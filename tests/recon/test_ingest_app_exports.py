@@ -269,3 +269,16 @@ def test_polycam_prefers_corrected_keyframes_and_is_found_inside_a_folder(tmp_pa
     m = ingest(tmp_path / "download", ws).load()
     assert m.source["corrected"] is True and len(m.frames) == 3
     assert m.frames[0].camera.fx == pytest.approx(views[0].camera.fx * 1.01)
+
+
+def test_colmap_model_of_heic_photos_gets_jpeg_frames_of_the_same_pixels(tmp_path, ws, views):
+    from PIL import Image
+
+    src = write_colmap(tmp_path / "colmap", views[:2], ext=".heic")
+    cap = ingest(src, ws)
+    m = cap.load()
+    _assert_posed_like(m, views[:2])
+    for frame, view in zip(m.frames, views[:2], strict=True):
+        with Image.open(cap.root / frame.image) as img:
+            assert img.format == "JPEG" and img.size == (view.camera.width, view.camera.height)
+            assert np.abs(np.asarray(img.convert("RGB")).astype(int) - view.rgb).mean() < 12
