@@ -40,6 +40,15 @@ def is_colmap_model(root: Path) -> bool:
 
 def to_camera(cam: ColmapCamera, where: str) -> Camera:
     """Our camera (PINHOLE or OPENCV k1, k2, p1, p2) of a COLMAP one; other models are refused."""
+    camera = _pinhole_family(cam, where)
+    if camera.fx <= 0 or camera.fy <= 0:
+        raise IngestError(f"focal length must be positive, got {camera.fx:g}, {camera.fy:g}", where)
+    if not (-cam.width <= camera.cx <= 2 * cam.width and -cam.height <= camera.cy <= 2 * cam.height):
+        raise IngestError(f"principal point ({camera.cx:g}, {camera.cy:g}) is far outside the image", where)
+    return camera
+
+
+def _pinhole_family(cam: ColmapCamera, where: str) -> Camera:
     p = cam.params
     size = {"width": cam.width, "height": cam.height}
     if cam.model == "SIMPLE_PINHOLE":
@@ -69,6 +78,8 @@ def read_colmap(root: Path, ctx: IngestContext) -> SourceResult:
     models = []
     for d in dirs:
         cameras_path, images_path = model_files(d)  # type: ignore[misc]
+        source_file(root, cameras_path)
+        source_file(root, images_path)
         models.append((d, cameras_path, *read_model(cameras_path, images_path)))
     model_dir, cameras_path, cameras, images = max(models, key=lambda m: len(m[3]))
     if len(models) > 1:

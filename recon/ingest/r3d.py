@@ -109,6 +109,10 @@ def _read_folder(root: Path, ctx: IngestContext, shown: Path) -> SourceResult:
             raise IngestError("position further than 1000 km", f"{where}: poses[{i}]")
         pose = opengl_to_opencv(pose_from_quaternion(tuple(q_t[:4]), tuple(q_t[4:]), f"{where}: poses[{i}]"))
         fx, fy, cx, cy = intrinsics[i]
+        if not (-width <= cx <= 2 * width and -height <= cy <= 2 * height):
+            raise IngestError(f"principal point ({cx:g}, {cy:g}) is far outside the {width}x{height} image",
+                              f"{where}: perFrameIntrinsicCoeffs[{i}]" if "perFrameIntrinsicCoeffs" in meta
+                              else f"{where}: K")
         camera = Camera(width=width, height=height, fx=fx, fy=fy, cx=cx, cy=cy)
         colour = next((p for p in (frames_dir / f"{i}{s}" for s in COLOUR_SUFFIXES) if p.is_file()), None)
         depth_src = frames_dir / f"{i}.depth"

@@ -208,6 +208,14 @@ def _sfm_with(tmp_path, views, change):
     return src, sfm
 
 
+def _colmap_txt_with(tmp_path, views, change):
+    src = write_colmap(tmp_path / "colmap", views[:2], text=True)
+    cameras = src / "sparse" / "0" / "cameras.txt"
+    cameras.write_text("\n".join(change(line) if line.startswith("1 ") else line
+                                 for line in cameras.read_text().splitlines()) + "\n")
+    return src, cameras
+
+
 def _polycam_nan(kf):
     cam = sorted((kf / "cameras").iterdir())[0]
     cam.write_text(cam.read_text().replace('"fx": ', '"fx": NaN, "was": '))
@@ -240,6 +248,12 @@ HOSTILE = {
     "r3d member leaving the zip": lambda t, v: _r3d_with(t, v, lambda m: m.update({"../evil": b"x"})),
     "r3d negative fps": lambda t, v: _r3d_with(t, v, lambda m: _meta(m, lambda meta: (
         meta.pop("frameTimestamps"), meta.update(fps=-1)))),
+    "r3d principal point far away": lambda t, v: _r3d_with(
+        t, v, lambda m: _meta(m, lambda meta: meta.update(K=[30, 0, 0, 0, 30, 0, 1e12, 24, 1]))),
+    "colmap negative focal": lambda t, v: _colmap_txt_with(
+        t, v, lambda s: s.replace("PINHOLE 64 48 ", "PINHOLE 64 48 -")),
+    "colmap fisheye model": lambda t, v: _colmap_txt_with(
+        t, v, lambda s: s.replace("PINHOLE 64 48", "OPENCV_FISHEYE 64 48") + " 0 0 0 0"),
     "meshroom nan focal": lambda t, v: _sfm_with(
         t, v, lambda s: s.replace('"focalLength": "', '"focalLength": "nan", "x": "')),
     "meshroom deep nesting": lambda t, v: _sfm_with(
