@@ -296,3 +296,17 @@ def test_colmap_model_of_heic_photos_gets_jpeg_frames_of_the_same_pixels(tmp_pat
         with Image.open(cap.root / frame.image) as img:
             assert img.format == "JPEG" and img.size == (view.camera.width, view.camera.height)
             assert np.abs(np.asarray(img.convert("RGB")).astype(int) - view.rgb).mean() < 12
+
+
+def test_an_uploaded_r3d_is_read_by_the_ingest_stage_into_metric_rgbd(tmp_path, views):
+    from test_ingest_stage import digest, uploaded_capture
+
+    from core.stages import execute_stage
+
+    capture = uploaded_capture(tmp_path, [write_r3d(tmp_path / "phone" / "scan.r3d", views[:3])], mode="rgbd")
+    before = digest(capture.raw_dir)
+    out = execute_stage(capture, "ingest")
+    m = capture.load()
+    assert (out.result["kind"], m.scale, len(m.frames)) == ("r3d", "metric", 3)
+    assert all(f.depth and f.confidence and f.pose for f in m.frames)
+    assert digest(capture.raw_dir) == before
