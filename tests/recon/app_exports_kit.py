@@ -33,12 +33,13 @@ class View:
     c2w: np.ndarray  # [4, 4] OpenCV camera-to-world, metres
 
 
-def orbit(n: int = 6, depth_size: tuple[int, int] = DEPTH_SIZE) -> list[View]:
+def orbit(n: int = 6, depth_size: tuple[int, int] = DEPTH_SIZE,
+          elevations_deg: tuple[float, ...] = (25.0,)) -> list[View]:
     camera = make_camera(SIZE)
     small = camera.scaled(*depth_size)
     ground = ground_texture(0)
     views = []
-    for c2w in orbit_poses(n, elevations_deg=(25.0,), radius_m=0.6):
+    for c2w in orbit_poses(n, elevations_deg=elevations_deg, radius_m=0.6):
         views.append(View(render_view(camera, c2w, ground=ground).rgb,
                           render_view(small, c2w, ground=ground).depth_m, camera, c2w))
     return views
