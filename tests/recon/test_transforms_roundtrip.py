@@ -128,3 +128,22 @@ def test_poses_cli_writes_a_dataset_folder_that_reimports_metric(tmp_path, views
     assert {p.name for p in dataset.iterdir()} >= {"transforms.json", "images", "depth", "sparse.ply"}
     m = ingest(dataset, Workspace(tmp_path / "ws2")).load()
     assert (m.scale, len(m.frames), all(f.depth for f in m.frames)) == ("metric", len(views), True)
+
+
+def test_nerfstudio_depth_from_one_spot_cannot_show_the_scale_and_stays_unscaled(tmp_path):
+    from app_exports_kit import View
+
+    from recon.sample.scene import ORBIT_TARGET, ground_texture, look_at, make_camera, render_view
+
+    camera, ground = make_camera((64, 48)), ground_texture(0)
+    eye = np.array([0.0, 0.35, 0.6])
+    views = []
+    for dx in (-0.06, -0.03, 0.0, 0.03, 0.06):  # turning on the spot: no baseline at all
+        c2w = look_at(eye, ORBIT_TARGET + np.array([dx, 0.0, 0.0]))
+        rendered = render_view(camera, c2w, ground=ground)
+        views.append(View(rendered.rgb, rendered.depth_m, camera, c2w))
+    rec = Recorder()
+    m = ingest(_nerfstudio_with_depth(tmp_path / "ns", views, 1.0), Workspace(tmp_path / "ws"),
+               progress=rec.progress()).load()
+    assert (m.scale, m.source["depth_check"]["verdict"]) == ("unscaled", "unknown")
+    assert len(rec.warnings) == 1 and "could not check" in rec.warnings[0]
