@@ -123,7 +123,7 @@ def detect_source(source: Path) -> tuple[str, Path]:
 
 
 def _default_name(source: Path) -> str:
-    if source.is_file() and source.suffix.lower() == ".json":
+    if source.is_file() and source.suffix.lower() in (".json", ".sfm"):
         return source.parent.name or "capture"
     return source.stem or source.name or "capture"
 

@@ -174,7 +174,7 @@ def test_meshroom_cameras_sfm_photos_found_by_name_not_by_absolute_path(tmp_path
     assert detect_source(src / "cameras.sfm")[0] == "meshroom"
     rec = Recorder()
     m = ingest(src / "cameras.sfm", ws, progress=rec.progress()).load()
-    assert (m.source["kind"], m.scale) == ("meshroom", "unscaled")
+    assert (m.source["kind"], m.scale, m.name) == ("meshroom", "unscaled", "meshroom")  # the folder's name
     assert m.source["posed"] == 6 and m.source["views"] == 7  # the unposed view is left out
     _assert_posed_like(m, views)
     assert [f.source_name for f in m.frames] == [f"IMG_{i:04d}.jpg" for i in range(1, 7)]
