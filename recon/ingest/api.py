@@ -16,6 +16,7 @@ from core.capture import MODES, CaptureFolder, Manifest, utc_now
 from core.errors import IngestError, ScanBridgeError
 from core.progress import Progress
 from core.workspace import Workspace
+from recon.ingest.app_exports import APP_READERS, detect_app_export, detect_app_file
 from recon.ingest.archive import ArchiveLimits, extract_archive
 from recon.ingest.common import (
     IMAGE_SUFFIXES,
@@ -23,7 +24,6 @@ from recon.ingest.common import (
     VIDEO_SUFFIXES,
     IngestContext,
     SourceResult,
-    files_with_suffix,
     link_or_copy,
 )
 
@@ -38,6 +38,7 @@ READERS = {
     "strayscanner": "recon.ingest.strayscanner:read_stray",
     "record3d": "recon.ingest.record3d:read_record3d",
     "idr": "recon.ingest.idr:read_idr",
+    **APP_READERS,
 }
 ARCHIVE_SUFFIXES = (".zip",)
 
@@ -57,6 +58,7 @@ def detect_folder(root: Path, depth: int = 0) -> tuple[str, Path] | None:
     A folder with nothing but one sub-folder (as zips and exports often are) is looked into.
     """
     from recon.ingest.idr import is_idr_dataset
+    from recon.ingest.photo_files import photo_files
     from recon.ingest.record3d import find_metadata
     from recon.ingest.strayscanner import is_stray_export
 
@@ -69,9 +71,12 @@ def detect_folder(root: Path, depth: int = 0) -> tuple[str, Path] | None:
         return "strayscanner", root
     if is_idr_dataset(root):
         return "idr", root
+    app_export = detect_app_export(root)
+    if app_export is not None:
+        return app_export
     if find_metadata(root) is not None:
         return "record3d", root
-    if files_with_suffix(root, IMAGE_SUFFIXES):
+    if photo_files(root):
         return "images", root
     videos = [p for p in children if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES]
     if len(videos) == 1:
@@ -101,6 +106,9 @@ def detect_source(source: Path) -> tuple[str, Path]:
         return "video", source
     if suffix in IMAGE_SUFFIXES:
         return "image", source
+    app_file = detect_app_file(source)
+    if app_file is not None:
+        return app_file
     if suffix == ".json":
         from recon.ingest.record3d import find_metadata
 
@@ -115,7 +123,7 @@ def detect_source(source: Path) -> tuple[str, Path]:
 
 
 def _default_name(source: Path) -> str:
-    if source.is_file() and source.suffix.lower() == ".json":
+    if source.is_file() and source.suffix.lower() in (".json", ".sfm"):
         return source.parent.name or "capture"
     return source.stem or source.name or "capture"
 

@@ -16,12 +16,10 @@ from core.capture import Camera, Frame
 from core.errors import IngestError
 from core.fsio import atomic_writer
 from recon.ingest.common import (
-    IMAGE_SUFFIXES,
     IngestContext,
     SourceResult,
     camera_from_35mm,
     default_camera,
-    files_with_suffix,
     frame_id,
     link_or_copy,
     unique_name,
@@ -121,9 +119,14 @@ def ingest_image_files(files: list[Path], root: Path, ctx: IngestContext) -> lis
 
 def read_image_folder(root: Path, ctx: IngestContext) -> SourceResult:
     """All images under ``root`` (sub-folders included, hidden ones skipped), naturally sorted."""
-    files = files_with_suffix(root, IMAGE_SUFFIXES)
+    from recon.ingest.photo_files import split_photos
+
+    files, maps = split_photos(root)
     if not files:
         raise IngestError("no images found (jpg, jpeg, png, heic, tif)", root)
+    if maps:
+        ctx.progress.log(f"left out {len(maps)} depth, confidence or mask map(s), not photos: "
+                         f"{', '.join(p.name for p in maps[:5])}{' ...' if len(maps) > 5 else ''}")
     return SourceResult(
         kind="images", frames=tuple(ingest_image_files(files, root, ctx)), info={"image_count": len(files)}
     )

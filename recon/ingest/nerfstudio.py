@@ -19,8 +19,10 @@ from core.capture import Camera, Frame
 from core.errors import IngestError
 from recon.ingest.common import IngestContext, SourceResult, frame_id, link_or_copy, unique_name
 from recon.ingest.depth import metres_to_mm_png, read_raw_map, write_uint8_png
+from recon.ingest.depth_agreement import judge_depth_scale
 from recon.ingest.geometry import as_pose_tuple, check_pose, opengl_to_opencv
 from recon.ingest.images import open_image
+from recon.ingest.nerfstudio_depth_only import is_depth_only, read_depth_only_entry
 
 TRANSFORMS_NAME = "transforms.json"
 INTRINSIC_KEYS = (
@@ -176,6 +178,10 @@ def read_transforms(path: Path, ctx: IngestContext) -> SourceResult:
         where = f"{tf_path}: frames[{i}]"
         if not isinstance(entry, dict):
             raise IngestError("expected an object", where)
+        if is_depth_only(entry):
+            frames.append(read_depth_only_entry(entry, base, len(frames), global_intrinsics, unit, where,
+                                                ctx))
+            continue
         src = _resolve(base, entry.get("file_path"), f"{where}.file_path")
         if src is None:
             missing.append(str(entry["file_path"]))
@@ -229,9 +235,14 @@ def read_transforms(path: Path, ctx: IngestContext) -> SourceResult:
         link_or_copy(tf_path, ctx.capture.raw_dir / tf_path.name)
     # Our own writers (and the bundled sample) say "scale": "metric" when poses are in metres.
     scale = "metric" if data.get("scale") == "metric" else "unscaled"
+    mode, depth_check = "import", {}
+    if scale != "metric" and any(f.depth for f in frames):
+        scale, mode, check = judge_depth_scale(ctx.capture.root, frames, ctx.progress)
+        depth_check = {"depth_check": check.to_json()}
     return SourceResult(
         kind="transforms",
         frames=tuple(frames),
+        default_mode=mode,
         scale=scale,
-        info={"app": "nerfstudio", "listed_frames": len(listed), "missing_frames": missing},
+        info={"app": "nerfstudio", "listed_frames": len(listed), "missing_frames": missing, **depth_check},
     )

@@ -38,6 +38,10 @@ def add_poses_command(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--max-image-size", type=int, default=None, metavar="PX",
                    help="longest image side for the first attempt (default: 1024)")
     p.add_argument("--name", default=None, help="capture name when SOURCE is imported")
+    p.add_argument("--dataset", type=Path, default=None, metavar="DIR",
+                   help="also write DIR: a self-contained nerfstudio dataset (transforms.json beside "
+                        "copies of the frames) that nerfstudio and 'scanbridge import' read at the same "
+                        "scale")
     p.set_defaults(func=run_poses)
 
 
@@ -112,4 +116,8 @@ def run_poses(args: argparse.Namespace) -> int:
         print(f"  unregistered frame {frame_id} ({names.get(frame_id, '?')}): {reason}")
     print(f"run folder: {outcome.run_dir}")
     print(f"wrote {args.output}")
+    if args.dataset is not None:
+        from recon.poses.dataset_export import export_nerfstudio_dataset
+
+        print(f"wrote {export_nerfstudio_dataset(outcome.run_dir, capture.root, args.dataset)}")
     return 0

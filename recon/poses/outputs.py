@@ -29,6 +29,7 @@ class PosedFrame:
     c2w: np.ndarray  # (4, 4) OpenCV camera-to-world
     camera: dict[str, Any]  # nerfstudio intrinsics keys, see camera_json
     depth: str | None = None  # depth map path inside the capture
+    depth_scale: float = 0.001  # metres per depth unit
 
 
 def c2w_from_image(image: pycolmap.Image) -> np.ndarray:
@@ -111,8 +112,15 @@ def write_ply(path: Path, xyz: np.ndarray, rgb: np.ndarray) -> Path:
 
 def transforms_json(
     posed: Sequence[PosedFrame], capture_root: Path, relative_to: Path, ply_name: str | None,
+    *, scale: str = "unscaled", depth_previews: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """nerfstudio transforms.json; file paths are relative to ``relative_to``."""
+    """nerfstudio transforms.json; file paths are relative to ``relative_to``.
+
+    ``"scale": "metric"`` (read by our importer) says poses are in metres; depth maps come with
+    ``depth_unit_scale_factor``. A depth-only frame names its picture in ``depth_previews``
+    ({frame id: path relative to ``relative_to``}) as file_path and says ``"depth_only": true``.
+    """
+    depth_previews = depth_previews or {}
     cameras = {tuple(sorted(p.camera.items())) for p in posed}
     shared = dict(next(iter(cameras))) if len(cameras) == 1 else None
     frames = []
@@ -120,6 +128,9 @@ def transforms_json(
         entry: dict[str, Any] = {}
         if p.name is not None:
             entry["file_path"] = os.path.relpath(capture_root / p.name, relative_to)
+        elif p.frame_id in depth_previews:
+            entry["file_path"] = depth_previews[p.frame_id]
+            entry["depth_only"] = True
         if p.depth is not None:
             entry["depth_file_path"] = os.path.relpath(capture_root / p.depth, relative_to)
         entry["transform_matrix"] = (p.c2w @ OPENCV_TO_OPENGL).tolist()
@@ -132,6 +143,11 @@ def transforms_json(
     out: dict[str, Any] = dict(shared) if shared else {"camera_model": "OPENCV"}
     if ply_name:
         out["ply_file_path"] = ply_name
+    if scale == "metric":
+        out["scale"] = "metric"
+    depth_scales = [p.depth_scale for p in posed if p.depth is not None]
+    if depth_scales:
+        out["depth_unit_scale_factor"] = max(set(depth_scales), key=depth_scales.count)
     out["frames"] = frames
     return out
 
@@ -148,9 +164,14 @@ def write_outputs(
 
     ``summary`` holds the registered/total/fraction/attempts/unregistered fields of poses.json.
     """
+    from recon.poses.depth_previews import write_depth_previews
+
     ply = write_ply(out_dir / "sparse.ply", xyz, rgb)
+    previews = write_depth_previews(out_dir, capture_root, posed)
     transforms = atomic_write_json(
-        out_dir / "transforms.json", transforms_json(posed, capture_root, out_dir, ply.name)
+        out_dir / "transforms.json",
+        transforms_json(posed, capture_root, out_dir, ply.name, scale=summary.get("scale", "unscaled"),
+                        depth_previews=previews),
     )
     poses = atomic_write_json(out_dir / "poses.json", {
         "convention": "OpenCV camera-to-world (x right, y down, z forward)",

@@ -60,7 +60,7 @@ def _posed_from_model(model: pycolmap.Reconstruction, frames: Sequence[Frame]) -
         if image is None or not image.has_pose:
             continue
         posed.append(PosedFrame(fr.id, fr.image, fr.source_name, c2w_from_image(image),
-                                camera_json(model.camera(image.camera_id)), fr.depth))
+                                camera_json(model.camera(image.camera_id)), fr.depth, fr.depth_scale))
     return posed
 
 
@@ -117,7 +117,7 @@ def _run_device(ctx: StageContext, config: PosesConfig, manifest: Manifest) -> d
         else:
             cam = colmap_camera(fr.camera, prior_focal=True, for_sfm=False)
             posed.append(PosedFrame(fr.id, fr.image, fr.source_name, np.asarray(fr.pose, dtype=np.float64),
-                                    camera_json(cam), fr.depth))
+                                    camera_json(cam), fr.depth, fr.depth_scale))
     write_model(model, ctx.out_dir)
     summary = _summary(len(frames), len(frames), attempts, {}, source="device", scale=manifest.scale)
     write_outputs(ctx.out_dir, root, posed, xyz, rgb, summary)
