@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,34 @@ def add_process_command(subparsers: Any, common: argparse.ArgumentParser) -> Non
                    help="triangle budget: preview 25k, reduced 50k, medium 100k, full 250k")
     p.add_argument("--texture-size", type=int, default=2048, metavar="PX", help="texture atlas side")
     p.add_argument("--name", default=None, help="capture name when SOURCE is imported")
+    p.add_argument("--size", type=metres, default=None, metavar="M",
+                   help="the object's real longest side in metres (e.g. 0.25); without it, a capture "
+                   "with no metric depth, device poses or marker gets an estimated 0.30 m, marked as such")
+    p.add_argument("--marker-size", type=metres, default=0.10, metavar="M",
+                   help="edge of the printed ArUco marker's black square in metres (default 0.10)")
+    p.add_argument("--marker-dictionary", default="DICT_4X4_50", metavar="NAME",
+                   help="the marker's ArUco dictionary, as OpenCV names it (default DICT_4X4_50)")
     p.set_defaults(func=run_process)
+
+
+def metres(text: str) -> float:
+    """A length argument: a positive, finite number of metres."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a length in metres, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive length in metres, got {text!r}")
+    return value
+
+
+def mesh_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The mesh stage's options from the command line."""
+    options: dict[str, Any] = {"texture_size": args.texture_size, "marker_size_m": args.marker_size,
+                               "marker_dictionary": args.marker_dictionary}
+    if args.size is not None:
+        options["real_size_m"] = args.size
+    return options
 
 
 def run_process(args: argparse.Namespace) -> int:
@@ -47,12 +75,15 @@ def run_process(args: argparse.Namespace) -> int:
 
             capture = ingest(Path(args.source), workspace, name=args.name, progress=Progress("import", show))
         result = process(workspace, capture, method=args.method, detail=args.detail, out=args.output,
-                         sink=show, mesh_options={"texture_size": args.texture_size})
+                         sink=show, mesh_options=mesh_options(args))
     export = next(o for o in result.outcomes if o.stage == "export").result
     mesh = next(o for o in result.outcomes if o.stage == "mesh").result
     size = " x ".join(f"{x:.3f}" for x in export["size_m"])
     scale = export["scale"]
-    unit = "m" if scale in ("metric", "aruco") else "units (unscaled: no metric depth, ARKit poses or marker)"
+    units = {"metric": "m", "aruco": "m (scaled by the ArUco marker)", "user": "m (the size you gave)",
+             "estimated": "m, ESTIMATED: nothing in the capture gives its real size; "
+                          "run again with --size METRES (its real longest side)"}
+    unit = units.get(scale, "units (unscaled)")
     print(f"capture {capture.id}: {result.method}, {export['triangles']} triangles, "
           f"texture {export['texture'][1]}x{export['texture'][0]}, size {size} {unit}")
     check = export["arkit_check"]
