@@ -67,8 +67,10 @@ def unwrap(mesh: Mesh, texture_size: int = 2048, padding_px: int = 4, max_charts
 
 def _run_child(src: Path, dst: Path, n_faces: int, progress: Progress, cancel: CancelToken | None) -> None:
     started = time.monotonic()
-    child = subprocess.Popen([sys.executable, str(CHILD_SCRIPT), str(src), str(dst)],
-                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = dst.with_name("stderr.txt")  # a file, not a pipe: a chatty child can never block on it
+    with open(log, "wb") as stderr:
+        child = subprocess.Popen([sys.executable, str(CHILD_SCRIPT), str(src), str(dst)],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr)
     progress.log(f"UV unwrap of {n_faces} triangles in process {child.pid}", level="debug")
     expected_s = max(2.0, n_faces / 1000 * EXPECTED_S_PER_1K_FACES)
     reported = started
@@ -88,11 +90,8 @@ def _run_child(src: Path, dst: Path, n_faces: int, progress: Progress, cancel: C
         if child.poll() is None:  # cancelled, or the parent is leaving on an error
             child.kill()
             child.wait()
-        stderr = child.stderr.read().decode("utf-8", "replace") if child.stderr else ""
-        if child.stderr:
-            child.stderr.close()
     if child.returncode != 0 or not dst.is_file():
         how = f"killed by signal {-child.returncode}" if child.returncode < 0 else f"exit {child.returncode}"
-        last = stderr.strip().splitlines()[-1:] or ["no message"]
+        last = log.read_text("utf-8", "replace").strip().splitlines()[-1:] or ["no message"]
         raise ReconstructionError(f"UV unwrap failed ({how}: {last[0][:200]})", "mesh")
     progress.update(1.0, f"unwrapped {n_faces} triangles in {time.monotonic() - started:.0f} s")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 from pathlib import Path
 
 import cv2
@@ -14,11 +15,13 @@ import open3d as o3d
 import pytest
 
 from core.capture import Camera, Frame, Manifest, utc_now
-from core.errors import Cancelled
-from core.progress import CancelToken, ProgressEvent
+from core.errors import Cancelled, ReconstructionError
+from core.progress import CancelToken, Progress, ProgressEvent
 from core.stages import execute_stage
 from core.workspace import Workspace
 from recon.fusion.ply import write_mesh_ply
+from recon.mesh.types import Mesh
+from recon.mesh.uv import unwrap
 
 MESH = "recon.mesh.stage:STAGE"
 CHILD = re.compile(r"UV unwrap of \d+ triangles in process (\d+)")
@@ -81,3 +84,22 @@ def test_cancel_during_uv_unwrap_kills_the_unwrap_and_ends_cancelled(tmp_path: P
     (run_dir,) = (capture.root / "runs").glob("mesh-*")
     assert json.loads((run_dir / "status.json").read_text())["state"] == "cancelled"
     assert not (run_dir / "textured.npz").exists()
+
+
+def test_an_unwrap_child_killed_from_outside_is_one_clear_error(tmp_path: Path) -> None:
+    """As when the OOM killer takes the child: the stage fails with our error, not a hang."""
+    sphere = o3d.geometry.TriangleMesh.create_sphere(0.1, 120)
+    vertices = np.asarray(sphere.vertices)
+    vertices = vertices * (1.0 + 0.02 * np.random.default_rng(0).standard_normal((len(vertices), 1)))
+    mesh = Mesh(vertices, np.asarray(sphere.triangles))
+    killed: list[int] = []
+
+    def sink(event: ProgressEvent) -> None:
+        found = CHILD.search(event.message or "")
+        if found:
+            killed.append(int(found.group(1)))
+            os.kill(killed[0], signal.SIGKILL)
+
+    with pytest.raises(ReconstructionError, match="UV unwrap failed .killed by signal 9"):
+        unwrap(mesh, 1024, progress=Progress("mesh", sink))
+    assert killed and not alive(killed[0])
