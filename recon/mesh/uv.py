@@ -7,6 +7,7 @@ been running and kills the child at once when the stage is cancelled.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -69,7 +70,7 @@ def _run_child(src: Path, dst: Path, n_faces: int, progress: Progress, cancel: C
     started = time.monotonic()
     log = dst.with_name("stderr.txt")  # a file, not a pipe: a chatty child can never block on it
     with open(log, "wb") as stderr:
-        child = subprocess.Popen([sys.executable, str(CHILD_SCRIPT), str(src), str(dst)],
+        child = subprocess.Popen([sys.executable, str(CHILD_SCRIPT), str(src), str(dst), str(os.getpid())],
                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr)
     progress.log(f"UV unwrap of {n_faces} triangles in process {child.pid}", level="debug")
     expected_s = max(2.0, n_faces / 1000 * EXPECTED_S_PER_1K_FACES)
