@@ -19,7 +19,12 @@ from PIL import Image
 
 from capture_server.client import PinMismatch, ServerSession
 from capture_server.identity import der_fingerprint
+from capture_server.live import ARKIT_TO_OPENCV
 from core.errors import IngestError, ScanBridgeError
+
+# ARKit's colour-stream sizes (4:3 and 16:9), largest first: the camera matrix's principal point
+# says which one it was made for (it is near the centre, but not at it).
+ARKIT_COLOR_SIZES = ((3840, 2880), (1920, 1440), (1920, 1080), (1440, 1080), (1280, 960), (640, 480))
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,27 @@ def pose_from_quaternion(t: list[float], q: list[float]) -> list[list[float]]:
     return m.tolist()
 
 
+def color_size_for(k: np.ndarray, depth_size: tuple[int, int]) -> tuple[int, int]:
+    """(width, height) of the colour stream that ``k`` (3, 3) describes: the ARKit size with the
+    depth map's aspect whose centre is within 5% of the principal point, else twice the
+    principal point (with the depth map's aspect)."""
+    depth_w, depth_h = depth_size
+    cx, cy = float(k[0, 2]), float(k[1, 2])
+    for w, h in ARKIT_COLOR_SIZES:
+        same_aspect = abs(w * depth_h - h * depth_w) <= 0.02 * w * depth_h
+        if same_aspect and abs(w / 2 - cx) < 0.05 * w and abs(h / 2 - cy) < 0.05 * h:
+            return w, h
+    w = round(2 * cx)
+    return w, round(w * depth_h / depth_w)
+
+
+def stray_pose_as_arkit(t: list[float], q: list[float]) -> list[list[float]]:
+    """A Stray Scanner odometry row as the protocol's pose. Stray writes camera-to-world with
+    OpenCV camera axes (x right, y down, z forward; see recon/ingest/strayscanner.py), the
+    protocol carries ARKit camera axes (y up, z backwards): flip the camera's y and z."""
+    return (np.asarray(pose_from_quaternion(t, q)) @ ARKIT_TO_OPENCV).tolist()  # the flip is its own inverse
+
+
 def encode_frame(header: dict[str, Any], color: bytes, depth: np.ndarray | None,
                  confidence: np.ndarray | None) -> bytes:
     head = json.dumps(header).encode("utf-8")
@@ -58,14 +84,15 @@ def is_stray_folder(path: Path) -> bool:
 
 
 def stray_frames(folder: Path) -> Iterator[RecordedFrame]:
-    """The frames of a Stray Scanner export (depth, confidence, ARKit pose; colour when there is
-    an rgb.mp4 is not replayed yet, so frames are depth-only)."""
+    """The frames of a Stray Scanner export as the phone would stream them (depth, confidence,
+    camera-to-world in ARKit axes; colour from an rgb.mp4 is not replayed yet, so frames are
+    depth-only)."""
     try:
         k = np.loadtxt(folder / "camera_matrix.csv", delimiter=",")  # (3, 3) at the RGB resolution
     except (OSError, ValueError) as e:
         raise IngestError(f"cannot read intrinsics ({e})", folder / "camera_matrix.csv") from None
-    camera = {"width": round(2 * k[0, 2]), "height": round(2 * k[1, 2]),
-              "fx": float(k[0, 0]), "fy": float(k[1, 1]), "cx": float(k[0, 2]), "cy": float(k[1, 2])}
+    intrinsics = {"fx": float(k[0, 0]), "fy": float(k[1, 1]), "cx": float(k[0, 2]), "cy": float(k[1, 2])}
+    camera: dict[str, Any] | None = None
     with open(folder / "odometry.csv", newline="") as f:
         rows = list(csv.reader(f, skipinitialspace=True))
     for line, row in enumerate(rows[1:], start=2):
@@ -81,8 +108,11 @@ def stray_frames(folder: Path) -> Iterator[RecordedFrame]:
         depth = np.asarray(Image.open(depth_path), dtype=np.uint16)  # (H, W) millimetres
         conf_path = folder / "confidence" / f"{frame}.png"
         confidence = np.asarray(Image.open(conf_path), dtype=np.uint8) if conf_path.is_file() else None
+        if camera is None:
+            width, height = color_size_for(k, (depth.shape[1], depth.shape[0]))
+            camera = {"width": width, "height": height, **intrinsics}
         header = {"index": int(frame), "timestamp": timestamp, "camera": camera,
-                  "pose": pose_from_quaternion(t, q), "color_bytes": 0,
+                  "pose": stray_pose_as_arkit(t, q), "color_bytes": 0,
                   "depth": {"width": depth.shape[1], "height": depth.shape[0]},
                   "confidence": confidence is not None}
         yield RecordedFrame(int(frame), timestamp, encode_frame(header, b"", depth, confidence))

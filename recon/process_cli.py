@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,33 @@ def add_process_command(subparsers: Any, common: argparse.ArgumentParser) -> Non
     p.add_argument("--texture-size", type=int, default=None, metavar="PX",
                    help="texture atlas side (default 2048)")
     p.add_argument("--name", default=None, help="capture name when SOURCE is imported")
+    p.add_argument("--size", type=metres, default=None, metavar="M",
+                   help="the object's real longest side in metres (e.g. 0.25); without it, a capture "
+                   "with no metric depth, device poses or marker gets an estimated 0.30 m, marked as such")
+    p.add_argument("--marker-size", type=metres, default=None, metavar="M",
+                   help="edge of the printed ArUco marker's black square in metres (default 0.10)")
+    p.add_argument("--marker-dictionary", default=None, metavar="NAME",
+                   help="the marker's ArUco dictionary, as OpenCV names it (default DICT_4X4_50)")
     p.set_defaults(func=run_process)
+
+
+def metres(text: str) -> float:
+    """A length argument: a positive, finite number of metres."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a length in metres, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive length in metres, got {text!r}")
+    return value
+
+
+def mesh_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The mesh stage's options given on the command line (the rest keep the stage's defaults, so the
+    job is the one the server and the app queue)."""
+    given = {"texture_size": args.texture_size, "marker_size_m": args.marker_size,
+             "marker_dictionary": args.marker_dictionary, "real_size_m": args.size}
+    return {key: value for key, value in given.items() if value is not None}
 
 
 def run_process(args: argparse.Namespace) -> int:
@@ -52,7 +79,6 @@ def run_process(args: argparse.Namespace) -> int:
     settings = load_settings(workspace.settings_path)
     method = args.method or settings.default_method
     detail = args.detail or settings.default_detail
-    mesh_options = {"texture_size": args.texture_size} if args.texture_size is not None else None
     with progress_bar() as show:
         if workspace.has_capture(args.source):
             capture = workspace.capture(args.source)
@@ -61,12 +87,15 @@ def run_process(args: argparse.Namespace) -> int:
 
             capture = ingest(Path(args.source), workspace, name=args.name, progress=Progress("import", show))
         result = process(workspace, capture, method=method, detail=detail, out=args.output,
-                         sink=show, mesh_options=mesh_options)
+                         sink=show, mesh_options=mesh_options(args))
     export = next(o for o in result.outcomes if o.stage == "export").result
     mesh = next(o for o in result.outcomes if o.stage == "mesh").result
     size = " x ".join(f"{x:.3f}" for x in export["size_m"])
     scale = export["scale"]
-    unit = "m" if scale in ("metric", "aruco") else "units (unscaled: no metric depth, ARKit poses or marker)"
+    units = {"metric": "m", "aruco": "m (scaled by the ArUco marker)", "user": "m (the size you gave)",
+             "estimated": "m, ESTIMATED: nothing in the capture gives its real size; "
+                          "run again with --size METRES (its real longest side)"}
+    unit = units.get(scale, "units (unscaled)")
     print(f"capture {capture.id}: {result.method}, {export['triangles']} triangles, "
           f"texture {export['texture'][1]}x{export['texture'][0]}, size {size} {unit}")
     check = export["arkit_check"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from core.errors import ConfigError
 from recon.export.glb import write_glb
@@ -15,17 +17,21 @@ from recon.export.usdz import check_budget, write_usdz
 FORMATS = ("usdz", "glb", "obj", "ply")
 
 
-def export(mesh: TexturedMesh, path: Path, *, name: str = "Model", preset: str = DEFAULT_PRESET) -> Path:
+def export(mesh: TexturedMesh, path: Path, *, name: str = "Model", preset: str = DEFAULT_PRESET,
+           metadata: Mapping[str, Any] | None = None) -> Path:
     """Write ``mesh`` to ``path`` in the format its suffix names (.usdz .glb .obj .ply).
 
-    A .usdz also gets ``poster.png`` beside it. Returns ``path``.
+    A .usdz also gets ``poster.png`` beside it. ``metadata`` (the model's scale status, whether
+    its size is an estimate) goes into the USDZ's customLayerData and the glTF asset's extras.
+    Returns ``path``.
     """
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
     if fmt == "usdz":
-        return write_usdz(mesh, path, poster=path.with_name("poster.png"), name=name, preset=preset)
+        return write_usdz(mesh, path, poster=path.with_name("poster.png"), name=name, preset=preset,
+                          metadata=metadata)
     if fmt == "glb":
-        return write_glb(mesh, path, name=name)
+        return write_glb(mesh, path, name=name, extras=metadata)
     if fmt == "obj":
         return write_obj(mesh, path, name=name)
     if fmt == "ply":
@@ -40,6 +46,7 @@ def write_exports(
     formats: tuple[str, ...] = ("usdz", "glb"),
     name: str = "Model",
     preset: str = DEFAULT_PRESET,
+    metadata: Mapping[str, Any] | None = None,
 ) -> dict[str, Path]:
     """Write ``exports_dir/model.<fmt>`` for each format (+ poster.png with usdz); return them by format.
 
@@ -52,7 +59,8 @@ def write_exports(
     mesh.validate()
     check_budget(mesh, preset)
     exports_dir = Path(exports_dir)
-    written = {fmt: export(mesh, exports_dir / f"model.{fmt}", name=name, preset=preset) for fmt in formats}
+    written = {fmt: export(mesh, exports_dir / f"model.{fmt}", name=name, preset=preset, metadata=metadata)
+               for fmt in formats}
     if "usdz" in formats:
         written["poster"] = exports_dir / "poster.png"
     return written

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,6 +27,7 @@ def write_glb(
     name: str = "Model",
     texture_format: str = "png",
     max_texture_size: int | None = None,
+    extras: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write ``mesh`` as a self-contained .glb at ``path`` (atomically) and return ``path``.
 
@@ -37,12 +40,14 @@ def write_glb(
     mesh.validate()
     texture = mesh.texture if max_texture_size is None else fit_texture(mesh.texture, max_texture_size)
     image = encode_texture(texture, texture_format)
-    atomic_write_bytes(path, glb_bytes(mesh, image, IMAGE_FORMATS[texture_format][1], name))
+    atomic_write_bytes(path, glb_bytes(mesh, image, IMAGE_FORMATS[texture_format][1], name, extras))
     return path
 
 
-def glb_bytes(mesh: TexturedMesh, image: bytes, mime_type: str, name: str) -> bytes:
-    """The .glb file for ``mesh`` with ``image`` (encoded PNG/JPEG bytes) as its base colour."""
+def glb_bytes(mesh: TexturedMesh, image: bytes, mime_type: str, name: str,
+              extras: Mapping[str, Any] | None = None) -> bytes:
+    """The .glb file for ``mesh`` with ``image`` (encoded PNG/JPEG bytes) as its base colour;
+    ``extras`` (JSON-like) go into the asset's extras under "scanbridge"."""
     vertices, faces, uvs, normals = mesh.split_at_uv_seams()  # (K,3) (M,3) (K,2) (K,3)
     gl_uvs = np.column_stack([uvs[:, 0], 1.0 - uvs[:, 1]]).astype(np.float32)  # glTF v points down
     blobs = [
@@ -62,7 +67,8 @@ def glb_bytes(mesh: TexturedMesh, image: bytes, mime_type: str, name: str) -> by
         offset += _pad4(len(blob))
     k = len(vertices)
     doc = {
-        "asset": {"version": "2.0", "generator": "ScanBridge"},
+        "asset": {"version": "2.0", "generator": "ScanBridge",
+                  **({"extras": {"scanbridge": dict(extras)}} if extras else {})},
         "scene": 0,
         "scenes": [{"nodes": [0]}],
         "nodes": [{"mesh": 0, "name": name}],

@@ -17,6 +17,7 @@ from core.errors import ConfigError, InputError, StageError
 from core.fsio import atomic_copy
 from core.stages import StageContext, StageSpec
 from recon.export.exporter import FORMATS, write_exports
+from recon.export.mesh_data import TexturedMesh
 from recon.export.presets import triangle_budget
 
 MESH_RESULT = "textured.npz"
@@ -52,8 +53,13 @@ def run(ctx: StageContext, config: ExportStageConfig) -> dict[str, Any]:
         placement = json.loads((Path(mesh_run) / PLACEMENT_FILE).read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise InputError(f"cannot read: {e}", Path(mesh_run) / PLACEMENT_FILE) from None
+    size = model_size(mesh, placement)
+    if size["size_estimated"]:
+        ctx.progress.warning(f"the model's size is an estimate (longest side {size['longest_side_m']:g} m); "
+                             "it is marked so in the files")
     ctx.progress.update(0.1, f"writing {', '.join(config.formats)}")
-    written = write_exports(mesh, ctx.out_dir, formats=config.formats, name=config.name, preset=config.detail)
+    written = write_exports(mesh, ctx.out_dir, formats=config.formats, name=config.name, preset=config.detail,
+                            metadata=size)
     check: dict[str, Any] = {"ran": False}
     if "usdz" in written and config.check:
         try:
@@ -74,8 +80,21 @@ def run(ctx: StageContext, config: ExportStageConfig) -> dict[str, Any]:
         "triangles": mesh.face_count,
         "texture": list(mesh.texture.shape[:2]),
         "size_m": [round(float(x), 4) for x in bounds[1] - bounds[0]],
-        "scale": placement.get("scale", "unscaled"),
+        **size,
         "arkit_check": check,
+    }
+
+
+def model_size(mesh: TexturedMesh, placement: dict[str, Any]) -> dict[str, Any]:
+    """What the files say about the model's size: its scale status (metric, aruco, user,
+    estimated, unscaled), whether the size is a guess, and its longest side in metres."""
+    bounds = mesh.bounds()
+    scale = placement.get("scale") if isinstance(placement.get("scale"), str) else "unscaled"
+    return {
+        "scale": scale,
+        "size_estimated": scale in ("estimated", "unscaled"),
+        "longest_side_m": round(float((bounds[1] - bounds[0]).max()), 4),
+        "units": "metres" if scale != "unscaled" else "unknown units",
     }
 
 

@@ -4,7 +4,9 @@ baked texture, packaged root-layer-first with 64-byte aligned, uncompressed entr
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pxr import Kind, Sdf, Tf, Usd, UsdGeom, UsdShade, Vt
@@ -17,6 +19,20 @@ from recon.export.presets import DEFAULT_PRESET, MAX_TEXTURE_SIZE, triangle_budg
 from recon.export.texture_io import encode_texture, fit_texture
 
 TEXTURE_DIR = "textures"
+METADATA_KEY = "scanbridge"  # customLayerData["scanbridge"]: what we know about the model
+
+
+def _usd_dict(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """``metadata`` with values USD can store in a dictionary (bool, int, float, str, nested)."""
+    out: dict[str, Any] = {}
+    for key, value in metadata.items():
+        if isinstance(value, Mapping):
+            out[str(key)] = _usd_dict(value)
+        elif isinstance(value, (bool, int, float, str)):
+            out[str(key)] = value
+        elif value is not None:
+            out[str(key)] = str(value)
+    return out
 
 
 def check_budget(mesh: TexturedMesh, preset: str) -> None:
@@ -43,8 +59,12 @@ def write_usdz(
     preset: str = DEFAULT_PRESET,
     texture_format: str = "png",
     max_texture_size: int = MAX_TEXTURE_SIZE,
+    metadata: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write ``mesh`` as an AR Quick Look USDZ at ``path`` and return ``path``.
+
+    metadata: JSON-like facts about the model (its scale status, whether its size is an
+    estimate) stored in the root layer's customLayerData under "scanbridge".
 
     poster: where to write a PNG render of the mesh from a 3/4 view (the share page shows it),
     or None for no poster. Both files are published atomically, the USDZ first; on bad input
@@ -66,7 +86,7 @@ def write_usdz(
         texture_name = f"{TEXTURE_DIR}/{ident}_basecolor.{texture_format}"
         (tmp_dir / TEXTURE_DIR).mkdir()
         (tmp_dir / texture_name).write_bytes(texture_bytes)
-        _write_layer(mesh, tmp_dir / layer_name, ident, texture_name)
+        _write_layer(mesh, tmp_dir / layer_name, ident, texture_name, metadata)
 
         package = tmp_dir / "package.usdz"
         writer = Sdf.ZipFileWriter.CreateNew(str(package))
@@ -80,10 +100,13 @@ def write_usdz(
     return path
 
 
-def _write_layer(mesh: TexturedMesh, layer_path: Path, ident: str, texture_name: str) -> None:
+def _write_layer(mesh: TexturedMesh, layer_path: Path, ident: str, texture_name: str,
+                 metadata: Mapping[str, Any] | None = None) -> None:
     stage = Usd.Stage.CreateNew(str(layer_path))
     UsdGeom.SetStageUpAxis(stage, UsdGeom.Tokens.y)
     UsdGeom.SetStageMetersPerUnit(stage, UsdGeom.LinearUnits.meters)
+    if metadata:
+        stage.GetRootLayer().customLayerData = {METADATA_KEY: _usd_dict(metadata)}
 
     root = UsdGeom.Xform.Define(stage, f"/{ident}")
     stage.SetDefaultPrim(root.GetPrim())

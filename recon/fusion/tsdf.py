@@ -25,6 +25,7 @@ import open3d.core as o3c
 from core.capture import Camera
 from core.errors import ConfigError
 from recon.export.mesh_data import area_weighted_normals
+from recon.fusion.library_errors import fusion_error, touched_no_block
 from recon.fusion.refine import DepthView, EvenSample, refine_vertices
 from recon.fusion.validate import (
     check_camera,
@@ -195,7 +196,8 @@ class TSDFFusion:
         depth_scale: float = 0.001,
         frame: str | None = None,
     ) -> int:
-        """Integrate one frame; returns how many depth pixels were used (0: nothing integrated).
+        """Integrate one frame; returns how many depth pixels were used (0: nothing integrated,
+        also when the depth is too sparse for open3d to place it in the volume).
 
         depth: (H, W) uint16 in units of ``depth_scale`` metres, or float32 metres (0, NaN or
         inf = no measurement). camera: intrinsics at the colour resolution; they are scaled to
@@ -232,12 +234,27 @@ class TSDFFusion:
             k_color = self._intrinsics(camera, rgb.shape[1], rgb.shape[0])
         with self._lock:
             far, trunc = cfg.max_depth_m, cfg.trunc_voxels  # depth is already in metres: scale 1
-            blocks = self._grid.compute_unique_block_coordinates(depth_t, k_depth, extrinsic, 1.0, far, trunc)
+            try:
+                blocks = self._grid.compute_unique_block_coordinates(depth_t, k_depth, extrinsic, 1.0, far,
+                                                                     trunc)
+            except RuntimeError as e:
+                if touched_no_block(e):  # so sparse that open3d's sampled pixels are all empty
+                    return 0
+                raise fusion_error(e, "placing this frame's depth in the volume", label) from None
+            if blocks.shape[0] == 0:
+                return 0
+            grid = self._grid
+            try:
+                if color_t is not None:
+                    grid.integrate(blocks, depth_t, color_t, k_depth, k_color, extrinsic, 1.0, far, trunc)
+                else:
+                    grid.integrate(blocks, depth_t, k_depth, extrinsic, 1.0, far, trunc)
+            except RuntimeError as e:
+                if touched_no_block(e):
+                    return 0
+                raise fusion_error(e, "integrating this frame's depth", label) from None
             if color_t is not None:
-                self._grid.integrate(blocks, depth_t, color_t, k_depth, k_color, extrinsic, 1.0, far, trunc)
                 self._colored_frames += 1
-            else:
-                self._grid.integrate(blocks, depth_t, k_depth, extrinsic, 1.0, far, trunc)
             self._frames += 1
             self._sample.offer(lambda: DepthView.reduced(metres, k_depth.numpy(), pose))
         return used
@@ -258,7 +275,10 @@ class TSDFFusion:
             if self._frames == 0:
                 return FusedMesh(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int32),
                                  np.zeros((0, 3), np.float32), None)
-            mesh = self._grid.extract_triangle_mesh(weight_threshold=self._weight_threshold)
+            try:
+                mesh = self._grid.extract_triangle_mesh(weight_threshold=self._weight_threshold)
+            except RuntimeError as e:
+                raise fusion_error(e, "extracting the surface", "TSDF volume") from None
             views = list(self._sample.items)
         vertices = mesh.vertex.positions.numpy().astype(np.float32)
         faces = mesh.triangle.indices.numpy().astype(np.int32) if "indices" in mesh.triangle \
@@ -280,7 +300,10 @@ class TSDFFusion:
         with self._lock:
             if self._frames == 0:
                 return FusedPoints(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32), None)
-            cloud = self._grid.extract_point_cloud(weight_threshold=self._weight_threshold)
+            try:
+                cloud = self._grid.extract_point_cloud(weight_threshold=self._weight_threshold)
+            except RuntimeError as e:
+                raise fusion_error(e, "extracting the surface points", "TSDF volume") from None
         points = cloud.point.positions.numpy().astype(np.float32)
         normals = cloud.point.normals.numpy().astype(np.float32) if "normals" in cloud.point \
             else np.zeros_like(points)

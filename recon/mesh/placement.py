@@ -15,6 +15,11 @@ from recon.mesh.views import PosedView
 UP_CHOICES = ("auto", "cameras", "+x", "-x", "+y", "-y", "+z", "-z")
 # Sources whose world frame is ARKit's: gravity-aligned with +y up.
 ARKIT_SOURCES = ("arkit", "strayscanner", "record3d", "polycam", "live")
+# Scale statuses: metric (depth or device poses), aruco (a printed marker), user (the user gave
+# the real size), estimated (nothing known: a default size, flagged), unscaled (left in SfM units).
+REAL_SCALES = ("metric", "aruco", "user")
+ESTIMATED = "estimated"
+DEFAULT_LONGEST_SIDE_M = 0.30  # an unscaled photo scan is most often an object on a table
 
 
 @dataclass(frozen=True)
@@ -22,14 +27,15 @@ class Placement:
     """``matrix`` (4, 4) maps capture-world points to placed points: placed = s R p + t."""
 
     matrix: np.ndarray
-    scale_status: str  # "metric" | "aruco" | "unscaled"
+    scale_status: str  # one of REAL_SCALES, ESTIMATED or "unscaled"
     metres_per_unit: float | None
     up_source: str
 
     def to_json(self) -> dict[str, Any]:
         return {
             "scale": self.scale_status,
-            "metric": self.scale_status != "unscaled",
+            "metric": self.scale_status in REAL_SCALES,
+            "size_estimated": self.scale_status == ESTIMATED,
             "metres_per_unit": self.metres_per_unit,
             "up_source": self.up_source,
             "matrix": [[float(x) for x in row] for row in self.matrix],
@@ -101,3 +107,17 @@ def place(
     matrix[:3, :3] = s * rot
     matrix[:3, 3] = t
     return Placement(matrix, scale_status, metres_per_unit, up_source)
+
+
+def longest_side(mesh: Mesh, up: np.ndarray, views: list[PosedView]) -> float:
+    """The longest side of ``mesh``'s bounding box once placed (up is +y), in the mesh's units."""
+    rotation = place(mesh, up, views, "unscaled").matrix[:3, :3]
+    return float(np.ptp(mesh.vertices @ rotation.T, axis=0).max())
+
+
+def size_scale(mesh: Mesh, up: np.ndarray, views: list[PosedView], longest_side_m: float) -> float:
+    """Metres per mesh unit that make the placed mesh's longest side ``longest_side_m``."""
+    longest = longest_side(mesh, up, views)
+    if not np.isfinite(longest) or longest <= 0:
+        raise ReconstructionError("the mesh has no extent to scale", "mesh")
+    return longest_side_m / longest

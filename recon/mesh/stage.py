@@ -27,7 +27,7 @@ from recon.mesh.clean import clean_mesh
 from recon.mesh.crop import Box, crop_to_object
 from recon.mesh.decimate import decimate
 from recon.mesh.io import read_mesh_ply, read_textured_npz, write_textured_npz
-from recon.mesh.placement import UP_CHOICES, place, resolve_up
+from recon.mesh.placement import DEFAULT_LONGEST_SIDE_M, ESTIMATED, UP_CHOICES, place, resolve_up, size_scale
 from recon.mesh.uv import unwrap
 from recon.mesh.views import load_views, pose_only_views
 
@@ -36,6 +36,7 @@ RAW_MESH_FILE = "mesh.ply"
 RESULT_FILE = "textured.npz"
 PLACEMENT_FILE = "placement.json"
 OBJ_FILE = "model.obj"
+MAX_LENGTH_M = 1000.0
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,9 @@ class MeshStageConfig:
     max_hole_fraction: float = 0.05  # of the bounding-box diagonal; 0 leaves holes open
     up: str = "auto"  # auto | cameras | +x -x +y -y +z -z (capture-world axis)
     marker_dictionary: str = "DICT_4X4_50"
-    marker_size_m: float = 0.10
+    marker_size_m: float = 0.10  # the printed marker's black square edge
+    real_size_m: float | None = None  # the user's longest side in metres: wins over any other scale
+    estimated_size_m: float = DEFAULT_LONGEST_SIDE_M  # longest side when nothing gives the scale
     top_k_views: int = 3
     max_views: int = 60
     max_image_side: int = 2048
@@ -69,12 +72,20 @@ class MeshStageConfig:
         if self.up not in UP_CHOICES:
             raise ConfigError(f"must be one of {', '.join(UP_CHOICES)}, got {self.up!r}", "mesh.up")
         aruco_dictionary(self.marker_dictionary)
-        if self.marker_size_m <= 0:
-            raise ConfigError(f"must be positive, got {self.marker_size_m}", "mesh.marker_size_m")
+        _check_length(self.marker_size_m, "mesh.marker_size_m")
+        if self.real_size_m is not None:
+            _check_length(self.real_size_m, "mesh.real_size_m")
+        _check_length(self.estimated_size_m, "mesh.estimated_size_m")
         if not 0 < self.min_component_fraction <= 1:
             raise ConfigError("must be in (0, 1]", "mesh.min_component_fraction")
         if self.top_k_views < 1:
             raise ConfigError("must be at least 1", "mesh.top_k_views")
+
+
+def _check_length(value: object, where: str) -> None:
+    """A length in metres a person could mean: positive, finite, at most a kilometre."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_LENGTH_M:
+        raise ConfigError(f"expected a length in metres between 0 and {MAX_LENGTH_M:g}, got {value!r}", where)
 
 
 def _raw_mesh_path(inputs: dict[str, Path]) -> Path:
@@ -125,26 +136,33 @@ def run(ctx: StageContext, config: MeshStageConfig) -> dict[str, Any]:
     progress.update(0.3, f"decimated to {simplified.n_faces} triangles (budget {budget})")
     ctx.cancel.check()
 
+    up, up_source = resolve_up(config.up, cameras, manifest.source.get("kind"), manifest.mode)
     scale_status = _poses_scale(poses_run) or manifest.scale
     metres_per_unit: float | None = 1.0 if scale_status == "metric" else None
     marker = None
-    if scale_status != "metric":
+    if config.real_size_m is not None:
+        scale_status, metres_per_unit = "user", size_scale(simplified, up, cameras, config.real_size_m)
+        progress.log(f"scaled to the real size given: longest side {config.real_size_m:g} m")
+    elif scale_status != "metric":
         marker = marker_scale(views, config.marker_size_m, config.marker_dictionary)
         if marker is not None:
             scale_status, metres_per_unit = "aruco", marker.metres_per_unit
             progress.log(f"scale from ArUco marker {marker.marker_id} in {marker.n_views} photos")
         else:
-            scale_status = "unscaled"
-            progress.warning("no metric poses and no ArUco marker seen: the model is unscaled")
-    up, up_source = resolve_up(config.up, cameras, manifest.source.get("kind"), manifest.mode)
+            scale_status = ESTIMATED
+            metres_per_unit = size_scale(simplified, up, cameras, config.estimated_size_m)
+            progress.warning(
+                f"the real size is unknown (no metric poses, no {config.marker_dictionary} marker seen): the "
+                f"model's longest side is set to {config.estimated_size_m:g} m as an estimate; "
+                "give the real size (scanbridge process --size METRES) to fix it")
     placement = place(simplified, up, cameras, scale_status, metres_per_unit, up_source)
 
-    uv_mesh = unwrap(simplified, config.texture_size)
-    progress.update(0.4, f"unwrapped into an atlas of {len(uv_mesh.vertices)} vertices")
+    uv_mesh = unwrap(simplified, config.texture_size, progress=progress.sub(0.3, 0.55), cancel=ctx.cancel)
+    progress.update(0.55, f"unwrapped into an atlas of {len(uv_mesh.vertices)} vertices")
     ctx.cancel.check()
     if views:
         baked = bake_texture(uv_mesh, views, config.texture_size, config.top_k_views,
-                             progress=progress.sub(0.4, 0.95), cancel=ctx.cancel)
+                             progress=progress.sub(0.55, 0.95), cancel=ctx.cancel)
         colour_source = "photos"
     else:
         has_colours = simplified.vertex_colors is not None
@@ -157,6 +175,8 @@ def run(ctx: StageContext, config: MeshStageConfig) -> dict[str, Any]:
 
     write_textured_npz(ctx.out_dir / RESULT_FILE, placed)
     write_obj(placed, ctx.out_dir / OBJ_FILE, name=manifest.name)
+    bounds = placed.bounds()
+    longest_m = float(np.max(bounds[1] - bounds[0]))
     placement_json = {
         **placement.to_json(),
         "marker": None if marker is None else {
@@ -164,11 +184,12 @@ def run(ctx: StageContext, config: MeshStageConfig) -> dict[str, Any]:
             "dictionary": config.marker_dictionary, "edge_spread": round(marker.edge_spread, 4),
         },
         "crop_box": None if box is None else [*box.lo.tolist(), *box.hi.tolist()],
-        "note": "matrix maps the capture's world (its poses) to the model: y up, on y = 0, "
-                "in metres unless scale is unscaled",
+        "longest_side_m": round(longest_m, 5),
+        "estimated_size_m": config.estimated_size_m if scale_status == ESTIMATED else None,
+        "note": "matrix maps the capture's world (its poses) to the model: y up, on y = 0, in metres; "
+                "with scale 'estimated' the size is a guess (longest side estimated_size_m)",
     }
     atomic_write_json(ctx.out_dir / PLACEMENT_FILE, placement_json)
-    bounds = placed.bounds()
     return {
         "source_mesh": str(raw_path),
         "triangles_in": raw.n_faces,
@@ -181,6 +202,8 @@ def run(ctx: StageContext, config: MeshStageConfig) -> dict[str, Any]:
         "colour_source": colour_source,
         "scale": scale_status,
         "metres_per_unit": metres_per_unit,
+        "size_estimated": scale_status == ESTIMATED,
+        "longest_side_m": round(longest_m, 5),
         "extent": [round(float(x), 5) for x in bounds[1] - bounds[0]],
         "files": [RESULT_FILE, OBJ_FILE, "model.mtl", "model_basecolor.png", PLACEMENT_FILE],
     }
@@ -200,7 +223,7 @@ STAGE = StageSpec(
     name="mesh",
     config_cls=MeshStageConfig,
     run=run,
-    version=1,
+    version=2,  # 2: an unknown scale becomes an estimated size (longest side 30 cm), flagged
     requires=(),  # one of MESH_SOURCES, checked in run(); "poses" is optional
     description="crop, clean, decimate, place (Y-up, on the ground, metric) and texture the raw mesh",
 )

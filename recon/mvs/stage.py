@@ -17,12 +17,11 @@ from typing import Any
 import numpy as np
 import open3d as o3d
 
-from core.capture import Camera
 from core.errors import ConfigError, ReconstructionError
 from core.stages import StageContext, StageSpec
 from recon.fusion.ply import write_mesh_ply, write_points_ply
-from recon.fusion.tsdf import FusionConfig, TSDFFusion
 from recon.mvs.dense import DenseConfig, dense_depths
+from recon.mvs.fuse import fuse_views
 from recon.mvs.patch_match import (
     BACKENDS,
     PatchMatchConfig,
@@ -30,7 +29,7 @@ from recon.mvs.patch_match import (
     patch_match_mesh,
     unavailable_reason,
 )
-from recon.mvs.views import look_at_point, make_view
+from recon.mvs.views import make_view
 from recon.posed import load_posed_frames, read_rgb_undistorted
 
 MESH_FILE = "mesh.ply"
@@ -96,23 +95,9 @@ def _run_plane_sweep(ctx: StageContext, config: MVSConfig) -> dict[str, Any]:
     dense = DenseConfig(**{k: v for k, v in asdict(config).items() if k in DenseConfig.__dataclass_fields__})
     depths = dense_depths(views, _sparse_points(poses_run), dense, progress.sub(0.0, 0.85), ctx.cancel)
 
-    target = look_at_point(views)
-    dist = float(np.median([np.linalg.norm(v.center - target) for v in views]))
-    voxel = dist / config.voxels_per_distance
-    measured = [d[d > 0] for d in depths if (d > 0).any()]
-    if not measured:
-        raise ReconstructionError("dense stereo found no depth consistent across views (too little texture?)")
-    near = min(float(m.min()) for m in measured) * 0.99
-    far = max(float(m.max()) for m in measured) * 1.01
-    tsdf = TSDFFusion(FusionConfig(voxel_size_m=voxel, trunc_voxels=4.0, min_depth_m=near,
-                                   max_depth_m=far, min_confidence=0, min_weight=config.min_weight))
-    fuse = progress.sub(0.85, 0.97)
-    for i, (view, depth) in enumerate(zip(views, depths, strict=True)):
-        ctx.cancel.check()
-        h, w = depth.shape
-        cam = _pinhole(view.K, w, h)
-        tsdf.add_frame(depth, cam, view.c2w, color=view.rgb, frame=view.name)
-        fuse.update((i + 1) / len(views), f"fused {view.name}")
+    fused = fuse_views(views, depths, config.voxels_per_distance, config.min_weight,
+                       progress.sub(0.85, 0.97), ctx.cancel)
+    tsdf = fused.tsdf
     mesh = tsdf.extract_mesh()
     if mesh.triangle_count == 0:
         raise ReconstructionError("dense stereo found no consistent surface (too little texture or overlap?)")
@@ -121,16 +106,12 @@ def _run_plane_sweep(ctx: StageContext, config: MVSConfig) -> dict[str, Any]:
     write_points_ply(ctx.out_dir / POINTS_FILE, points.points, points.normals, points.colors)
     samples = int(sum(int((d > 0).sum()) for d in depths))
     return {
-        "views": len(views), "depth_samples": samples, "voxel_size": voxel,
+        "views": len(views), "views_skipped": list(fused.skipped), "depth_samples": samples,
+        "voxel_size": fused.voxel_size,
         "vertices": mesh.vertex_count, "triangles": mesh.triangle_count,
         "bounds": mesh.bounds().tolist() if mesh.bounds() is not None else None,
         "mesh": MESH_FILE,
     }
-
-
-def _pinhole(K: np.ndarray, width: int, height: int) -> Camera:
-    # View.K centres pixels at integers; the capture convention at +0.5.
-    return Camera(width, height, float(K[0, 0]), float(K[1, 1]), float(K[0, 2]) + 0.5, float(K[1, 2]) + 0.5)
 
 
 STAGE = StageSpec(

@@ -26,7 +26,32 @@ from server_test_kit import (
 )
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from capture_server.replay import encode_frame, pose_from_quaternion
+from capture_server.replay import encode_frame
+
+# The protocol's pose is ARKit camera axes (y up, z back); the manifest's OpenCV (y down, z
+# forward): docs/protocol.md's `pose · diag(1, -1, -1, 1)`, written here, not imported.
+FLIP_Y_Z = np.diag([1.0, -1.0, -1.0, 1.0])
+
+
+def quaternion_matrix(qx: float, qy: float, qz: float, qw: float) -> np.ndarray:
+    """(3, 3) rotation of a unit quaternion, from the axis-angle form (Rodrigues), not the
+    product formula the code under test uses."""
+    q = np.array([qx, qy, qz, qw]) / np.linalg.norm([qx, qy, qz, qw])
+    angle = 2.0 * np.arctan2(np.linalg.norm(q[:3]), q[3])
+    if np.linalg.norm(q[:3]) < 1e-12:
+        return np.eye(3)
+    axis = q[:3] / np.linalg.norm(q[:3])
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * k @ k
+
+
+def stray_opencv_pose(row: str) -> np.ndarray:
+    """The (4, 4) camera-to-world a Stray odometry row means. Stray writes OpenCV camera axes
+    already (shared/data/.../SOURCE.md: checked by reprojecting depth between frames)."""
+    values = [float(v) for v in row.split(",")]
+    pose = np.eye(4)
+    pose[:3, :3], pose[:3, 3] = quaternion_matrix(*values[5:9]), values[2:5]
+    return pose
 
 
 def send_cli(client_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -54,10 +79,10 @@ def replay_and_check(server: LiveServer, folder: Path, tmp_path: Path, speed: st
         assert np.array_equal(stored, np.asarray(Image.open(src)))
         conf = np.asarray(Image.open(capture.path(fr.confidence)))
         assert np.array_equal(conf, np.asarray(Image.open(folder / "confidence" / src.name)))
-        values = [float(v) for v in row.split(",")]
-        arkit = np.asarray(pose_from_quaternion(values[2:5], values[5:9]))
-        assert np.allclose(np.asarray(fr.pose), arkit @ np.diag([1.0, -1.0, -1.0, 1.0]))
-        assert fr.camera.width == 1924 and fr.depth_scale == 0.001
+        # Stray's poses are OpenCV already: what the server stores is the row itself
+        assert np.allclose(np.asarray(fr.pose), stray_opencv_pose(row), atol=1e-9)
+        # camera_matrix.csv is for ARKit's 1920x1440 colour stream (SOURCE.md), not 2 x (cx, cy)
+        assert (fr.camera.width, fr.camera.height) == (1920, 1440) and fr.depth_scale == 0.001
     assert [f.timestamp for f in manifest.frames] == sorted(f.timestamp for f in manifest.frames)
 
 
