@@ -8,13 +8,17 @@ workspace as it was. Readers are imported only when used, so importing this is c
 from __future__ import annotations
 
 import importlib
+import math
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from core.capture import MODES, CaptureFolder, Manifest, utc_now
-from core.errors import IngestError, ScanBridgeError
+from core.capture import MODES, CaptureFolder, Manifest, parse_manifest, utc_now
+from core.errors import IngestError, ManifestError, ScanBridgeError
 from core.progress import Progress
+from core.source_paths import check_regular_or_dir
 from core.workspace import Workspace
 from recon.ingest.archive import ArchiveLimits, extract_archive
 from recon.ingest.common import (
@@ -23,8 +27,9 @@ from recon.ingest.common import (
     VIDEO_SUFFIXES,
     IngestContext,
     SourceResult,
+    copy_file,
     files_with_suffix,
-    link_or_copy,
+    show_paths_as,
 )
 
 STAGE = "ingest"
@@ -85,6 +90,7 @@ def detect_source(source: Path) -> tuple[str, Path]:
     source = Path(source)
     if not source.exists():
         raise IngestError("no such file or folder", source)
+    check_regular_or_dir(source, source)
     if source.is_dir():
         found = detect_folder(source)
         if found is None:
@@ -132,7 +138,9 @@ def _read_archive(archive: Path, ctx: IngestContext, limits: ArchiveLimits) -> S
             ctx.capture, ctx.progress.sub(0.3, 1.0), ctx.target_frames, originals_to_raw=False
         )
         result = _reader(kind)(path, inner)
-        link_or_copy(archive, ctx.capture.raw_dir / archive.name)
+        copy_file(archive, ctx.capture.raw_dir / archive.name)
+    except ScanBridgeError as e:
+        raise show_paths_as(e, unpacked, f"{archive}", ": ") from None
     finally:
         shutil.rmtree(unpacked, ignore_errors=True)
     return SourceResult(
@@ -170,7 +178,8 @@ def ingest(
     raises one IngestError (or InputError) naming the file or field, and the workspace is left
     unchanged.
     """
-    source = Path(source).expanduser()
+    # Absolute from here on: readers, OpenCV and FFmpeg never see a relative (or "proto:") path.
+    source = Path(os.path.abspath(Path(source).expanduser()))
     progress = progress or Progress(STAGE)
     if mode is not None and mode not in MODES:
         raise IngestError(f"must be one of {', '.join(MODES)}, got {mode!r}", "mode")
@@ -179,6 +188,8 @@ def ingest(
     kind, path = detect_source(source)
     display_name = (name or "").strip() or _default_name(source)
     capture_id = workspace.new_capture_id(display_name)
+    for stale in workspace.clean_stale_staging():
+        progress.log(f"removed {stale.name}, left by an import that was stopped")
     progress.log(f"reading {source} as {kind}")
     with workspace.staged_capture(capture_id) as staging:
         ctx = IngestContext(staging, progress, target_frames)
@@ -187,8 +198,9 @@ def ingest(
         except ScanBridgeError:
             raise
         except OSError as e:
-            raise IngestError(
-                f"cannot read or write a file ({e.strerror or e})", e.filename or source
+            raise show_paths_as(
+                IngestError(f"cannot read or write a file ({e.strerror or e})", e.filename or source),
+                staging.root, "the new capture", "/",
             ) from None
         manifest = Manifest(
             id=capture_id,
@@ -198,9 +210,38 @@ def ingest(
             frames=result.frames,
             status="ingested",
             scale=result.scale,
-            source={"kind": result.kind, "path": str(source.resolve()), **result.info},
+            source={"kind": result.kind, "path": str(source.resolve()), **_finite(result.info)},
         )
+        _check_frames(manifest, source)
         staging.save(manifest)
     progress.update(1.0, f"{len(result.frames)} frames")
     progress.log(f"capture {capture_id}: {len(result.frames)} frames ({result.kind})")
     return CaptureFolder(workspace.captures_dir / capture_id)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float (a video's NaN frame rate) replaced by None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _check_frames(manifest: Manifest, source: Path) -> None:
+    """Refuse a manifest that could not be read back, naming the source file of the bad frame.
+
+    Readers check their fields themselves; this is the last guard that nothing a reader missed
+    (a NaN, a zero focal length) reaches capture.json.
+    """
+    try:
+        parse_manifest(manifest.to_json())
+    except ManifestError as e:
+        where = f"{source}"
+        if e.where and e.where.startswith("frames["):
+            index = int(e.where[len("frames["):e.where.index("]")])
+            name = manifest.frames[index].source_name
+            where = f"{source}: {name}" if name else where
+        raise IngestError(f"gives an invalid {e.where} ({e.reason})", where) from None
