@@ -11,6 +11,7 @@ import os
 import shutil
 import stat
 from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import BinaryIO
 
 from core.errors import IngestError, UnsafeSourceError
 
@@ -87,10 +88,14 @@ def copy_into(src: Path, dst: Path) -> Path:
     return dst
 
 
+def open_regular(path: Path, where: str | Path) -> BinaryIO:
+    """``path`` opened for reading, refused unless it is a regular file (a FIFO never blocks)."""
+    return os.fdopen(_open_regular(path, where), "rb")
+
+
 def read_regular(path: Path, max_bytes: int, where: str | Path) -> bytes:
     """The bytes of the regular file ``path``, refused when it holds more than ``max_bytes``."""
-    fd = _open_regular(path, where)
-    with os.fdopen(fd, "rb") as f:
+    with open_regular(path, where) as f:
         data = f.read(max_bytes + 1)
     if len(data) > max_bytes:
         raise IngestError(f"is larger than the {max_bytes} bytes such a file may hold", where)

@@ -119,8 +119,8 @@ def extract_archive(archive: Path, dest: Path, limits: ArchiveLimits, progress: 
                 ValueError, zlib.error,
             ) as e:
                 where = f"{archive}: {info.filename}"
-                raise IngestError(f"cannot extract this entry: corrupt, truncated or encrypted ({e})", where) \
-                    from None
+                reason = f"cannot extract this entry: corrupt, truncated or encrypted ({e})"
+                raise IngestError(reason, where) from None
             done += info.file_size
             progress.update(done / total, f"unpacking {info.filename}")
     return dest

@@ -47,8 +47,9 @@ def _exr_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-def _npy(data: bytes, path: Path) -> np.ndarray:
-    """A .npy array from memory, its declared shape checked before anything is allocated."""
+def load_npy_bytes(data: bytes, path: Path | str) -> np.ndarray:
+    """A .npy array from memory, its declared shape checked before anything is allocated; numbers
+    only (no objects, no pickles). ``path`` names it in errors."""
     f = io.BytesIO(data)
     try:
         version = np.lib.format.read_magic(f)
@@ -65,7 +66,10 @@ def _npy(data: bytes, path: Path) -> np.ndarray:
     if count > MAX_MAP_PIXELS * 4 or count * dtype.itemsize > len(data):
         raise IngestError(f"declares shape {shape}, larger than the data it holds", path)
     f.seek(0)
-    return np.load(f, allow_pickle=False)
+    try:
+        return np.load(f, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise IngestError(f"cannot read this array ({e})", path) from None
 
 
 def _declared_size(data: bytes) -> tuple[int, int] | None:
@@ -90,12 +94,13 @@ def read_raw_map(path: Path) -> np.ndarray:
     data = read_regular(path, MAX_MAP_BYTES, path)
     try:
         if path.suffix.lower() == ".npy":
-            decoded = _npy(data, path)
+            decoded = load_npy_bytes(data, path)
         else:
             size = _declared_size(data)
             if size is not None and size[0] * size[1] > MAX_MAP_PIXELS:
                 raise IngestError(
-                    f"declares {size[0]}x{size[1]} pixels, more than the {MAX_MAP_PIXELS} a map may have", path
+                    f"declares {size[0]}x{size[1]} pixels, more than the {MAX_MAP_PIXELS} a map may have",
+                    path,
                 )
             decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     except (OSError, ValueError, EOFError, cv2.error) as e:

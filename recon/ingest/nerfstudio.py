@@ -70,8 +70,8 @@ def _size(d: dict[str, Any], key: str, where: str) -> int | None:
     if v is None:
         return None
     if v <= 0 or v != int(v) or v > MAX_PIXELS_SIDE:
-        raise IngestError(f"expected a positive whole number of pixels (at most {MAX_PIXELS_SIDE}), got {v!r}",
-                          f"{where}.{key}")
+        reason = f"expected a positive whole number of pixels (at most {MAX_PIXELS_SIDE}), got {v!r}"
+        raise IngestError(reason, f"{where}.{key}")
     return int(v)
 
 
