@@ -147,6 +147,8 @@ def _resolve(base: Path, rel: Any, where: str) -> Path | None:
 def _copy_depth(src: Path, name: str, unit: float, ctx: IngestContext) -> tuple[str, float]:
     """Depth into depth/``name``: 16-bit PNGs are copied as they are; others are converted to mm."""
     data = read_raw_map(src)
+    if data.dtype.itemsize < 2:  # 8-bit "depth" holds at most 255 units: a photo or a mask, not depth
+        raise IngestError(f"expected 16-bit or floating-point depth, got {data.dtype}", src)
     if src.suffix.lower() == ".png" and data.dtype == np.uint16:
         copy_file(src, ctx.capture.depth_dir / name)
         return f"depth/{name}", unit

@@ -62,8 +62,11 @@ def _text(path: Path) -> str:
 
 def read_camera_matrix(path: Path) -> np.ndarray:
     """K [3, 3] from camera_matrix.csv."""
+    text = _text(path)
+    if not text.strip():
+        raise IngestError("is empty; expected a 3x3 matrix of numbers", path)
     try:
-        k = np.loadtxt(io.StringIO(_text(path)), delimiter=",", dtype=np.float64, ndmin=2)
+        k = np.loadtxt(io.StringIO(text), delimiter=",", dtype=np.float64, ndmin=2)
     except (ValueError, IndexError) as e:
         raise IngestError(f"expected a 3x3 matrix of numbers ({e})", path) from None
     if k.shape != (3, 3) or not np.all(np.isfinite(k)):
