@@ -1,6 +1,6 @@
 """Image folders (and single images): EXIF orientation applied, names kept, intrinsics from EXIF.
 
-A JPEG or PNG that needs no rotation is linked into images/ byte for byte; anything else (a
+A JPEG or PNG that needs no rotation is copied into images/ byte for byte; anything else (a
 rotated photo, HEIC, TIFF, WebP) is decoded, turned upright and written as JPEG or PNG.
 """
 
@@ -13,8 +13,9 @@ from pathlib import Path
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from core.capture import Camera, Frame
-from core.errors import IngestError
+from core.errors import IngestError, ScanBridgeError
 from core.fsio import atomic_writer
+from core.source_paths import open_regular
 from recon.ingest.common import (
     IMAGE_SUFFIXES,
     IngestContext,
@@ -49,10 +50,13 @@ def open_image(path: Path) -> Image.Image:
     if path.suffix.lower() in (".heic", ".heif"):
         _register_heif()
     try:
-        with warnings.catch_warnings():
+        # Opened here (a FIFO or device swapped in is refused, never read) and fully decoded at once.
+        with warnings.catch_warnings(), open_regular(path, path) as f:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(path)
+            img = Image.open(f)
             img.load()
+    except ScanBridgeError:
+        raise
     except UnidentifiedImageError:
         hint = " (HEIC needs the pillow-heif package)" if path.suffix.lower() in (".heic", ".heif") else ""
         raise IngestError(f"not an image this program can read{hint}", path) from None
