@@ -21,7 +21,7 @@ VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".avi", ".mkv")
 DEFAULT_HFOV_DEG = 50.0
 # Folders that archivers and file managers add and that never hold capture data.
 JUNK_DIRS = ("__MACOSX",)
-MAX_JSON_BYTES = 256 << 20  # a transforms.json of 100k frames is ~100 MiB
+MAX_JSON_BYTES = 64 << 20  # a transforms.json of 100k frames is ~40 MiB
 MAX_JSON_INT_DIGITS = 30  # JSON integers longer than this are no field's value
 
 

@@ -54,6 +54,8 @@ PINHOLE_MODELS = ("PINHOLE", "SIMPLE_PINHOLE")
 IMPLIED_SUFFIXES = (".png", ".jpg", ".jpeg")
 MAX_PIXELS_SIDE = 1 << 16  # w, h
 MAX_FOCAL = 1e7  # pixels
+MAX_DISTORTION = 1e3  # |k1|, |k2|, |p1|, |p2|; real lenses are well under 1
+MAX_FRAMES = 100_000
 
 
 def _number(d: dict[str, Any], key: str, where: str) -> float | None:
@@ -100,6 +102,9 @@ def parse_camera(d: dict[str, Any], where: str, image_size: tuple[int, int]) -> 
             raise IngestError(f"principal point {c} is far outside the {side}-pixel image", f"{where}.{key}")
     model = d.get("camera_model")
     dist = tuple(_number(d, k, where) or 0.0 for k in ("k1", "k2", "p1", "p2"))
+    for key, value in zip(("k1", "k2", "p1", "p2"), dist, strict=True):
+        if abs(value) > MAX_DISTORTION:
+            raise IngestError(f"distortion {value} is beyond {MAX_DISTORTION:g}", f"{where}.{key}")
     for k in ("k3", "k4"):
         if _number(d, k, where):
             raise IngestError("only k1, k2, p1, p2 distortion is supported", f"{where}.{k}")
@@ -164,6 +169,14 @@ def _copy_mask(src: Path, name: str, size: tuple[int, int], ctx: IngestContext) 
     return f"masks/{name}"
 
 
+def _use_once(used: dict[Path, str], path: Path, field: str, where: str) -> None:
+    """Each image and depth file serves one frame: a file listed again (which would be copied once
+    per listing, without bound) is refused."""
+    first = used.setdefault(path, field)
+    if first != field:
+        raise IngestError(f"names the same file as {first}", where)
+
+
 def read_transforms(path: Path, ctx: IngestContext) -> SourceResult:
     """``path`` is a transforms.json file or a folder that holds one."""
     # A transforms.json given by hand is the user's choice; one found in a folder must be inside it.
@@ -179,12 +192,16 @@ def read_transforms(path: Path, ctx: IngestContext) -> SourceResult:
     listed = data["frames"]
     if not listed:
         raise IngestError("lists no frames", f"{tf_path}: frames")
+    if len(listed) > MAX_FRAMES:
+        raise IngestError(f"lists {len(listed)} frames, more than the {MAX_FRAMES} an import may have",
+                          f"{tf_path}: frames")
     frames: list[Frame] = []
     missing: list[str] = []
     taken: set[str] = set()
     taken_depth: set[str] = set()
     taken_masks: set[str] = set()
     raw = RawMirror(base, ctx.capture.raw_dir) if ctx.originals_to_raw else None
+    used: dict[Path, str] = {}  # image or depth file -> the field that used it first
     for i, entry in enumerate(listed):
         where = f"{tf_path}: frames[{i}]"
         if not isinstance(entry, dict):
@@ -194,6 +211,7 @@ def read_transforms(path: Path, ctx: IngestContext) -> SourceResult:
             missing.append(str(entry["file_path"]))
             ctx.progress.warning(f"skipping frames[{i}]: image {entry['file_path']} is missing")
             continue
+        _use_once(used, src, f"frames[{i}].file_path", f"{where}.file_path")
         pose = opengl_to_opencv(check_pose(entry.get("transform_matrix"), f"{where}.transform_matrix"))
         with open_image(src) as img:
             size = img.size
@@ -215,6 +233,7 @@ def read_transforms(path: Path, ctx: IngestContext) -> SourceResult:
                     f"frames[{i}]: depth {entry['depth_file_path']} is missing; frame kept without"
                 )
             else:
+                _use_once(used, depth_src, f"frames[{i}].depth_file_path", f"{where}.depth_file_path")
                 depth_name = unique_name(f"{stem}.png", taken_depth)
                 depth_rel, depth_scale = _copy_depth(depth_src, depth_name, unit, ctx)
                 if raw is not None:

@@ -37,6 +37,7 @@ FRAME_FOLDERS = (("rgb", "depth"), ("rgbd", "rgbd"))
 COLOUR_SUFFIXES = (".jpg", ".jpeg", ".png")
 MAX_SIDE = 1 << 16
 MAX_FOCAL = 1e7
+MAX_FPS = 10_000
 
 
 def find_metadata(root: Path) -> Path | None:
@@ -162,7 +163,7 @@ def read_record3d(root: Path, ctx: IngestContext) -> SourceResult:
         ts = None
         if isinstance(stamps, list) and i < len(stamps) and _is_number(stamps[i]):
             ts = float(stamps[i])
-        elif _is_number(fps) and fps > 0:
+        elif _is_number(fps) and 0 < fps <= MAX_FPS:
             ts = i / float(fps)
         frames.append(
             Frame(

@@ -34,7 +34,7 @@ POSE_COLUMNS = ("timestamp", "frame", "x", "y", "z", "qx", "qy", "qz", "qw")
 # ARKit colour-stream sizes, largest first; K's principal point tells which one K was made for.
 ARKIT_RGB_SIZES = ((3840, 2880), (1920, 1440), (1920, 1080), (1440, 1080), (1280, 960), (640, 480))
 JPEG_QUALITY = 95
-MAX_CSV_BYTES = 256 << 20
+MAX_CSV_BYTES = 64 << 20  # an hour at 60 fps is ~20 MiB
 MAX_FRAME_NUMBER = 10_000_000
 MAX_CONFIDENCE = 2  # ARKit levels: 0 low, 1 medium, 2 high
 MAX_FOCAL = 1e7

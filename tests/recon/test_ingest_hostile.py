@@ -146,19 +146,20 @@ def test_same_stem_frames_with_depth_get_their_own_depth_and_leave_the_dataset_a
     ds = tmp_path / "ds"
     write_jpeg(ds / "images" / "a.jpg", 16, 12, seed=1)
     write_png(ds / "images" / "a.png", 16, 12, seed=2)
+    write_png(ds / "more" / "a.png", 16, 12, seed=3)
     write_depth16(ds / "d1.png", 1000)
     np.save(ds / "d2.npy", np.full((12, 16), 2000.0, np.float32))  # converted, not copied
     write_depth16(ds / "d3.png", 3000)
     tf = _transforms(ds, [
         {"file_path": "images/a.jpg", "depth_file_path": "d1.png"},
         {"file_path": "images/a.png", "depth_file_path": "d2.npy"},
-        {"file_path": "images/a.png", "depth_file_path": "d3.png"},
+        {"file_path": "more/a.png", "depth_file_path": "d3.png"},
     ])  # fmt: skip
     before = tree_digest(ds)
     cap = ingest(tf, ws)
     assert tree_digest(ds) == before
     frames = cap.load().frames
-    assert len({f.depth for f in frames}) == 3
+    assert len({f.depth for f in frames}) == 3 and len({f.image for f in frames}) == 3
     import cv2
 
     for frame, mm in zip(frames, (1000, 2000, 3000), strict=True):
@@ -366,3 +367,11 @@ def test_a_killed_imports_staging_folder_is_cleaned_by_the_next_import(tmp_path,
         cap = ingest(photos, ws)
         assert captures_listing(ws) == sorted([".staging-still-writing", cap.id])
     assert captures_listing(ws) == sorted(["still-writing", cap.id])
+
+
+def test_an_image_listed_by_many_frames_is_refused_not_copied_once_per_listing(tmp_path, ws):
+    ds = tmp_path / "ds"
+    write_png(ds / "images" / "a.png", 16, 12)
+    tf = _transforms(ds, [{"file_path": "images/a.png"}] * 3)
+    err = _refused(tf, ws, IngestError)
+    assert err.where == f"{tf}: frames[1].file_path" and "frames[0].file_path" in err.reason
