@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from core.capture import MODES, CaptureFolder, Manifest, parse_manifest, utc_now
-from core.errors import IngestError, ManifestError, ScanBridgeError
+from core.errors import IngestError, ManifestError, ScanBridgeError, UnsafeSourceError
 from core.progress import Progress
 from core.source_paths import check_regular_or_dir
 from core.workspace import Workspace
@@ -67,6 +67,8 @@ def detect_folder(root: Path, depth: int = 0) -> tuple[str, Path] | None:
 
     children = _visible_children(root)
     if depth < 3 and len(children) == 1 and children[0].is_dir():
+        if children[0].is_symlink() and root.resolve() not in children[0].resolve().parents:
+            raise UnsafeSourceError("is a link to a folder outside the source", children[0])
         return detect_folder(children[0], depth + 1)
     if (root / "transforms.json").is_file():
         return "transforms", root

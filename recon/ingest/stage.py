@@ -24,6 +24,7 @@ from typing import Any
 from core.capture import CaptureFolder, Manifest
 from core.errors import ConfigError, IngestError, ScanBridgeError
 from core.fsio import fsync_dir
+from core.source_paths import inside_root
 from core.stages import StageContext, StageSpec
 from recon.ingest.api import detect_folder, detect_source, read_source
 from recon.ingest.common import IMAGE_SUFFIXES, VIDEO_SUFFIXES, IngestContext, SourceResult, show_paths_as
@@ -48,6 +49,7 @@ def _read_raw(raw: Path, ctx: IngestContext) -> tuple[SourceResult, list[str]]:
     if not entries:
         raise IngestError("no uploaded files to read", raw)
     if len(entries) == 1 and entries[0].is_file():
+        inside_root(raw, entries[0].name, entries[0])  # never a link out of raw/, a FIFO or a device
         return read_source(*detect_source(entries[0]), ctx), []
     found = detect_folder(raw)  # an export (Stray Scanner, Record3D, transforms.json), photos, one video
     if found is None:

@@ -375,3 +375,25 @@ def test_an_image_listed_by_many_frames_is_refused_not_copied_once_per_listing(t
     tf = _transforms(ds, [{"file_path": "images/a.png"}] * 3)
     err = _refused(tf, ws, IngestError)
     assert err.where == f"{tf}: frames[1].file_path" and "frames[0].file_path" in err.reason
+
+
+def test_a_folder_holding_only_a_link_to_a_folder_outside_is_refused(tmp_path, ws, victim):
+    wrapper = tmp_path / "wrapper"
+    wrapper.mkdir()
+    os.symlink(victim, wrapper / "photos")
+    err = _refused(wrapper, ws, UnsafeSourceError)
+    assert err.where == str(wrapper / "photos")
+
+
+def test_an_upload_that_is_a_link_out_of_raw_is_refused_by_the_ingest_stage(tmp_path, victim):
+    from core.capture import CaptureFolder, Manifest, utc_now
+
+    ws = Workspace(tmp_path / "ws")
+    capture = CaptureFolder(ws.captures_dir / "cap-1")
+    capture.raw_dir.mkdir(parents=True)
+    os.symlink(victim / "secret.jpg", capture.raw_dir / "photo.jpg")
+    capture.save(Manifest(id="cap-1", name="phone", created=utc_now(), mode="free", status="processing"))
+    with pytest.raises(UnsafeSourceError) as e:
+        execute_stage(capture, "ingest")
+    assert e.value.where == "raw/photo.jpg" and str(tmp_path) not in str(e.value)
+    assert not capture.images_dir.exists()
