@@ -45,9 +45,12 @@ def is_idr_dataset(root: Path) -> bool:
 
 
 def _images(root: Path) -> list[Path]:
+    """The dataset's images; each one inside ``root`` (an image folder that links out is refused)."""
     for sub in ("image", "images", "rgb"):
         if (root / sub).is_dir():
             found = files_with_suffix(root / sub, IMAGE_SUFFIXES, recursive=False)
+            for path in found:
+                inside_root(root, path.relative_to(root).as_posix(), path)
             if found:
                 return found
     return files_with_suffix(root, IMAGE_SUFFIXES, recursive=False)

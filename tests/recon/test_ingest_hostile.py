@@ -397,3 +397,16 @@ def test_an_upload_that_is_a_link_out_of_raw_is_refused_by_the_ingest_stage(tmp_
         execute_stage(capture, "ingest")
     assert e.value.where == "raw/photo.jpg" and str(tmp_path) not in str(e.value)
     assert not capture.images_dir.exists()
+
+
+def test_an_idr_image_folder_that_links_out_is_refused(tmp_path, ws, victim):
+    ds = tmp_path / "dtu"
+    ds.mkdir()
+    projection = np.array([[20.0, 0, 8, 0], [0, 20, 6, 0], [0, 0, 1, 2], [0, 0, 0, 1]])
+    np.savez(ds / "cameras.npz", world_mat_0=projection)
+    write_png(victim / "000000.png", 16, 12)
+    os.symlink(victim, ds / "image")
+    before = tree_digest(tmp_path)
+    err = _refused(ds, ws, UnsafeSourceError)
+    assert err.where == str(ds / "image" / "000000.png")
+    assert tree_digest(tmp_path) == before
