@@ -18,7 +18,7 @@ from typing import Any
 from core.capture import MODES, CaptureFolder, Manifest, parse_manifest, utc_now
 from core.errors import IngestError, ManifestError, ScanBridgeError, UnsafeSourceError
 from core.progress import Progress
-from core.source_paths import check_regular_or_dir
+from core.source_paths import check_regular_or_dir, inside_root
 from core.workspace import Workspace
 from recon.ingest.archive import ArchiveLimits, extract_archive
 from recon.ingest.common import (
@@ -82,6 +82,7 @@ def detect_folder(root: Path, depth: int = 0) -> tuple[str, Path] | None:
         return "images", root
     videos = [p for p in children if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES]
     if len(videos) == 1:
+        inside_root(root, videos[0].name, videos[0])  # a link out of the folder is refused
         return "video", videos[0]
     return None
 

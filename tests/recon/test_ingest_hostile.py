@@ -410,3 +410,12 @@ def test_an_idr_image_folder_that_links_out_is_refused(tmp_path, ws, victim):
     err = _refused(ds, ws, UnsafeSourceError)
     assert err.where == str(ds / "image" / "000000.png")
     assert tree_digest(tmp_path) == before
+
+
+def test_a_folder_whose_only_video_links_out_is_refused(tmp_path, ws, victim):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    (victim / "private.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64)
+    os.symlink(victim / "private.mp4", folder / "clip.mp4")
+    err = _refused(folder, ws, UnsafeSourceError)
+    assert err.where == str(folder / "clip.mp4")
