@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -55,9 +56,10 @@ def load_npy_bytes(data: bytes, path: Path | str) -> np.ndarray:
         version = np.lib.format.read_magic(f)
         if version not in ((1, 0), (2, 0)):
             raise ValueError(f"unsupported .npy version {version}")
-        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
-            np.lib.format.read_array_header_2_0
-        shape, _, dtype = read_header(f)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+        else:
+            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
     except (ValueError, SyntaxError, TypeError, EOFError) as e:
         raise IngestError(f"cannot read this map ({e})", path) from None
     if dtype.hasobject or dtype.kind not in "biuf":
@@ -72,17 +74,33 @@ def load_npy_bytes(data: bytes, path: Path | str) -> np.ndarray:
         raise IngestError(f"cannot read this array ({e})", path) from None
 
 
-def _declared_size(data: bytes) -> tuple[int, int] | None:
-    """The pixel size a picture's header declares (PNG, EXR, or what Pillow identifies), if known."""
+def _check_declared_size(data: bytes, path: Path) -> None:
+    """Refuse a picture whose header (PNG, EXR, or what Pillow identifies) declares more than
+    MAX_MAP_PIXELS pixels, before anything is decoded."""
+    size: tuple[int, int] | None = None
     if data.startswith(PNG_SIGNATURE) and len(data) >= 24 and data[12:16] == b"IHDR":
-        return struct.unpack(">II", data[16:24])
-    if data.startswith(EXR_MAGIC):
-        return _exr_size(data)
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            return img.size
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        return None
+        size = struct.unpack(">II", data[16:24])
+    elif data.startswith(EXR_MAGIC):
+        size = _exr_size(data)
+    else:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(io.BytesIO(data)) as img:
+                    size = img.size
+        except Image.DecompressionBombError:
+            reason = f"declares more than the {MAX_MAP_PIXELS} pixels a map may have"
+            raise IngestError(reason, path) from None
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+            size = None
+    if size is not None and size[0] * size[1] > MAX_MAP_PIXELS:
+        w, h = size
+        raise IngestError(f"declares {w}x{h} pixels, more than the {MAX_MAP_PIXELS} a map may have", path)
+
+
+def _last_line(e: Exception) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[-1][:200] if lines else type(e).__name__
 
 
 def read_raw_map(path: Path) -> np.ndarray:
@@ -92,19 +110,16 @@ def read_raw_map(path: Path) -> np.ndarray:
     pixels is one IngestError naming it, not a 7 GB allocation.
     """
     data = read_regular(path, MAX_MAP_BYTES, path)
+    if not data:
+        raise IngestError("is empty", path)
     try:
         if path.suffix.lower() == ".npy":
             decoded = load_npy_bytes(data, path)
         else:
-            size = _declared_size(data)
-            if size is not None and size[0] * size[1] > MAX_MAP_PIXELS:
-                raise IngestError(
-                    f"declares {size[0]}x{size[1]} pixels, more than the {MAX_MAP_PIXELS} a map may have",
-                    path,
-                )
+            _check_declared_size(data, path)
             decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     except (OSError, ValueError, EOFError, cv2.error) as e:
-        raise IngestError(f"cannot read this map ({str(e).strip().splitlines()[-1][:200]})", path) from None
+        raise IngestError(f"cannot read this map ({_last_line(e)})", path) from None
     if decoded is None:
         raise IngestError("cannot read this map (corrupt, truncated or an unsupported format)", path)
     data = decoded

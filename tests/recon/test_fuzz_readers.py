@@ -111,6 +111,15 @@ def npz_bytes(**arrays) -> bytes:
     return buf.getvalue()
 
 
+def jpeg_declaring(width: int, height: int) -> bytes:
+    """A small JPEG whose frame header says it is ``width`` x ``height``."""
+    data = bytearray(jpeg_bytes(16, 12))
+    sof = data.find(b"\xff\xc0")
+    data[sof + 5 : sof + 7] = height.to_bytes(2, "big")
+    data[sof + 7 : sof + 9] = width.to_bytes(2, "big")
+    return bytes(data)
+
+
 def png_declaring(width: int, height: int, depth: int = 16) -> bytes:
     def chunk(kind: bytes, body: bytes) -> bytes:
         return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
@@ -395,6 +404,7 @@ def ns_file_case(which: str, content: str) -> Case:
             "bomb": png_declaring(60000, 60000),
             "wide": png_declaring(70000, 1, 8),
             "jpeg-small": jpeg_bytes(8, 6),
+            "jpeg-bomb": jpeg_declaring(20000, 20000),
             "flipped": flipped(data, rng, 8),
         }[content]
         target.write_bytes(payload)
@@ -1040,7 +1050,7 @@ def all_cases() -> list[Case]:
     cases += [
         ns_file_case(which, content)
         for which in ("image", "depth", "mask")
-        for content in ("text", "empty", "truncated", "bomb", "wide", "jpeg-small", "flipped")
+        for content in ("text", "empty", "truncated", "bomb", "wide", "jpeg-small", "jpeg-bomb", "flipped")
     ]
     cases += [ns_duplicate_case(layout) for layout in ("train-test", "jpg-png-depth", "same-file-twice")]
     cases += [zip_case(kind) for kind in ZIP_KINDS]
