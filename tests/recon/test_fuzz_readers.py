@@ -655,7 +655,7 @@ def images_special_case(kind: str, single: bool) -> Case:
             target = src / "vdir.jpg"
         elif kind == "dangling":
             os.symlink(src / "nowhere.jpg", target)
-        return (target if single else src), (str(target), str(src))
+        return (target if single else src), (str(target),)
 
     # A symlinked folder is not descended into; the folder import may then succeed without it.
     return Case(
@@ -1023,7 +1023,7 @@ def idr_case(kind: str) -> Case:
             return src, (str(src / "image" / "000000.png"),)
         if kind == "cameras-symlink-out":
             os.symlink(victim / "notes.txt", cams)
-            return src, (str(cams), str(src))
+            return src, (str(cams),)
         cams.write_bytes(IDR_CAMERAS[kind](rng))
         return src, (str(cams),)
 
