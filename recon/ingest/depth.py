@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import IngestError
-from core.source_paths import read_regular
+from core.source_paths import open_regular, read_regular
 
 # OpenCV reads and writes EXR only when this is set before its first EXR call.
 os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
@@ -98,6 +98,12 @@ def _check_declared_size(data: bytes, path: Path) -> None:
         raise IngestError(f"declares {w}x{h} pixels, more than the {MAX_MAP_PIXELS} a map may have", path)
 
 
+def is_png(path: Path) -> bool:
+    """Whether the file's content (not its name) is a PNG."""
+    with open_regular(path, path) as f:
+        return f.read(len(PNG_SIGNATURE)) == PNG_SIGNATURE
+
+
 def _last_line(e: Exception) -> str:
     lines = str(e).strip().splitlines()
     return lines[-1][:200] if lines else type(e).__name__
@@ -142,6 +148,16 @@ def metres_to_mm_png(depth_m: np.ndarray, dst: Path) -> Path:
     ok, buf = cv2.imencode(".png", mm)
     if not ok:
         raise IngestError("could not encode depth as PNG", dst)
+    dst.write_bytes(buf.tobytes())
+    return dst
+
+
+def write_uint16_png(data: np.ndarray, dst: Path) -> Path:
+    """Write a 16-bit [H, W] map as PNG."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    ok, buf = cv2.imencode(".png", data.astype(np.uint16))
+    if not ok:
+        raise IngestError("could not encode map as PNG", dst)
     dst.write_bytes(buf.tobytes())
     return dst
 

@@ -26,7 +26,7 @@ from recon.ingest.common import (
     load_json,
     unique_name,
 )
-from recon.ingest.depth import metres_to_mm_png, read_raw_map, write_uint8_png
+from recon.ingest.depth import metres_to_mm_png, read_raw_map, write_uint8_png, write_uint16_png
 from recon.ingest.geometry import as_pose_tuple, check_pose, opengl_to_opencv
 from recon.ingest.images import open_image
 
@@ -150,12 +150,12 @@ def _resolve(base: Path, rel: Any, where: str) -> Path | None:
 
 
 def _copy_depth(src: Path, name: str, unit: float, ctx: IngestContext) -> tuple[str, float]:
-    """Depth into depth/``name``: 16-bit PNGs are copied as they are; others are converted to mm."""
+    """Depth into depth/``name``: 16-bit maps keep their values and unit; others are converted to mm."""
     data = read_raw_map(src)
     if data.dtype.itemsize < 2:  # 8-bit "depth" holds at most 255 units: a photo or a mask, not depth
         raise IngestError(f"expected 16-bit or floating-point depth, got {data.dtype}", src)
-    if src.suffix.lower() == ".png" and data.dtype == np.uint16:
-        copy_file(src, ctx.capture.depth_dir / name)
+    if data.dtype == np.uint16:  # whatever the file's format, the capture gets a PNG of the same values
+        write_uint16_png(data, ctx.capture.depth_dir / name)
         return f"depth/{name}", unit
     metres_to_mm_png(data.astype(np.float64) * unit, ctx.capture.depth_dir / name)
     return f"depth/{name}", 0.001

@@ -23,7 +23,7 @@ from core.capture import Camera, Frame
 from core.errors import IngestError
 from core.source_paths import inside_root, read_regular
 from recon.ingest.common import IngestContext, SourceResult, copy_file, copy_tree, even_subsample, frame_id
-from recon.ingest.depth import read_raw_map
+from recon.ingest.depth import is_png, read_raw_map
 from recon.ingest.geometry import as_pose_tuple, pose_from_quaternion
 from recon.ingest.video import open_video
 
@@ -120,8 +120,9 @@ def read_odometry(path: Path) -> list[OdometryRow]:
 def _check_confidence(path: Path, depth_size: tuple[int, int]) -> None:
     """A confidence map: 8-bit, the size of the depth maps, values 0..2."""
     conf = read_raw_map(path)
-    if conf.dtype != np.uint8:
-        raise IngestError(f"expected an 8-bit confidence map, got {conf.dtype}", path)
+    if conf.dtype != np.uint8 or not is_png(path):
+        kind = f"a {conf.dtype} PNG" if is_png(path) else "a file that is not a PNG"
+        raise IngestError(f"expected an 8-bit confidence PNG, got {kind}", path)
     if (conf.shape[1], conf.shape[0]) != depth_size:
         conf_size = f"{conf.shape[1]}x{conf.shape[0]}"
         raise IngestError(f"confidence map is {conf_size}, depth is {depth_size[0]}x{depth_size[1]}", path)
@@ -197,8 +198,9 @@ def read_stray(root: Path, ctx: IngestContext) -> SourceResult:
     for n, row in enumerate(chosen):
         path = root / "depth" / f"{row.frame:06d}.png"
         depth = read_raw_map(path)
-        if depth.dtype != np.uint16:
-            raise IngestError(f"expected a 16-bit depth PNG, got {depth.dtype}", path)
+        if depth.dtype != np.uint16 or not is_png(path):
+            kind = f"a {depth.dtype} PNG" if is_png(path) else "a file that is not a PNG"
+            raise IngestError(f"expected a 16-bit depth PNG, got {kind}", path)
         size = (depth.shape[1], depth.shape[0])
         if depth_size is not None and size != depth_size:
             raise IngestError(

@@ -419,3 +419,36 @@ def test_a_folder_whose_only_video_links_out_is_refused(tmp_path, ws, victim):
     os.symlink(victim / "private.mp4", folder / "clip.mp4")
     err = _refused(folder, ws, UnsafeSourceError)
     assert err.where == str(folder / "clip.mp4")
+
+
+def test_files_are_typed_by_content_not_by_their_names(tmp_path, ws):
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "shot.jpg").write_bytes(write_png(tmp_path / "x.png", 16, 12).read_bytes())  # a PNG named .jpg
+    frame = ingest(photos, ws).load().frames[0]
+    assert frame.image == "images/shot.png"
+    ds = tmp_path / "ds"
+    write_png(ds / "images" / "a.png", 16, 12)
+    Image.fromarray(np.full((12, 16), 1234, np.uint16)).save(ds / "d.png", format="TIFF")  # a TIFF named .png
+    cap = ingest(_transforms(ds, [{"file_path": "images/a.png", "depth_file_path": "d.png"}]), ws)
+    depth = cap.root / cap.load().frames[0].depth
+    assert depth.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    import cv2
+
+    assert (cv2.imread(str(depth), cv2.IMREAD_UNCHANGED) == 1234).all()
+
+
+def test_a_stray_depth_map_that_is_no_png_is_refused(tmp_path, ws):
+    from PIL import Image
+
+    root = tmp_path / "stray"
+    root.mkdir()
+    (root / "camera_matrix.csv").write_text("500, 0, 320\n0, 500, 240\n0, 0, 1\n")
+    (root / "odometry.csv").write_text("timestamp, frame, x, y, z, qx, qy, qz, qw\n"
+                                       "0.0, 0, 0, 0, 0, 0, 0, 0, 1\n")
+    (root / "depth").mkdir()
+    Image.fromarray(np.full((6, 8), 1000, np.uint16)).save(root / "depth" / "000000.png", format="TIFF")
+    err = _refused(root, ws, IngestError)
+    assert err.where == str(root / "depth" / "000000.png") and "not a PNG" in err.reason
