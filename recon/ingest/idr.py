@@ -18,7 +18,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from core.capture import Camera, Frame
 from core.errors import IngestError
@@ -32,6 +31,7 @@ from recon.ingest.common import (
     files_with_suffix,
 )
 from recon.ingest.depth import load_npy_bytes
+from recon.ingest.images import open_image, suffix_for
 
 CAMERAS_FILE = "cameras.npz"
 _INDEX_RE = re.compile(r"(\d+)")
@@ -158,14 +158,12 @@ def read_idr(root: Path, ctx: IngestContext) -> SourceResult:
         if key not in cams:
             raise IngestError(f"has no {key} for image {path.name}", npz_path)
         P = cams.matrix(key)
-        try:
-            with Image.open(path) as im:
-                width, height = im.size
-                im.verify()
-        except Exception:
-            raise IngestError("not an image this program can read", path) from None
+        with open_image(path) as im:
+            (width, height), image_format = im.size, im.format
         camera, c2w = camera_and_pose(P, width, height, f"{npz_path}: {key}")
-        dst = copy_file(path, ctx.capture.images_dir / path.name)
+        if image_format not in ("JPEG", "MPO", "PNG"):
+            raise IngestError(f"expected a JPEG or PNG image, got {image_format}", path)
+        dst = copy_file(path, ctx.capture.images_dir / (path.stem + suffix_for(image_format, path.suffix)))
         frames.append(
             Frame(
                 id=f"{n:06d}",

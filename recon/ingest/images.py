@@ -96,7 +96,7 @@ def _save_upright(img: Image.Image, dst: Path) -> None:
             upright.save(f, format="PNG")
 
 
-def _suffix_for(image_format: str | None, suffix: str) -> str:
+def suffix_for(image_format: str | None, suffix: str) -> str:
     """The file's own suffix when it says what the content is, else the content's (PNG named .jpg)."""
     is_png = image_format == "PNG"
     if is_png == (suffix.lower() == ".png") and suffix.lower() in (".png", ".jpg", ".jpeg"):
@@ -126,7 +126,7 @@ def ingest_image_files(files: list[Path], root: Path, ctx: IngestContext) -> lis
             upright_size = img.size if orientation in (1, 2, 3, 4) else img.size[::-1]
             camera = camera_for(img, *upright_size)
             if img.format in KEEP_AS_IS_FORMATS and orientation == 1:
-                name = unique_name(src.stem + _suffix_for(img.format, src.suffix), taken)
+                name = unique_name(src.stem + suffix_for(img.format, src.suffix), taken)
                 copy_file(src, cap.images_dir / name)
             else:
                 ext = ".jpg" if img.format in LOSSY_FORMATS else ".png"

@@ -30,7 +30,7 @@ from recon.ingest.common import (
 )
 from recon.ingest.depth import metres_to_mm_png, read_raw_map
 from recon.ingest.geometry import as_pose_tuple, opengl_to_opencv, pose_from_quaternion
-from recon.ingest.images import open_image
+from recon.ingest.images import open_image, suffix_for
 
 METADATA_NAMES = ("metadata.json", "metadata")
 FRAME_FOLDERS = (("rgb", "depth"), ("rgbd", "rgbd"))
@@ -148,11 +148,14 @@ def read_record3d(root: Path, ctx: IngestContext) -> SourceResult:
         image_rel = None
         if colour is not None:
             with open_image(colour) as img:
-                size = img.size
+                size, image_format = img.size, img.format
+            if image_format not in ("JPEG", "MPO", "PNG"):
+                raise IngestError(f"expected a JPEG or PNG colour frame, got {image_format}", colour)
             if size != (width, height):
                 camera = camera.scaled(*size)
-            copy_file(colour, ctx.capture.images_dir / colour.name)
-            image_rel = f"images/{colour.name}"
+            name = colour.stem + suffix_for(image_format, colour.suffix)
+            copy_file(colour, ctx.capture.images_dir / name)
+            image_rel = f"images/{name}"
         depth_rel = None
         if depth_src is not None:
             depth = read_raw_map(depth_src)
