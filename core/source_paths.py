@@ -11,8 +11,11 @@ import os
 import shutil
 import stat
 from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import BinaryIO
 
-from core.errors import UnsafeSourceError
+from core.errors import IngestError, UnsafeSourceError
+
+COPY_CHUNK = 1 << 20
 
 
 def inside_root(root: Path, name: str, where: str | Path) -> Path:
@@ -32,28 +35,79 @@ def inside_root(root: Path, name: str, where: str | Path) -> Path:
     parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
     if ".." in parts:
         raise UnsafeSourceError(f"names {name!r}, which leaves the source's folder", where)
-    root_resolved = root.resolve()
+    root_resolved = Path(os.path.abspath(root)).resolve()
     candidate = root_resolved.joinpath(*parts) if parts else root_resolved
-    resolved = candidate.resolve()
+    try:
+        resolved = candidate.resolve()
+    except (OSError, RuntimeError):  # a symlink loop, or a name too long for the file system
+        raise UnsafeSourceError(f"names {name!r}, which cannot be resolved", where) from None
     if resolved != root_resolved and root_resolved not in resolved.parents:
         raise UnsafeSourceError(f"names {name!r}, which links outside the source's folder", where)
     try:
         mode = os.stat(resolved).st_mode
     except FileNotFoundError:
         return resolved
-    except OSError as exc:
-        raise UnsafeSourceError(f"names {name!r}, which cannot be read ({exc.strerror})", where) from None
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or "invalid name"
+        raise UnsafeSourceError(f"names {name!r}, which cannot be read ({reason})", where) from None
     if not stat.S_ISREG(mode):
         raise UnsafeSourceError(f"names {name!r}, which is not a regular file", where)
     return resolved
+
+
+def _open_regular(src: Path, where: str | Path) -> int:
+    """A read-only descriptor of ``src``, refused unless it is a regular file (a FIFO never blocks)."""
+    try:
+        fd = os.open(src, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise IngestError(f"cannot read ({exc.strerror})", where) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UnsafeSourceError("is not a regular file", where)
+    os.set_blocking(fd, True)
+    return fd
 
 
 def copy_into(src: Path, dst: Path) -> Path:
     """Copy ``src`` to ``dst`` (a new name; never a hard link to the user's file); returns ``dst``.
 
     An existing ``dst`` is an error, not overwritten: names in a capture are unique by construction.
+    ``src`` must be a regular file when it is opened (a FIFO or device swapped in is refused).
     """
     dst.parent.mkdir(parents=True, exist_ok=True)
-    with open(src, "rb") as fin, open(dst, "xb") as fout:
-        shutil.copyfileobj(fin, fout, 1 << 20)
+    fd = _open_regular(src, src)
+    with os.fdopen(fd, "rb") as fin, open(dst, "xb") as fout:
+        try:  # in the kernel, sharing extents where the file system offers reflinks
+            while os.copy_file_range(fin.fileno(), fout.fileno(), COPY_CHUNK * 64):
+                pass
+        except (AttributeError, OSError):
+            fin.seek(0)
+            fout.seek(0)
+            fout.truncate()
+            shutil.copyfileobj(fin, fout, COPY_CHUNK)
     return dst
+
+
+def open_regular(path: Path, where: str | Path) -> BinaryIO:
+    """``path`` opened for reading, refused unless it is a regular file (a FIFO never blocks)."""
+    return os.fdopen(_open_regular(path, where), "rb")
+
+
+def read_regular(path: Path, max_bytes: int, where: str | Path) -> bytes:
+    """The bytes of the regular file ``path``, refused when it holds more than ``max_bytes``."""
+    with open_regular(path, where) as f:
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise IngestError(f"is larger than the {max_bytes} bytes such a file may hold", where)
+    return data
+
+
+def check_regular_or_dir(path: Path, where: str | Path) -> None:
+    """Refuse a source that is neither a folder nor a regular file (a FIFO, a device, a socket)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise IngestError(f"cannot read ({exc.strerror})", where) from None
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise UnsafeSourceError("is not a regular file or folder (a device, pipe or socket is never read)",
+                                where)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import secrets
@@ -16,6 +17,7 @@ from core.errors import InputError, NotFoundError
 from core.fsio import publish_dir
 
 ENV_VAR = "SCANBRIDGE_WORKSPACE"
+STAGING_PREFIX = ".staging-"
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -74,24 +76,62 @@ class Workspace:
     def staged_capture(self, capture_id: str) -> Iterator[CaptureFolder]:
         """A capture folder written under a hidden staging name and published on success.
 
-        If the body raises, the staging folder is removed and the workspace is as before.
+        If the body raises, the staging folder is removed and the workspace is as before. While
+        it is being written the folder is locked, so ``clean_stale_staging`` (run by any other
+        import or server start) leaves it alone; a killed writer's lock goes with its process.
         """
         final = self.captures_dir / capture_id
         if final.exists():
             raise InputError("a capture with this id already exists", capture_id)
-        staging = self.captures_dir / f".staging-{capture_id}"
+        staging = self.captures_dir / f"{STAGING_PREFIX}{capture_id}"
         staging.mkdir(parents=True)
+        lock = _lock_staging(staging)
         try:
             yield CaptureFolder(staging)
             publish_dir(staging, final)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
+        finally:
+            os.close(lock)
 
     def clean_stale_staging(self) -> list[Path]:
-        """Remove staging folders left by a crash; returns what was removed."""
+        """Remove staging folders left by a killed or crashed writer; returns what was removed.
+
+        A folder that a live writer holds (in this process or another) is kept.
+        """
         removed = []
-        for p in self.captures_dir.glob(".staging-*"):
-            shutil.rmtree(p, ignore_errors=True)
+        for p in sorted(self.captures_dir.glob(f"{STAGING_PREFIX}*")):
+            try:
+                fd = os.open(p, os.O_RDONLY | os.O_DIRECTORY)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            try:
+                shutil.rmtree(p, ignore_errors=True)
+            finally:
+                os.close(fd)
             removed.append(p)
         return removed
+
+
+def _lock_staging(staging: Path) -> int:
+    """Hold an exclusive lock on the new folder ``staging``; returns the descriptor to close.
+
+    A cleaner may have taken the lock between mkdir and here and removed the folder: then this
+    writer's folder is gone, which is an error rather than a silent write into nothing.
+    """
+    fd = os.open(staging, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        same = os.stat(staging).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        same = False
+    if not same:
+        os.close(fd)
+        raise InputError("its staging folder was removed while it was being made", staging.name)
+    return fd

@@ -8,13 +8,17 @@ workspace as it was. Readers are imported only when used, so importing this is c
 from __future__ import annotations
 
 import importlib
+import math
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from core.capture import MODES, CaptureFolder, Manifest, utc_now
-from core.errors import IngestError, ScanBridgeError
+from core.capture import MODES, CaptureFolder, Manifest, parse_manifest, utc_now
+from core.errors import IngestError, ManifestError, ScanBridgeError, UnsafeSourceError
 from core.progress import Progress
+from core.source_paths import check_regular_or_dir, inside_root
 from core.workspace import Workspace
 from recon.ingest.app_exports import APP_READERS, detect_app_export, detect_app_file
 from recon.ingest.archive import ArchiveLimits, extract_archive
@@ -24,7 +28,8 @@ from recon.ingest.common import (
     VIDEO_SUFFIXES,
     IngestContext,
     SourceResult,
-    link_or_copy,
+    copy_file,
+    show_paths_as,
 )
 
 STAGE = "ingest"
@@ -64,6 +69,8 @@ def detect_folder(root: Path, depth: int = 0) -> tuple[str, Path] | None:
 
     children = _visible_children(root)
     if depth < 3 and len(children) == 1 and children[0].is_dir():
+        if children[0].is_symlink() and root.resolve() not in children[0].resolve().parents:
+            raise UnsafeSourceError("is a link to a folder outside the source", children[0])
         return detect_folder(children[0], depth + 1)
     if (root / "transforms.json").is_file():
         return "transforms", root
@@ -80,6 +87,7 @@ def detect_folder(root: Path, depth: int = 0) -> tuple[str, Path] | None:
         return "images", root
     videos = [p for p in children if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES]
     if len(videos) == 1:
+        inside_root(root, videos[0].name, videos[0])  # a link out of the folder is refused
         return "video", videos[0]
     return None
 
@@ -90,6 +98,7 @@ def detect_source(source: Path) -> tuple[str, Path]:
     source = Path(source)
     if not source.exists():
         raise IngestError("no such file or folder", source)
+    check_regular_or_dir(source, source)
     if source.is_dir():
         found = detect_folder(source)
         if found is None:
@@ -140,7 +149,9 @@ def _read_archive(archive: Path, ctx: IngestContext, limits: ArchiveLimits) -> S
             ctx.capture, ctx.progress.sub(0.3, 1.0), ctx.target_frames, originals_to_raw=False
         )
         result = _reader(kind)(path, inner)
-        link_or_copy(archive, ctx.capture.raw_dir / archive.name)
+        copy_file(archive, ctx.capture.raw_dir / archive.name)
+    except ScanBridgeError as e:
+        raise show_paths_as(e, unpacked, f"{archive}", ": ") from None
     finally:
         shutil.rmtree(unpacked, ignore_errors=True)
     return SourceResult(
@@ -178,7 +189,8 @@ def ingest(
     raises one IngestError (or InputError) naming the file or field, and the workspace is left
     unchanged.
     """
-    source = Path(source).expanduser()
+    # Absolute from here on: readers, OpenCV and FFmpeg never see a relative (or "proto:") path.
+    source = Path(os.path.abspath(Path(source).expanduser()))
     progress = progress or Progress(STAGE)
     if mode is not None and mode not in MODES:
         raise IngestError(f"must be one of {', '.join(MODES)}, got {mode!r}", "mode")
@@ -187,6 +199,8 @@ def ingest(
     kind, path = detect_source(source)
     display_name = (name or "").strip() or _default_name(source)
     capture_id = workspace.new_capture_id(display_name)
+    for stale in workspace.clean_stale_staging():
+        progress.log(f"removed {stale.name}, left by an import that was stopped")
     progress.log(f"reading {source} as {kind}")
     with workspace.staged_capture(capture_id) as staging:
         ctx = IngestContext(staging, progress, target_frames)
@@ -195,8 +209,9 @@ def ingest(
         except ScanBridgeError:
             raise
         except OSError as e:
-            raise IngestError(
-                f"cannot read or write a file ({e.strerror or e})", e.filename or source
+            raise show_paths_as(
+                IngestError(f"cannot read or write a file ({e.strerror or e})", e.filename or source),
+                staging.root, "the new capture", "/",
             ) from None
         manifest = Manifest(
             id=capture_id,
@@ -206,9 +221,38 @@ def ingest(
             frames=result.frames,
             status="ingested",
             scale=result.scale,
-            source={"kind": result.kind, "path": str(source.resolve()), **result.info},
+            source={"kind": result.kind, "path": str(source.resolve()), **_finite(result.info)},
         )
+        _check_frames(manifest, source)
         staging.save(manifest)
     progress.update(1.0, f"{len(result.frames)} frames")
     progress.log(f"capture {capture_id}: {len(result.frames)} frames ({result.kind})")
     return CaptureFolder(workspace.captures_dir / capture_id)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float (a video's NaN frame rate) replaced by None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _check_frames(manifest: Manifest, source: Path) -> None:
+    """Refuse a manifest that could not be read back, naming the source file of the bad frame.
+
+    Readers check their fields themselves; this is the last guard that nothing a reader missed
+    (a NaN, a zero focal length) reaches capture.json.
+    """
+    try:
+        parse_manifest(manifest.to_json())
+    except ManifestError as e:
+        where = f"{source}"
+        if e.where and e.where.startswith("frames["):
+            index = int(e.where[len("frames["):e.where.index("]")])
+            name = manifest.frames[index].source_name
+            where = f"{source}: {name}" if name else where
+        raise IngestError(f"gives an invalid {e.where} ({e.reason})", where) from None

@@ -2,6 +2,7 @@
 
 Refused with UnsafeArchiveError naming the archive and the entry: absolute paths, ``..``,
 symbolic links, device files, and anything that expands beyond ``ArchiveLimits`` (a zip bomb).
+Encrypted, corrupt or truncated entries are one IngestError naming ``archive.zip: entry``.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import shutil
 import stat
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -51,7 +53,7 @@ def check_archive(archive: Path, limits: ArchiveLimits) -> list[tuple[zipfile.Zi
     try:
         with zipfile.ZipFile(archive) as zf:
             infos = zf.infolist()
-    except (zipfile.BadZipFile, OSError) as e:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, RuntimeError, NotImplementedError) as e:
         raise IngestError(f"not a readable zip archive ({e})", archive) from None
     if len(infos) > limits.max_entries:
         raise UnsafeArchiveError(
@@ -65,6 +67,8 @@ def check_archive(archive: Path, limits: ArchiveLimits) -> list[tuple[zipfile.Zi
         where = f"{archive}: {info.filename}"
         if info.is_dir() or not rel.parts:
             continue
+        if info.flag_bits & 0x1:
+            raise IngestError("entry is encrypted; only unencrypted archives can be read", where)
         if rel.as_posix().lower() in seen:
             raise UnsafeArchiveError("entry appears twice in the archive", where)
         seen.add(rel.as_posix().lower())
@@ -110,8 +114,13 @@ def extract_archive(archive: Path, dest: Path, limits: ArchiveLimits, progress: 
                 raise UnsafeArchiveError(
                     "entry collides with another entry", f"{archive}: {info.filename}"
                 ) from None
-            except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as e:
-                raise IngestError(f"cannot extract this entry ({e})", f"{archive}: {info.filename}") from None
+            except (
+                zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, RuntimeError,
+                ValueError, zlib.error,
+            ) as e:
+                where = f"{archive}: {info.filename}"
+                reason = f"cannot extract this entry: corrupt, truncated or encrypted ({e})"
+                raise IngestError(reason, where) from None
             done += info.file_size
             progress.update(done / total, f"unpacking {info.filename}")
     return dest

@@ -10,19 +10,34 @@ images, that crop is undone in the intrinsics.
 
 from __future__ import annotations
 
+import io
 import re
+import zipfile
+import zlib
 from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from core.capture import Camera, Frame
 from core.errors import IngestError
-from recon.ingest.common import IMAGE_SUFFIXES, IngestContext, SourceResult, files_with_suffix, link_or_copy
+from core.source_paths import inside_root, read_regular
+from recon.ingest.common import (
+    IMAGE_SUFFIXES,
+    IngestContext,
+    RawMirror,
+    SourceResult,
+    copy_file,
+    files_with_suffix,
+)
+from recon.ingest.depth import load_npy_bytes
+from recon.ingest.images import open_image, suffix_for
 
 CAMERAS_FILE = "cameras.npz"
 _INDEX_RE = re.compile(r"(\d+)")
+MAX_CAMERAS_BYTES = 64 << 20
+MAX_MATRIX_BYTES = 1 << 16  # a 4x4 float64 array is 128 bytes and a header
+MAX_COORDINATE = 1e9
 
 
 def is_idr_dataset(root: Path) -> bool:
@@ -30,9 +45,12 @@ def is_idr_dataset(root: Path) -> bool:
 
 
 def _images(root: Path) -> list[Path]:
+    """The dataset's images; each one inside ``root`` (an image folder that links out is refused)."""
     for sub in ("image", "images", "rgb"):
         if (root / sub).is_dir():
             found = files_with_suffix(root / sub, IMAGE_SUFFIXES, recursive=False)
+            for path in found:
+                inside_root(root, path.relative_to(root).as_posix(), path)
             if found:
                 return found
     return files_with_suffix(root, IMAGE_SUFFIXES, recursive=False)
@@ -57,9 +75,56 @@ def _original_size(cx: float, cy: float) -> tuple[float, float]:
     return 2.0 * cx, 2.0 * cy
 
 
-def camera_and_pose(P: np.ndarray, width: int, height: int) -> tuple[Camera, np.ndarray]:
-    """Intrinsics at (width, height) and the OpenCV camera-to-world pose of a projection P (3x4)."""
+class CameraFile:
+    """The ``world_mat_i`` arrays of a cameras.npz, read from memory one at a time, each checked
+    (numbers only, its declared size bounded) before numpy allocates it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._zip = zipfile.ZipFile(io.BytesIO(read_regular(path, MAX_CAMERAS_BYTES, path)))
+            self._members = {info.filename: info for info in self._zip.infolist()}
+        except (zipfile.BadZipFile, ValueError, EOFError, RuntimeError, NotImplementedError) as e:
+            raise IngestError(f"not a readable .npz file ({e})", path) from None
+
+    def __contains__(self, key: str) -> bool:
+        return f"{key}.npy" in self._members
+
+    def matrix(self, key: str) -> np.ndarray:
+        """``key`` as a finite float64 3x4 projection (the top of a 4x4 one)."""
+        where = f"{self.path}: {key}"
+        info = self._members[f"{key}.npy"]
+        if info.file_size > MAX_MATRIX_BYTES:
+            raise IngestError(f"holds {info.file_size} bytes, not a 4x4 matrix", where)
+        try:
+            data = self._zip.read(info)
+        except (zipfile.BadZipFile, ValueError, EOFError, RuntimeError, NotImplementedError, zlib.error) as e:
+            raise IngestError(f"cannot read this array: corrupt or encrypted ({e})", where) from None
+        array = load_npy_bytes(data, where)
+        if array.dtype.kind not in "iuf" or array.ndim != 2 or array.shape[1] != 4 or array.shape[0] < 3:
+            got = f"{array.dtype} {array.shape}"
+            raise IngestError(f"expected a 3x4 or 4x4 matrix of numbers, got {got}", where)
+        P = np.asarray(array[:3], np.float64)
+        if not np.isfinite(P).all() or np.abs(P).max() > MAX_COORDINATE:
+            raise IngestError("not a finite 3x4 projection", where)
+        return P
+
+
+def camera_and_pose(
+    P: np.ndarray, width: int, height: int, where: str = "world_mat"
+) -> tuple[Camera, np.ndarray]:
+    """Intrinsics at (width, height) and the OpenCV camera-to-world pose of a projection P (3x4).
+
+    A projection whose 3x3 part is singular, or whose camera centre is at infinity, is an
+    IngestError naming ``where``.
+    """
+    M = P[:, :3]
+    scale = np.abs(M).max()
+    if scale == 0 or abs(np.linalg.det(M / scale)) < 1e-9:
+        raise IngestError("a degenerate projection (its 3x3 part is singular)", where)
     K, R, c, *_ = cv2.decomposeProjectionMatrix(P)
+    if abs(K[2, 2]) < 1e-12 or abs(c[3, 0]) < 1e-12 * max(np.abs(c[:3]).max(), 1.0):
+        raise IngestError("a degenerate projection (no finite camera centre)", where)
     K = K / K[2, 2]
     c = (c[:3] / c[3]).ravel()
     c2w = np.eye(4)
@@ -73,15 +138,16 @@ def camera_and_pose(P: np.ndarray, width: int, height: int) -> tuple[Camera, np.
         K[:2] *= width / side
     # OpenCV puts pixel centres at integers; the capture format at +0.5.
     cam = Camera(width, height, float(K[0, 0]), float(K[1, 1]), float(K[0, 2]) + 0.5, float(K[1, 2]) + 0.5)
+    values = np.array([cam.fx, cam.fy, cam.cx, cam.cy, *c2w.ravel()])
+    if not np.isfinite(values).all() or cam.fx <= 0 or cam.fy <= 0 or np.abs(c).max() > MAX_COORDINATE:
+        raise IngestError("a projection that gives no usable camera (focal length not positive)", where)
     return cam, c2w
 
 
 def read_idr(root: Path, ctx: IngestContext) -> SourceResult:
     npz_path = root / CAMERAS_FILE
-    try:
-        cams = np.load(npz_path)
-    except (OSError, ValueError) as e:
-        raise IngestError(f"cannot read camera file: {e}", npz_path) from None
+    inside_root(root, CAMERAS_FILE, npz_path)
+    cams = CameraFile(npz_path)
     images = _images(root)
     if not images:
         raise IngestError("no images beside cameras.npz", root)
@@ -91,17 +157,13 @@ def read_idr(root: Path, ctx: IngestContext) -> SourceResult:
         key = f"world_mat_{_index(path)}"
         if key not in cams:
             raise IngestError(f"has no {key} for image {path.name}", npz_path)
-        P = np.asarray(cams[key], np.float64)[:3]
-        if P.shape != (3, 4) or not np.isfinite(P).all():
-            raise IngestError("not a finite 3x4 projection", f"{npz_path}: {key}")
-        try:
-            with Image.open(path) as im:
-                width, height = im.size
-                im.verify()
-        except Exception:
-            raise IngestError("not an image this program can read", path) from None
-        camera, c2w = camera_and_pose(P, width, height)
-        dst = link_or_copy(path, ctx.capture.images_dir / path.name)
+        P = cams.matrix(key)
+        with open_image(path) as im:
+            (width, height), image_format = im.size, im.format
+        camera, c2w = camera_and_pose(P, width, height, f"{npz_path}: {key}")
+        if image_format not in ("JPEG", "MPO", "PNG"):
+            raise IngestError(f"expected a JPEG or PNG image, got {image_format}", path)
+        dst = copy_file(path, ctx.capture.images_dir / (path.stem + suffix_for(image_format, path.suffix)))
         frames.append(
             Frame(
                 id=f"{n:06d}",
@@ -112,9 +174,10 @@ def read_idr(root: Path, ctx: IngestContext) -> SourceResult:
             )
         )
     if ctx.originals_to_raw:
-        link_or_copy(npz_path, ctx.capture.raw_dir / CAMERAS_FILE)
+        raw = RawMirror(root, ctx.capture.raw_dir)
+        raw.add(npz_path, CAMERAS_FILE)
         for path in images:
-            link_or_copy(path, ctx.capture.raw_dir / path.name)
+            raw.add(path, path.relative_to(root).as_posix())
     return SourceResult(
         kind="idr",
         frames=tuple(frames),

@@ -10,7 +10,6 @@ tz] per frame: ARKit camera-to-world, camera axes x right, y up, z back), ``fps`
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -19,14 +18,26 @@ import numpy as np
 
 from core.capture import Camera, Frame
 from core.errors import IngestError
-from recon.ingest.common import IngestContext, SourceResult, even_subsample, frame_id, link_or_copy, link_tree
+from core.source_paths import inside_root
+from recon.ingest.common import (
+    IngestContext,
+    SourceResult,
+    copy_file,
+    copy_tree,
+    even_subsample,
+    frame_id,
+    load_json,
+)
 from recon.ingest.depth import metres_to_mm_png, read_raw_map
 from recon.ingest.geometry import as_pose_tuple, opengl_to_opencv, pose_from_quaternion
-from recon.ingest.images import open_image
+from recon.ingest.images import open_image, suffix_for
 
 METADATA_NAMES = ("metadata.json", "metadata")
 FRAME_FOLDERS = (("rgb", "depth"), ("rgbd", "rgbd"))
 COLOUR_SUFFIXES = (".jpg", ".jpeg", ".png")
+MAX_SIDE = 1 << 16
+MAX_FOCAL = 1e7
+MAX_FPS = 10_000
 
 
 def find_metadata(root: Path) -> Path | None:
@@ -41,12 +52,7 @@ def find_metadata(root: Path) -> Path | None:
 
 
 def _load(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as e:
-        raise IngestError(f"cannot read ({e})", path) from None
-    except json.JSONDecodeError as e:
-        raise IngestError(f"not valid JSON (line {e.lineno}, column {e.colno})", path) from None
+    data = load_json(path)
     if not isinstance(data, dict):
         raise IngestError("expected a JSON object", path)
     return data
@@ -63,10 +69,15 @@ def _numbers(v: Any, n: int | None, where: str) -> list[float]:
     return [float(x) for x in v]
 
 
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
 def _size(meta: dict[str, Any], key: str, where: Path) -> int:
     v = meta.get(key)
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0 or v != int(v):
-        raise IngestError(f"expected a positive whole number of pixels, got {v!r}", f"{where}: {key}")
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= MAX_SIDE or v != int(v):
+        reason = f"expected a whole number of pixels from 1 to {MAX_SIDE}, got {v!r}"
+        raise IngestError(reason, f"{where}: {key}")
     return int(v)
 
 
@@ -78,11 +89,19 @@ def intrinsics_from_k(k: list[float]) -> tuple[float, float, float, float]:
     return float(m[0, 0]), float(m[1, 1]), float(m[0, 2]), float(m[1, 2])
 
 
+def _check_intrinsics(k: tuple[float, float, float, float], where: str) -> tuple[float, float, float, float]:
+    fx, fy, cx, cy = k
+    far = 10 * MAX_SIDE
+    if not (0 < fx <= MAX_FOCAL and 0 < fy <= MAX_FOCAL and abs(cx) <= far and abs(cy) <= far):
+        raise IngestError(f"focal lengths must be positive and at most {MAX_FOCAL:g}, got {list(k)}", where)
+    return k
+
+
 def _frame_file(root: Path, folder: str, index: int, suffixes: tuple[str, ...]) -> Path | None:
     for suffix in suffixes:
-        p = root / folder / f"{index}{suffix}"
-        if p.is_file():
-            return p
+        rel = f"{folder}/{index}{suffix}"
+        if inside_root(root, rel, root / rel).is_file():
+            return root / rel
     return None
 
 
@@ -90,6 +109,7 @@ def read_record3d(root: Path, ctx: IngestContext) -> SourceResult:
     meta_path = find_metadata(root)
     if meta_path is None:
         raise IngestError("not a Record3D export (no metadata.json beside rgb/ or rgbd/)", root)
+    inside_root(root, meta_path.name, meta_path)
     meta = _load(meta_path)
     width, height = _size(meta, "w", meta_path), _size(meta, "h", meta_path)
     poses_raw = meta.get("poses")
@@ -99,7 +119,10 @@ def read_record3d(root: Path, ctx: IngestContext) -> SourceResult:
     per_frame_k = meta.get("perFrameIntrinsicCoeffs")
     if per_frame_k is not None and (not isinstance(per_frame_k, list) or len(per_frame_k) != count):
         raise IngestError(f"expected {count} entries, one per pose", f"{meta_path}: perFrameIntrinsicCoeffs")
-    global_k = None if per_frame_k else intrinsics_from_k(_numbers(meta.get("K"), 9, f"{meta_path}: K"))
+    global_k = None
+    if not per_frame_k:
+        global_k = _check_intrinsics(intrinsics_from_k(_numbers(meta.get("K"), 9, f"{meta_path}: K")),
+                                     f"{meta_path}: K")
     stamps = meta.get("frameTimestamps")
     fps = meta.get("fps")
     colour_dir, depth_dir = next(((c, d) for c, d in FRAME_FOLDERS if (root / c).is_dir()), FRAME_FOLDERS[0])
@@ -110,7 +133,8 @@ def read_record3d(root: Path, ctx: IngestContext) -> SourceResult:
         q_t = _numbers(poses_raw[i], 7, where)
         pose = opengl_to_opencv(pose_from_quaternion(tuple(q_t[:4]), tuple(q_t[4:]), where))
         if per_frame_k:
-            fx, fy, cx, cy = _numbers(per_frame_k[i], 4, f"{meta_path}: perFrameIntrinsicCoeffs[{i}]")
+            k_where = f"{meta_path}: perFrameIntrinsicCoeffs[{i}]"
+            fx, fy, cx, cy = _check_intrinsics(tuple(_numbers(per_frame_k[i], 4, k_where)), k_where)
         else:
             fx, fy, cx, cy = global_k  # type: ignore[misc]
         camera = Camera(width=width, height=height, fx=fx, fy=fy, cx=cx, cy=cy)
@@ -124,11 +148,14 @@ def read_record3d(root: Path, ctx: IngestContext) -> SourceResult:
         image_rel = None
         if colour is not None:
             with open_image(colour) as img:
-                size = img.size
+                size, image_format = img.size, img.format
+            if image_format not in ("JPEG", "MPO", "PNG"):
+                raise IngestError(f"expected a JPEG or PNG colour frame, got {image_format}", colour)
             if size != (width, height):
                 camera = camera.scaled(*size)
-            link_or_copy(colour, ctx.capture.images_dir / colour.name)
-            image_rel = f"images/{colour.name}"
+            name = colour.stem + suffix_for(image_format, colour.suffix)
+            copy_file(colour, ctx.capture.images_dir / name)
+            image_rel = f"images/{name}"
         depth_rel = None
         if depth_src is not None:
             depth = read_raw_map(depth_src)
@@ -137,9 +164,9 @@ def read_record3d(root: Path, ctx: IngestContext) -> SourceResult:
             metres_to_mm_png(depth, ctx.capture.depth_dir / f"{i}.png")
             depth_rel = f"depth/{i}.png"
         ts = None
-        if isinstance(stamps, list) and i < len(stamps) and isinstance(stamps[i], (int, float)):
+        if isinstance(stamps, list) and i < len(stamps) and _is_number(stamps[i]):
             ts = float(stamps[i])
-        elif isinstance(fps, (int, float)) and fps > 0:
+        elif _is_number(fps) and 0 < fps <= MAX_FPS:
             ts = i / float(fps)
         frames.append(
             Frame(
@@ -157,7 +184,7 @@ def read_record3d(root: Path, ctx: IngestContext) -> SourceResult:
     if not frames:
         raise IngestError(f"none of the {count} frames in the metadata has a colour or depth file", root)
     if ctx.originals_to_raw:
-        link_tree(root, ctx.capture.raw_dir)
+        copy_tree(root, ctx.capture.raw_dir)
     return SourceResult(
         kind="record3d",
         frames=tuple(frames),

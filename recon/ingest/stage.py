@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from core.capture import CaptureFolder, Manifest
-from core.errors import ConfigError, IngestError
+from core.errors import ConfigError, IngestError, ScanBridgeError
 from core.fsio import fsync_dir
+from core.source_paths import inside_root
 from core.stages import StageContext, StageSpec
 from recon.ingest.api import detect_folder, detect_source, read_source
-from recon.ingest.common import IMAGE_SUFFIXES, VIDEO_SUFFIXES, IngestContext, SourceResult
+from recon.ingest.common import IMAGE_SUFFIXES, VIDEO_SUFFIXES, IngestContext, SourceResult, show_paths_as
 
 FRAME_DIRS = ("images", "depth", "confidence", "masks")
 STAGING = "staging"
@@ -48,6 +49,7 @@ def _read_raw(raw: Path, ctx: IngestContext) -> tuple[SourceResult, list[str]]:
     if not entries:
         raise IngestError("no uploaded files to read", raw)
     if len(entries) == 1 and entries[0].is_file():
+        inside_root(raw, entries[0].name, entries[0])  # never a link out of raw/, a FIFO or a device
         return read_source(*detect_source(entries[0]), ctx), []
     found = detect_folder(raw)  # an export (Stray Scanner, Record3D, transforms.json), photos, one video
     if found is None:
@@ -88,11 +90,16 @@ def run(ctx: StageContext, config: IngestStageConfig) -> dict[str, Any]:
     staging_root.mkdir(parents=True)
     staging = CaptureFolder(staging_root)
     inner = IngestContext(staging, ctx.progress.sub(0.0, 0.95), config.target_frames, originals_to_raw=False)
+    # Errors name what the phone sent, as raw/NAME (raw/ZIP: MEMBER), never a path on this machine.
     try:
-        result, skipped = _read_raw(capture.raw_dir, inner)
-    except OSError as e:
-        raise IngestError(f"cannot read or write a file ({e.strerror or e})", e.filename or capture.raw_dir) \
-            from None
+        try:
+            result, skipped = _read_raw(capture.raw_dir, inner)
+        except OSError as e:
+            where = e.filename or capture.raw_dir
+            raise IngestError(f"cannot read or write a file ({e.strerror or e})", where) from None
+    except ScanBridgeError as e:
+        show_paths_as(e, staging_root, "the new frames", "/")
+        raise show_paths_as(e, capture.raw_dir, "raw", "/") from None
     if not result.frames:
         raise IngestError("the uploaded files hold no frames", capture.raw_dir)
     ctx.cancel.check()

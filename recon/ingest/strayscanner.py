@@ -12,6 +12,7 @@ frame 330's depth with a median error of 4.6 cm read as OpenCV, 40 cm read as Op
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,9 +21,11 @@ import numpy as np
 
 from core.capture import Camera, Frame
 from core.errors import IngestError
-from recon.ingest.common import IngestContext, SourceResult, even_subsample, frame_id, link_or_copy, link_tree
-from recon.ingest.depth import read_raw_map
+from core.source_paths import inside_root, read_regular
+from recon.ingest.common import IngestContext, SourceResult, copy_file, copy_tree, even_subsample, frame_id
+from recon.ingest.depth import is_png, read_raw_map
 from recon.ingest.geometry import as_pose_tuple, pose_from_quaternion
+from recon.ingest.video import open_video
 
 ODOMETRY = "odometry.csv"
 CAMERA_MATRIX = "camera_matrix.csv"
@@ -31,6 +34,11 @@ POSE_COLUMNS = ("timestamp", "frame", "x", "y", "z", "qx", "qy", "qz", "qw")
 # ARKit colour-stream sizes, largest first; K's principal point tells which one K was made for.
 ARKIT_RGB_SIZES = ((3840, 2880), (1920, 1440), (1920, 1080), (1440, 1080), (1280, 960), (640, 480))
 JPEG_QUALITY = 95
+MAX_CSV_BYTES = 64 << 20  # an hour at 60 fps is ~20 MiB
+MAX_FRAME_NUMBER = 10_000_000
+MAX_CONFIDENCE = 2  # ARKit levels: 0 low, 1 medium, 2 high
+MAX_FOCAL = 1e7
+MAX_PRINCIPAL = 1e5
 
 
 def is_stray_export(root: Path) -> bool:
@@ -45,24 +53,38 @@ class OdometryRow:
     intrinsics: tuple[float, float, float, float] | None  # fx, fy, cx, cy when the row has them
 
 
+def _text(path: Path) -> str:
+    try:
+        return read_regular(path, MAX_CSV_BYTES, path).decode("utf-8")
+    except UnicodeDecodeError:
+        raise IngestError("not UTF-8 text", path) from None
+
+
 def read_camera_matrix(path: Path) -> np.ndarray:
     """K [3, 3] from camera_matrix.csv."""
+    text = _text(path)
+    if not text.strip():
+        raise IngestError("is empty; expected a 3x3 matrix of numbers", path)
     try:
-        k = np.loadtxt(path, delimiter=",", dtype=np.float64, ndmin=2)
-    except (OSError, ValueError) as e:
+        k = np.loadtxt(io.StringIO(text), delimiter=",", dtype=np.float64, ndmin=2)
+    except (ValueError, IndexError) as e:
         raise IngestError(f"expected a 3x3 matrix of numbers ({e})", path) from None
-    if k.shape != (3, 3) or not np.all(np.isfinite(k)) or k[0, 0] <= 0 or k[1, 1] <= 0:
-        raise IngestError(f"expected a 3x3 intrinsic matrix, got shape {k.shape}", path)
+    if k.shape != (3, 3) or not np.all(np.isfinite(k)):
+        raise IngestError(f"expected a 3x3 intrinsic matrix of finite numbers, got shape {k.shape}", path)
+    if not (0 < k[0, 0] <= MAX_FOCAL and 0 < k[1, 1] <= MAX_FOCAL):
+        reason = f"focal lengths {k[0, 0]}, {k[1, 1]} must be positive and at most {MAX_FOCAL:g}"
+        raise IngestError(reason, path)
+    if not (0 < k[0, 2] <= MAX_PRINCIPAL and 0 < k[1, 2] <= MAX_PRINCIPAL):
+        raise IngestError(f"principal point {k[0, 2]}, {k[1, 2]} must lie in a real image", path)
     return k
 
 
 def read_odometry(path: Path) -> list[OdometryRow]:
     try:
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.reader(f)
-            header = [h.strip() for h in next(reader, [])]
-            rows = [r for r in reader if any(c.strip() for c in r)]
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        reader = csv.reader(io.StringIO(_text(path), newline=""))
+        header = [h.strip() for h in next(reader, [])]
+        rows = [r for r in reader if any(c.strip() for c in r)]
+    except csv.Error as e:
         raise IngestError(f"cannot read ({e})", path) from None
     missing = [c for c in POSE_COLUMNS if c not in header]
     if missing:
@@ -82,12 +104,30 @@ def read_odometry(path: Path) -> list[OdometryRow]:
             raise IngestError("expected numbers in every column", where) from None
         if not all(np.isfinite(list(v.values()))):
             raise IngestError("non-finite number", where)
+        if v["frame"] != int(v["frame"]) or not 0 <= v["frame"] <= MAX_FRAME_NUMBER:
+            raise IngestError(f"frame must be a whole number from 0 to {MAX_FRAME_NUMBER}", where)
         pose = pose_from_quaternion((v["qx"], v["qy"], v["qz"], v["qw"]), (v["x"], v["y"], v["z"]), where)
         k = (v["fx"], v["fy"], v["cx"], v["cy"]) if has_k else None
+        if k is not None and not (0 < k[0] <= MAX_FOCAL and 0 < k[1] <= MAX_FOCAL
+                                  and 0 < k[2] <= MAX_PRINCIPAL and 0 < k[3] <= MAX_PRINCIPAL):
+            raise IngestError("fx, fy, cx, cy must be positive and within a real image", where)
         out.append(OdometryRow(v["timestamp"], int(v["frame"]), pose, k))
     if not out:
         raise IngestError("has no poses", path)
     return out
+
+
+def _check_confidence(path: Path, depth_size: tuple[int, int]) -> None:
+    """A confidence map: 8-bit, the size of the depth maps, values 0..2."""
+    conf = read_raw_map(path)
+    if conf.dtype != np.uint8 or not is_png(path):
+        kind = f"a {conf.dtype} PNG" if is_png(path) else "a file that is not a PNG"
+        raise IngestError(f"expected an 8-bit confidence PNG, got {kind}", path)
+    if (conf.shape[1], conf.shape[0]) != depth_size:
+        conf_size = f"{conf.shape[1]}x{conf.shape[0]}"
+        raise IngestError(f"confidence map is {conf_size}, depth is {depth_size[0]}x{depth_size[1]}", path)
+    if conf.max() > MAX_CONFIDENCE:
+        raise IngestError(f"confidence values must be 0..{MAX_CONFIDENCE}, found {conf.max()}", path)
 
 
 def rgb_size_for(k: np.ndarray, depth_size: tuple[int, int]) -> tuple[int, int]:
@@ -105,9 +145,7 @@ def rgb_size_for(k: np.ndarray, depth_size: tuple[int, int]) -> tuple[int, int]:
 
 def _extract_rgb(video: Path, wanted: set[int], ctx: IngestContext) -> tuple[dict[int, str], tuple[int, int]]:
     """Write the video frames numbered in ``wanted`` to images/NNNNNN.jpg; returns their paths and size."""
-    cap = cv2.VideoCapture(str(video))
-    if not cap.isOpened():
-        raise IngestError("cannot open this video (truncated, corrupt or an unknown codec)", video)
+    cap = open_video(video)
     ctx.capture.images_dir.mkdir(parents=True, exist_ok=True)
     written: dict[int, str] = {}
     size = (0, 0)
@@ -141,11 +179,14 @@ def _extract_rgb(video: Path, wanted: set[int], ctx: IngestContext) -> tuple[dic
 
 
 def read_stray(root: Path, ctx: IngestContext) -> SourceResult:
+    for name in (CAMERA_MATRIX, ODOMETRY):
+        inside_root(root, name, root / name)
     k = read_camera_matrix(root / CAMERA_MATRIX)
     rows = read_odometry(root / ODOMETRY)
     present = []
     for row in rows:
-        if (root / "depth" / f"{row.frame:06d}.png").is_file():
+        rel = f"depth/{row.frame:06d}.png"
+        if inside_root(root, rel, root / rel).is_file():
             present.append(row)
         else:
             ctx.progress.warning(f"skipping frame {row.frame}: depth/{row.frame:06d}.png is missing")
@@ -157,8 +198,9 @@ def read_stray(root: Path, ctx: IngestContext) -> SourceResult:
     for n, row in enumerate(chosen):
         path = root / "depth" / f"{row.frame:06d}.png"
         depth = read_raw_map(path)
-        if depth.dtype != np.uint16:
-            raise IngestError(f"expected a 16-bit depth PNG, got {depth.dtype}", path)
+        if depth.dtype != np.uint16 or not is_png(path):
+            kind = f"a {depth.dtype} PNG" if is_png(path) else "a file that is not a PNG"
+            raise IngestError(f"expected a 16-bit depth PNG, got {kind}", path)
         size = (depth.shape[1], depth.shape[0])
         if depth_size is not None and size != depth_size:
             raise IngestError(
@@ -170,6 +212,7 @@ def read_stray(root: Path, ctx: IngestContext) -> SourceResult:
     rgb_size = rgb_size_for(k, depth_size)
     images: dict[int, str] = {}
     video = root / RGB_VIDEO
+    inside_root(root, RGB_VIDEO, video)
     if video.is_file():
         images, video_size = _extract_rgb(video, {r.frame for r in chosen}, ctx)
         k_rgb_size, rgb_size = rgb_size, video_size
@@ -183,10 +226,11 @@ def read_stray(root: Path, ctx: IngestContext) -> SourceResult:
         if rgb_size != k_rgb_size:
             camera = camera.scaled(*rgb_size)
         name = f"{row.frame:06d}.png"
-        link_or_copy(root / "depth" / name, ctx.capture.depth_dir / name)
+        copy_file(root / "depth" / name, ctx.capture.depth_dir / name)
         conf = root / "confidence" / name
-        if conf.is_file():
-            link_or_copy(conf, ctx.capture.confidence_dir / name)
+        if inside_root(root, f"confidence/{name}", conf).is_file():
+            _check_confidence(conf, depth_size)
+            copy_file(conf, ctx.capture.confidence_dir / name)
         frames.append(
             Frame(
                 id=frame_id(row.frame),
@@ -201,7 +245,7 @@ def read_stray(root: Path, ctx: IngestContext) -> SourceResult:
             )
         )
     if ctx.originals_to_raw:
-        link_tree(root, ctx.capture.raw_dir)
+        copy_tree(root, ctx.capture.raw_dir)
     ctx.progress.update(1.0, f"kept {len(frames)} of {len(rows)} frames")
     return SourceResult(
         kind="strayscanner",

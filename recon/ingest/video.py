@@ -6,6 +6,8 @@ memory does not grow with the length of the video.
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,12 +16,38 @@ import numpy as np
 
 from core.capture import Frame
 from core.errors import IngestError
-from recon.ingest.common import IngestContext, SourceResult, default_camera, frame_id, link_or_copy
+from core.source_paths import open_regular
+from recon.ingest.common import IngestContext, SourceResult, copy_file, default_camera, frame_id
 
 SHARPNESS_MAX_SIDE = 480
 JPEG_QUALITY = 95
 # A video that decodes to fewer than this share of the frames its header promises is truncated.
 MIN_DECODED_SHARE = 0.9  # headers of variable-frame-rate files may overestimate a little
+# ISO-BMFF (MP4, MOV, M4V) box types that may open a file; QuickTime files may start with any.
+MP4_FIRST_BOXES = (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot")
+HEADER_BYTES = 16
+MAX_FRAME_PIXELS = 1 << 26  # 8K is 33 MP
+MAX_FRAME_COUNT = 10_000_000
+
+
+def container_of(head: bytes) -> str | None:
+    """The video container the first bytes of a file say it is (mp4, avi, mkv), or None."""
+    if len(head) >= 8 and head[4:8] in MP4_FIRST_BOXES:
+        return "mp4"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "avi"
+    if head[:4] == b"\x1a\x45\xdf\xa3":  # EBML: Matroska, WebM
+        return "mkv"
+    return None
+
+
+def check_video_file(path: Path) -> None:
+    """Refuse a file whose content is not a video container, whatever its suffix says (a JPEG named
+    .mp4 would otherwise become a one-frame video; a playlist could make FFmpeg open other files)."""
+    with open_regular(path, path) as f:
+        head = f.read(HEADER_BYTES)
+    if container_of(head) is None:
+        raise IngestError("is not a video (its content is no MP4, MOV, AVI or MKV container)", path)
 
 
 def sharpness(frame_bgr: np.ndarray, max_side: int = SHARPNESS_MAX_SIDE) -> float:
@@ -42,17 +70,30 @@ class _Candidate:
     image: np.ndarray  # [H, W, 3] BGR
 
 
-def _open(path: Path) -> cv2.VideoCapture:
-    cap = cv2.VideoCapture(str(path))
+def open_video(path: Path) -> cv2.VideoCapture:
+    """An opened capture of the video file ``path`` (checked by content first), through FFmpeg only:
+    no image-sequence patterns in its name, no other protocol."""
+    check_video_file(path)
+    cap = cv2.VideoCapture(os.path.abspath(path), cv2.CAP_FFMPEG)
     if not cap.isOpened():
         cap.release()
         raise IngestError("cannot open this video (truncated, corrupt or an unknown codec)", path)
+    width, height = cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)
+    if not (math.isfinite(width) and math.isfinite(height) and width * height <= MAX_FRAME_PIXELS):
+        cap.release()
+        raise IngestError(f"declares {width:.0f}x{height:.0f} frames, larger than a video may have", path)
     return cap
+
+
+def declared_frame_count(cap: cv2.VideoCapture) -> int:
+    """The frame count a container declares; 0 when it does not say (or says nonsense)."""
+    n = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+    return int(n) if math.isfinite(n) and 0 < n <= MAX_FRAME_COUNT else 0
 
 
 def _count_frames(path: Path) -> int:
     """Count frames by grabbing them, for containers whose header does not say how many there are."""
-    cap = _open(path)
+    cap = open_video(path)
     n = 0
     try:
         while cap.grab():
@@ -83,13 +124,14 @@ def read_video(path: Path, ctx: IngestContext) -> SourceResult:
     """Sharpest frame per time window -> images/frame_NNNNNN.jpg (NNNNNN = frame number in the video)."""
     if ctx.target_frames <= 0:
         raise IngestError(f"must be a positive number of frames, got {ctx.target_frames}", "target_frames")
-    cap = _open(path)
-    reported = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-    fps = float(cap.get(cv2.CAP_PROP_FPS)) or 0.0
+    cap = open_video(path)
+    reported = declared_frame_count(cap)
+    fps = float(cap.get(cv2.CAP_PROP_FPS))
+    fps = fps if math.isfinite(fps) and 0 < fps < 10_000 else 0.0
     if reported <= 0:
         cap.release()
         reported = _count_frames(path)
-        cap = _open(path)
+        cap = open_video(path)
     windows = max(1, min(ctx.target_frames, reported))
     progress = ctx.progress.sub(0.0, 0.95)
     frames: list[Frame] = []
@@ -128,7 +170,7 @@ def read_video(path: Path, ctx: IngestContext) -> SourceResult:
             if best is None or score > best.score:
                 best, best_window = _Candidate(index, score, ts, image), window
             if decoded % 10 == 0:
-                progress.update(min(1.0, decoded / reported), f"video frame {decoded}/{reported}")
+                progress.update(min(1.0, decoded / max(reported, 1)), f"video frame {decoded}/{reported}")
     finally:
         cap.release()
     if best is not None:
@@ -140,7 +182,7 @@ def read_video(path: Path, ctx: IngestContext) -> SourceResult:
             f"truncated or corrupt: decoded {decoded} of the {reported} frames it declares", path
         )
     if ctx.originals_to_raw:
-        link_or_copy(path, ctx.capture.raw_dir / path.name)
+        copy_file(path, ctx.capture.raw_dir / path.name)
     ctx.progress.update(1.0, f"kept {len(frames)} of {decoded} video frames")
     return SourceResult(
         kind="video",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -60,3 +61,35 @@ def write_png(path: Path, width: int = 32, height: int = 24, seed: int = 0) -> P
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(pattern(width, height, seed)).save(path, format="PNG")
     return path
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """SHA-256 of every regular file under ``root`` (and the target of every symlink), by relative path."""
+    out: dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in sorted(filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]):
+            path = Path(dirpath) / name
+            rel = path.relative_to(root).as_posix()
+            if path.is_symlink():
+                out[rel] = "-> " + os.readlink(path)
+            elif path.is_file():
+                out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+            else:
+                out[rel] = "special"
+    return out
+
+
+def write_depth16(path: Path, value: int, width: int = 16, height: int = 12) -> Path:
+    """A 16-bit PNG depth map in millimetres, every pixel ``value``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((height, width), value, np.uint16)).save(path, format="PNG")
+    return path
+
+
+def make_victim(root: Path) -> Path:
+    """A folder outside every source: files a hostile source would like to read or overwrite."""
+    write_depth16(root / "depth16.png", 4321)
+    write_jpeg(root / "secret.jpg", 16, 12, seed=99)
+    write_png(root / "secret.png", 16, 12, seed=98)
+    (root / "notes.txt").write_text("private\n")
+    return root
