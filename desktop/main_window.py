@@ -18,7 +18,7 @@ from desktop.panels.capture_view import CaptureView
 from desktop.panels.devices import DevicesPanel
 from desktop.panels.jobs import JobsPanel
 from desktop.panels.library import LibraryPanel
-from desktop.panels.live import LiveFeed, LivePanel
+from desktop.panels.live import LiveController, LiveFeed, LivePanel
 from desktop.panels.result_view import ResultView
 from desktop.panels.settings import SettingsPanel
 
@@ -57,6 +57,7 @@ class MainWindow(QMainWindow):
         self.jobs = JobsPanel(ctx)
         self.devices = DevicesPanel(ctx)
         self.live = LivePanel(self.live_feed)
+        self.live_controller = LiveController(ctx, self.live_feed, self)
         self.settings = SettingsPanel(ctx)
         self.nav = QListWidget()
         self.nav.setObjectName("nav")
@@ -109,6 +110,7 @@ class MainWindow(QMainWindow):
         self.ctx.notifier.notify(f"Capture server: {message}", "error")
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt's name)
+        self.live_controller.stop()
         self.ctx.tasks.wait(5000)
         event.accept()
 
