@@ -1,4 +1,5 @@
-"""The main window: a sidebar of panels, notification banners on top, server state below."""
+"""The main window: a sidebar of panels, notification banners floating over them, server state
+below."""
 
 from __future__ import annotations
 
@@ -77,10 +78,10 @@ class MainWindow(QMainWindow):
         outer.addWidget(self.nav)
         right = QVBoxLayout()
         right.setContentsMargins(6, 4, 6, 6)
-        right.addWidget(ctx.notifier)
         right.addWidget(self.stack, 1)
         outer.addLayout(right, 1)
         self.setCentralWidget(central)
+        ctx.notifier.attach(central)  # banners float over the panels: nothing moves when they come and go
         self.server_status = QLabel("Capture server: starting…")
         self.statusBar().addPermanentWidget(self.server_status)
         self.statusBar().setStyleSheet("color: #aeb6c3;")
