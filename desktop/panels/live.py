@@ -1,7 +1,7 @@
 """Live capture: while a phone streams RGB-D frames to the app's server, the fused model grows on
-screen. LiveController watches the server's open streams, fuses the stored frames on a pool
-thread (desktop.live_session) and feeds the view through LiveFeed's signals; the view takes
-mesh or point updates from any thread."""
+screen. LiveController watches the server's open streams; a child process fuses the stored
+frames (desktop.live_process, waited on from a pool thread) and the controller feeds the view
+through LiveFeed's signals; the view takes mesh or point updates from any thread."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from desktop.context import AppContext
-from desktop.live_session import LiveSession, LiveUpdate
+from desktop.live_process import LiveFusionProcess
+from desktop.live_session import LiveUpdate
 from desktop.viewer.scene import Scene, ViewMesh, ViewPoints
 from desktop.viewer.widget import ViewerWidget
 
@@ -31,9 +32,10 @@ class LiveController(QObject):
                  poll_ms: int = 100) -> None:
         super().__init__(parent)
         self.ctx, self.feed = ctx, feed
-        self.session: LiveSession | None = None
+        self.session: LiveFusionProcess | None = None
         self.capture_id: str | None = None  # the stream followed now (its session may be loading)
         self._busy = False
+        self._stopped = False
         self._failed_ids: set[str] = set()  # streams whose preview failed: not retried
         self._timer = QTimer(self, interval=poll_ms)
         self._timer.timeout.connect(self.tick)
@@ -44,7 +46,7 @@ class LiveController(QObject):
         if self._busy:
             return
         if self.session is not None:  # follow this stream to its end before taking another
-            self._step(final=self.session.capture_id not in streams)
+            self._step(final=self.capture_id not in streams)
             return
         fresh = sorted(cid for cid in streams if cid not in self._failed_ids)
         if fresh:
@@ -53,31 +55,38 @@ class LiveController(QObject):
     def _open(self, capture_id: str) -> None:
         self.capture_id, self._busy = capture_id, True
 
-        def load() -> tuple[LiveSession, str]:
+        def load() -> tuple[LiveFusionProcess, str]:
             capture = self.ctx.services.capture(capture_id)
-            return LiveSession(capture), capture.load().name
+            return LiveFusionProcess(capture.root), capture.load().name
 
-        def opened(result: tuple[LiveSession, str]) -> None:
+        def opened(result: tuple[LiveFusionProcess, str]) -> None:
             self._busy = False
             self.session, name = result
+            if self._stopped:
+                self.session.kill()
+                return
             self.feed.started.emit(capture_id, name)
             self.ctx.signals.live_started.emit()
 
         self.ctx.tasks.run(load, opened, lambda e: self._failed(e, capture_id))
 
     def _step(self, final: bool) -> None:
-        session = self.session
-        assert session is not None
+        session, capture_id = self.session, self.capture_id
+        assert session is not None and capture_id is not None
         self._busy = True
 
         def work() -> tuple[LiveUpdate, bool]:
-            update = session.catch_up(final=final)
+            update = session.step(final=final)
+            if final and update.up_to_date:
+                session.close()
             return update, final and update.up_to_date
 
-        self.ctx.tasks.run(work, self._stepped, lambda e: self._failed(e, session.capture_id))
+        self.ctx.tasks.run(work, self._stepped, lambda e: self._failed(e, capture_id))
 
     def _stepped(self, result: tuple[LiveUpdate, bool]) -> None:
         self._busy = False
+        if self._stopped:
+            return
         update, finished = result
         if update.mesh is not None:
             self.feed.mesh_updated.emit(update.mesh, update.fused)
@@ -89,6 +98,10 @@ class LiveController(QObject):
 
     def _failed(self, error: BaseException, capture_id: str) -> None:
         self._busy = False
+        if self._stopped:
+            return
+        if self.session is not None:
+            self.session.kill()
         self._failed_ids.add(capture_id)
         self.ctx.notifier.error(error, f"Live preview of {capture_id}")
         self.feed.ended.emit("The live preview stopped (see the message above)")
@@ -98,7 +111,11 @@ class LiveController(QObject):
         self.session, self.capture_id = None, None
 
     def stop(self) -> None:
+        """The app is closing: no more polls, and the preview process ends now."""
+        self._stopped = True
         self._timer.stop()
+        if self.session is not None:
+            self.session.kill()
 
 
 class LivePanel(QWidget):

@@ -12,10 +12,11 @@ import sys
 import pytest
 from server_test_kit import REPO, STRAY, small_stray_folder
 
+from desktop.live_session import PREVIEW_VOXEL_M
 from recon.fusion.frames import read_frame
 from recon.fusion.tsdf import TSDFFusion, preset
 
-FRAMES = 48
+FRAMES = 60
 
 
 @pytest.mark.skipif(not STRAY.is_dir(), reason="needs ../shared/data")
@@ -28,9 +29,10 @@ def test_send_live_feeds_the_live_view(sample_workspace, make_app, qtbot, tmp_pa
     code = app.services.new_pairing().code
     port = app.services.server_url.rsplit(":", 1)[1]
     env = {**os.environ, "SCANBRIDGE_CLIENT_DIR": str(tmp_path / "client"), "PYTHONPATH": str(REPO)}
-    # 48 frames recorded at 60 Hz, sent at a quarter speed: a stream of about 3 s
+    # 60 frames recorded at 60 Hz, sent at 6% of the speed: a stream of about 17 s (the preview
+    # process takes a few seconds to start)
     phone = subprocess.Popen(
-        [sys.executable, "-m", "capture_server", "send", str(folder), "--live", "--speed", "0.25",
+        [sys.executable, "-m", "capture_server", "send", str(folder), "--live", "--speed", "0.06",
          "--code", code, "--server", f"127.0.0.1:{port}", "--name", "Desk stream"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env)
     seen: list[tuple[int, bool]] = []  # (frames fused, stream still open) per preview update
@@ -53,7 +55,7 @@ def test_send_live_feeds_the_live_view(sample_workspace, make_app, qtbot, tmp_pa
     # What the view shows at the end is the fusion of the frames the server stored.
     frames = capture.load().frames
     assert len(frames) == FRAMES
-    fusion = TSDFFusion(preset("room", voxel_size_m=0.02, refine_views=0))
+    fusion = TSDFFusion(preset("room", voxel_size_m=PREVIEW_VOXEL_M, refine_views=0))
     for f in frames:
         a = read_frame(capture, f)
         fusion.add_frame(a.depth, f.camera, a.c2w, a.color, a.confidence, depth_scale=f.depth_scale)
