@@ -210,7 +210,7 @@ class CaptureView(QWidget):
     def _loaded(self, details: CaptureDetails) -> None:
         if details.summary.id != self.capture_id:
             return
-        same = self.details is not None  # a refresh of the capture on screen: keep the user's view
+        before = self.details  # on a refresh of the capture on screen, keep the user's view
         self.details = details
         self.loads += 1
         s = details.summary
@@ -226,6 +226,12 @@ class CaptureView(QWidget):
         if details.points_source:
             facts.append(f"points from {details.points_source}")
         self.subtitle.setText(" · ".join(facts))
+        if before is not None and before.frames == details.frames \
+                and before.points_source == details.points_source \
+                and np.array_equal(before.coverage, details.coverage):
+            self.result_button.setEnabled(True)
+            self._update_process_button()
+            return  # a job ended without changing what this view shows: keep it as it is
         self.strip.clear()
         for frame in details.frames:
             item = QListWidgetItem(frame_label(frame))
@@ -239,7 +245,7 @@ class CaptureView(QWidget):
             item.setData(Qt.ItemDataRole.UserRole, frame.id)
             self.strip.addItem(item)
         self.coverage.set_grid(details.coverage)
-        self.viewer.set_scene(details.scene, reset_camera=not same)
+        self.viewer.set_scene(details.scene, reset_camera=before is None)
         self.result_button.setEnabled(True)
         self._update_process_button()
 

@@ -158,6 +158,15 @@ class LibraryPanel(QWidget):
         self.pages.setCurrentWidget(self.grid if summaries or self.imports_running else self.empty)
         if summaries == list(self.summaries.values()):
             return
+        if [s.id for s in summaries] == list(self.summaries) and all(
+                s.first_image == self.summaries[s.id].first_image for s in summaries):
+            # the same captures (one growing, say): new texts in place, no rebuild of the grid
+            for i, s in enumerate(summaries):
+                if s != self.summaries[s.id]:
+                    self.grid.item(i).setText(describe(s))
+                    self.grid.item(i).setToolTip(f"{s.id}\nsource: {s.source_kind or '-'}; scale: {s.scale}")
+            self.summaries = {s.id: s for s in summaries}
+            return
         current = self.selected_id()
         self.summaries = {s.id: s for s in summaries}
         self.grid.clear()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -56,19 +57,27 @@ def test_the_app_stays_responsive_with_jobs_and_a_live_stream(
         # warm-up (imports, first fusion, first job) is not measured
         qtbot.waitUntil(lambda: window.live.updates > 0, timeout=120000)
         qtbot.waitUntil(lambda: app.services.job(jobs[0]).ended_state, timeout=120000)
+        stop = threading.Event()
+
+        def keep_jobs_coming() -> None:  # off the GUI thread: only the app's own work is measured
+            while not stop.wait(0.5):
+                if app.services.job(jobs[-1]).ended_state:
+                    jobs.append(submit())
+
+        feeder = threading.Thread(target=keep_jobs_coming, daemon=True)
         meter = GapMeter()
         none_refs = sys.getrefcount(None)
         meter.start()
+        feeder.start()
         start = time.monotonic()
         switched = 0
         while time.monotonic() - start < SOAK_S:
-            qtbot.wait(500)
-            if app.services.job(jobs[-1]).ended_state:
-                jobs.append(submit())
-            if int(time.monotonic() - start) // 3 > switched:  # a user clicking around
-                switched += 1
-                window.show_panel(PANELS[switched % len(PANELS)])
+            qtbot.wait(3000)
+            switched += 1  # a user clicking around
+            window.show_panel(PANELS[switched % len(PANELS)])
         meter.stop()
+        stop.set()
+        feeder.join(30)
         lost = none_refs - sys.getrefcount(None)
     finally:
         if phone.poll() is None:
@@ -83,4 +92,4 @@ def test_the_app_stays_responsive_with_jobs_and_a_live_stream(
     assert not stalls, f"GUI stalled {len(stalls)} times over {MAX_STALL_MS} ms: {stalls[-10:]}"
     assert done >= max(2, int(SOAK_S / 20)), f"only {done} jobs finished"
     assert window.live.updates > 5 and window.live.frames > 0
-    assert abs(lost) < 1000
+    assert lost < 1000  # references to None must not drain away (holding more is fine)
