@@ -20,7 +20,12 @@ def add_app_command(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=_run)
 
 
+def app_options(args: argparse.Namespace) -> dict[str, Any]:
+    """run_app's keyword arguments from the command line."""
+    return {"workspace": getattr(args, "workspace", None), "host": args.host, "mdns": args.mdns}
+
+
 def _run(args: argparse.Namespace) -> int:
     from desktop.app import run_app
 
-    return run_app(getattr(args, "workspace", None), host=args.host, mdns=args.mdns)
+    return run_app(**app_options(args))

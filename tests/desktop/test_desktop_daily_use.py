@@ -4,11 +4,10 @@ library that offers the sample, and ``scanbridge app --host/--no-mdns``."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QPoint, QTimer
-from PySide6.QtWidgets import QApplication, QPushButton, QWidget
+from PySide6.QtCore import QPoint
+from PySide6.QtWidgets import QPushButton, QWidget
 
 from core.workspace import Workspace
-from desktop.main_window import MainWindow
 
 
 def place(widget, window) -> tuple[int, int, int, int]:
@@ -91,28 +90,24 @@ def test_an_empty_library_offers_the_sample(tmp_path, make_app, qtbot):
 
 
 def test_app_command_takes_host_and_no_mdns(tmp_path, qtbot):
-    from core.cli import main
+    from core.cli import build_parser
     from core.settings import Settings, save_settings
+    from desktop.app import open_app
+    from desktop.cli import app_options
 
     workspace = Workspace(tmp_path / "ws")
     save_settings(workspace.settings_path, Settings(server_port=0))  # any free port
-    seen: dict[str, object] = {}
-
-    def look() -> None:
-        windows = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow)]
-        if not windows or not windows[0].ctx.services.server_url:
-            return
-        server = windows[0].ctx.services._server.server
-        seen.update(url=windows[0].ctx.services.server_url, host=server.host, mdns=server.mdns)
-        timer.stop()
-        windows[0].close()
-        QApplication.instance().quit()
-
-    timer = QTimer(interval=100)
-    timer.timeout.connect(look)
-    timer.start()
-    QTimer.singleShot(60000, QApplication.instance().quit)  # never hang the suite
-    code = main(["app", "--workspace", str(workspace.root), "--host", "127.0.0.1", "--no-mdns"])
-    assert code == 0
-    assert seen["host"] == "127.0.0.1" and seen["mdns"] is False
-    assert str(seen["url"]).startswith("https://127.0.0.1:")
+    args = build_parser("app").parse_args(["app", "--workspace", str(workspace.root), "--host", "127.0.0.1",
+                                           "--no-mdns"])
+    desktop = open_app(**app_options(args))  # what `scanbridge app ...` runs, less the event loop
+    qtbot.addWidget(desktop.window)
+    try:
+        qtbot.waitUntil(lambda: desktop.services.server_url is not None, timeout=30000)
+        server = desktop.services._server.server
+        assert server.host == "127.0.0.1" and server.mdns is False
+        assert desktop.services.server_url.startswith("https://127.0.0.1:")
+        assert (desktop.window.width(), desktop.window.height()) == (1280, 800)
+    finally:
+        desktop.close()
+    defaults = app_options(build_parser("app").parse_args(["app"]))
+    assert defaults["host"] == "0.0.0.0" and defaults["mdns"] is True
