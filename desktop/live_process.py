@@ -1,11 +1,12 @@
-"""A LiveSession in a child process (``python -m desktop.live_process``). open3d holds the GIL
+"""LiveSessions in a child process (``python -m desktop.live_process``). open3d holds the GIL
 while it integrates a frame or extracts a mesh (up to seconds on a busy machine), which would
-freeze the GUI if it ran on a thread of the app; in a child process it only costs CPU.
-Qt-free; ``step`` blocks (call it off the GUI thread).
+freeze the GUI if it ran on a thread of the app; in a child process it only costs CPU. The
+process starts once (importing open3d takes seconds) and serves one stream after another.
+Qt-free; ``open`` and ``step`` block (call them off the GUI thread).
 
 The two pipes carry pickles (multiprocessing's Connection framing) between the app and its own
-child: requests are a bool (final) or None (stop), replies ("ok", LiveUpdate) or ("error",
-reason, where).
+child: requests are ("open", capture folder), ("step", final) or None (stop); replies ("ok",
+LiveUpdate or None) or ("error", reason, where).
 """
 
 from __future__ import annotations
@@ -24,17 +25,18 @@ STOP_WAIT_S = 5.0
 
 
 class LiveFusionProcess:
-    """Starts the child for one capture folder; ``step(final)`` returns its next LiveUpdate."""
+    """Starts the child; ``open(folder)`` starts a stream's preview, ``step(final)`` returns its
+    next LiveUpdate."""
 
-    def __init__(self, capture_root: Path, voxel_size_m: float = PREVIEW_VOXEL_M) -> None:
+    def __init__(self, voxel_size_m: float = PREVIEW_VOXEL_M) -> None:
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as core.runner: spinning OpenMP starves 2 cores
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "desktop.live_process", str(capture_root), "--voxel",
-                 str(voxel_size_m), "--fds", str(to_child_r), str(from_child_w)],
+                [sys.executable, "-m", "desktop.live_process", "--voxel", str(voxel_size_m),
+                 "--fds", str(to_child_r), str(from_child_w)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, pass_fds=(to_child_r, from_child_w),
                 env=env,
             )
@@ -48,15 +50,24 @@ class LiveFusionProcess:
         self._send = Connection(to_child_w, readable=False)
         self._recv = Connection(from_child_r, writable=False)
 
-    def step(self, final: bool = False) -> LiveUpdate:
+    def _ask(self, request: tuple[str, object]) -> object:
         try:
-            self._send.send(final)
+            self._send.send(request)
             reply = self._recv.recv()
         except (EOFError, OSError):
             raise ReconstructionError("the live preview process stopped", "live preview") from None
         if reply[0] == "error":
             raise ReconstructionError(reply[1], reply[2] or "live preview")
         return reply[1]
+
+    def open(self, capture_root: Path) -> None:
+        """Start over on a new stream's capture folder."""
+        self._ask(("open", str(capture_root)))
+
+    def step(self, final: bool = False) -> LiveUpdate:
+        update = self._ask(("step", bool(final)))
+        assert isinstance(update, LiveUpdate)
+        return update
 
     def close(self) -> None:
         """Ask the child to end; kill it if it does not within a few seconds."""
@@ -87,21 +98,28 @@ class LiveFusionProcess:
         return self._proc.poll() is None
 
 
-def serve(capture_root: Path, voxel_size_m: float, requests: Connection, replies: Connection) -> None:
-    """The child's loop: one ``catch_up`` per request until None or the pipe closes."""
+def serve(voxel_size_m: float, requests: Connection, replies: Connection) -> None:
+    """The child's loop: one request after another until None or the pipe closes."""
     from core.capture import CaptureFolder
     from desktop.live_session import LiveSession
 
-    session = LiveSession(CaptureFolder(capture_root), voxel_size_m)
+    session: LiveSession | None = None
     while True:
         try:
-            final = requests.recv()
+            request = requests.recv()
         except (EOFError, OSError):
             return
-        if final is None:
+        if request is None:
             return
         try:
-            replies.send(("ok", session.catch_up(final=bool(final))))
+            kind, arg = request
+            if kind == "open":
+                session = LiveSession(CaptureFolder(Path(arg)), voxel_size_m)
+                replies.send(("ok", None))
+            elif session is None:
+                replies.send(("error", "no stream opened yet", "live preview"))
+            else:
+                replies.send(("ok", session.catch_up(final=bool(arg))))
         except ScanBridgeError as e:
             replies.send(("error", e.reason, str(e.where or "")))
         except Exception as e:  # any other failure is reported, not left as a silent child
@@ -110,11 +128,10 @@ def serve(capture_root: Path, voxel_size_m: float, requests: Connection, replies
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m desktop.live_process")
-    parser.add_argument("capture", type=Path)
     parser.add_argument("--voxel", type=float, default=PREVIEW_VOXEL_M)
     parser.add_argument("--fds", type=int, nargs=2, required=True, metavar=("READ", "WRITE"))
     args = parser.parse_args(argv)
-    serve(args.capture, args.voxel, Connection(args.fds[0], writable=False),
+    serve(args.voxel, Connection(args.fds[0], writable=False),
           Connection(args.fds[1], readable=False))
     return 0
 

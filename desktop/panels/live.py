@@ -1,7 +1,8 @@
 """Live capture: while a phone streams RGB-D frames to the app's server, the fused model grows on
-screen. LiveController watches the server's open streams; a child process fuses the stored
-frames (desktop.live_process, waited on from a pool thread) and the controller feeds the view
-through LiveFeed's signals; the view takes mesh or point updates from any thread."""
+screen. LiveController watches the server's open streams; a child process (desktop.live_process,
+started at the first stream and kept for the next ones, waited on from a pool thread) fuses the
+stored frames and the controller feeds the view through LiveFeed's signals; the view takes mesh
+or point updates from any thread."""
 
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ class LiveController(QObject):
                  poll_ms: int = 100) -> None:
         super().__init__(parent)
         self.ctx, self.feed = ctx, feed
-        self.session: LiveFusionProcess | None = None
+        self.process: LiveFusionProcess | None = None  # started at the first stream, kept
+        self.following = False  # a stream's preview is open in the process
         self.capture_id: str | None = None  # the stream followed now (its session may be loading)
         self._busy = False
         self._stopped = False
@@ -45,7 +47,7 @@ class LiveController(QObject):
         streams = self.ctx.services.live_streams()  # cheap: a set held by the server
         if self._busy:
             return
-        if self.session is not None:  # follow this stream to its end before taking another
+        if self.following:  # follow this stream to its end before taking another
             self._step(final=self.capture_id not in streams)
             return
         fresh = sorted(cid for cid in streams if cid not in self._failed_ids)
@@ -55,30 +57,35 @@ class LiveController(QObject):
     def _open(self, capture_id: str) -> None:
         self.capture_id, self._busy = capture_id, True
 
+        process = self.process
+
         def load() -> tuple[LiveFusionProcess, str]:
             capture = self.ctx.services.capture(capture_id)
-            return LiveFusionProcess(capture.root), capture.load().name
+            nonlocal process
+            if process is None or not process.alive:
+                process = LiveFusionProcess()
+            process.open(capture.root)
+            return process, capture.load().name
 
         def opened(result: tuple[LiveFusionProcess, str]) -> None:
             self._busy = False
-            self.session, name = result
+            self.process, name = result
             if self._stopped:
-                self.session.kill()
+                self.process.kill()
                 return
+            self.following = True
             self.feed.started.emit(capture_id, name)
             self.ctx.signals.live_started.emit()
 
         self.ctx.tasks.run(load, opened, lambda e: self._failed(e, capture_id))
 
     def _step(self, final: bool) -> None:
-        session, capture_id = self.session, self.capture_id
-        assert session is not None and capture_id is not None
+        process, capture_id = self.process, self.capture_id
+        assert process is not None and capture_id is not None
         self._busy = True
 
         def work() -> tuple[LiveUpdate, bool]:
-            update = session.step(final=final)
-            if final and update.up_to_date:
-                session.close()
+            update = process.step(final=final)
             return update, final and update.up_to_date
 
         self.ctx.tasks.run(work, self._stepped, lambda e: self._failed(e, capture_id))
@@ -100,22 +107,23 @@ class LiveController(QObject):
         self._busy = False
         if self._stopped:
             return
-        if self.session is not None:
-            self.session.kill()
+        if self.process is not None:
+            self.process.kill()  # a fresh one starts with the next stream
+            self.process = None
         self._failed_ids.add(capture_id)
         self.ctx.notifier.error(error, f"Live preview of {capture_id}")
         self.feed.ended.emit("The live preview stopped (see the message above)")
         self._close()
 
     def _close(self) -> None:
-        self.session, self.capture_id = None, None
+        self.following, self.capture_id = False, None
 
     def stop(self) -> None:
         """The app is closing: no more polls, and the preview process ends now."""
         self._stopped = True
         self._timer.stop()
-        if self.session is not None:
-            self.session.kill()
+        if self.process is not None:
+            self.process.kill()
 
 
 class LivePanel(QWidget):

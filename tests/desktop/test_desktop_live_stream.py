@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from server_test_kit import REPO, STRAY, small_stray_folder
@@ -19,35 +20,52 @@ from recon.fusion.tsdf import TSDFFusion, preset
 FRAMES = 60
 
 
+def send_live(app, folder: Path, client: Path, speed: str, name: str) -> subprocess.Popen[str]:
+    port = app.services.server_url.rsplit(":", 1)[1]
+    env = {**os.environ, "SCANBRIDGE_CLIENT_DIR": str(client), "PYTHONPATH": str(REPO)}
+    code = [] if (client / "servers.json").exists() else ["--code", app.services.new_pairing().code]
+    return subprocess.Popen(
+        [sys.executable, "-m", "capture_server", "send", str(folder), "--live", "--speed", speed,
+         *code, "--server", f"127.0.0.1:{port}", "--name", name],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env)
+
+
+def finish(phone: subprocess.Popen[str], qtbot) -> str:
+    try:
+        qtbot.waitUntil(lambda: phone.poll() is not None, timeout=120000)
+        out, err = phone.communicate(timeout=30)
+    finally:
+        if phone.poll() is None:
+            phone.kill()
+    assert phone.returncode == 0, err
+    return json.loads(out.strip().splitlines()[-1])["capture_id"]
+
+
 @pytest.mark.skipif(not STRAY.is_dir(), reason="needs ../shared/data")
 def test_send_live_feeds_the_live_view(sample_workspace, make_app, qtbot, tmp_path):
     app = make_app(sample_workspace, start_server=True)
     window, panel = app.window, app.window.live
     qtbot.waitUntil(lambda: app.services.server_url is not None, timeout=30000)
     assert window.current_panel() == "Library"
-    folder = small_stray_folder(tmp_path / "stray", frames=FRAMES)
-    code = app.services.new_pairing().code
-    port = app.services.server_url.rsplit(":", 1)[1]
-    env = {**os.environ, "SCANBRIDGE_CLIENT_DIR": str(tmp_path / "client"), "PYTHONPATH": str(REPO)}
-    # 60 frames recorded at 60 Hz, sent at 6% of the speed: a stream of about 17 s (the preview
-    # process takes a few seconds to start)
-    phone = subprocess.Popen(
-        [sys.executable, "-m", "capture_server", "send", str(folder), "--live", "--speed", "0.06",
-         "--code", code, "--server", f"127.0.0.1:{port}", "--name", "Desk stream"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env)
+
+    # A first, short stream: the app switches to the Live view and starts its preview process.
+    first = finish(send_live(app, small_stray_folder(tmp_path / "short", frames=5), tmp_path / "client",
+                             "0", "First stream"), qtbot)
+    qtbot.waitUntil(lambda: panel.status.text() == "Stream ended: 5 of 5 frames fused", timeout=120000)
+    assert window.current_panel() == "Live capture"
+    assert app.services.capture(first).load().name == "First stream"
+
+    # The next stream, while the user is elsewhere: 60 frames recorded at 60 Hz sent at a tenth
+    # of the speed (about 10 s); the view follows it as it grows.
+    window.show_panel("Library")
     seen: list[tuple[int, bool]] = []  # (frames fused, stream still open) per preview update
     window.live_feed.mesh_updated.connect(
         lambda mesh, frames: seen.append((frames, bool(app.services.live_streams()))))
-    try:
-        qtbot.waitUntil(lambda: window.current_panel() == "Live capture", timeout=60000)
-        qtbot.waitUntil(lambda: phone.poll() is not None, timeout=120000)
-        out, err = phone.communicate(timeout=30)
-        assert phone.returncode == 0, err
-        qtbot.waitUntil(lambda: panel.status.text().startswith("Stream ended"), timeout=60000)
-    finally:
-        if phone.poll() is None:
-            phone.kill()
-    capture = app.services.capture(json.loads(out.strip().splitlines()[-1])["capture_id"])
+    phone = send_live(app, small_stray_folder(tmp_path / "stray", frames=FRAMES), tmp_path / "client",
+                      "0.1", "Desk stream")
+    qtbot.waitUntil(lambda: window.current_panel() == "Live capture", timeout=60000)
+    capture = app.services.capture(finish(phone, qtbot))
+    qtbot.waitUntil(lambda: panel.status.text().startswith("Stream ended"), timeout=60000)
     assert panel.status.text() == f"Stream ended: {FRAMES} of {FRAMES} frames fused"
     assert len(seen) >= 2 and seen[0][0] < FRAMES and seen[0][1]  # it grew while the phone streamed
     assert [n for n, _ in seen] == sorted(n for n, _ in seen) and seen[-1][0] == FRAMES
