@@ -65,6 +65,7 @@ def build_app(
                               on_phone=signals.phone_event.emit)
     else:
         window.server_status.setText("Capture server: off")
+        window.devices.server_off("not started")
     return DesktopApp(ctx, window)
 
 
@@ -75,16 +76,23 @@ def has_display() -> bool:
     return any(os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"))
 
 
-def run_app(workspace: str | None = None) -> int:
+def open_app(workspace: str | None = None, *, host: str = "0.0.0.0", mdns: bool = True) -> DesktopApp:
+    """The shown main window over ``workspace`` at its default size, its capture server listening
+    on ``host`` and advertised over mDNS when ``mdns`` (needs a QApplication already made)."""
+    desktop = build_app(workspace, server_host=host, mdns=mdns)
+    desktop.window.resize(1280, 800)
+    desktop.window.show()
+    return desktop
+
+
+def run_app(workspace: str | None = None, *, host: str = "0.0.0.0", mdns: bool = True) -> int:
     """``scanbridge app``: show the window until it is closed."""
     if not has_display():
         raise ConfigError("no display to show the app on; run it in a desktop session, or use "
                           "`scanbridge demo` / `scanbridge serve` without one", "DISPLAY")
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("ScanBridge")
-    desktop = build_app(workspace)
-    desktop.window.resize(1280, 800)
-    desktop.window.show()
+    desktop = open_app(workspace, host=host, mdns=mdns)
     try:
         return app.exec()
     finally:

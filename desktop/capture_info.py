@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from core.capture import CaptureFolder
+from core.errors import ScanBridgeError
 from core.stages import read_status
+from core.workspace import Workspace
 from desktop.viewer.scene import ViewFrustum
 
 AZIMUTH_SECTORS = 12  # 30 degrees each
@@ -232,3 +234,24 @@ def human_size(n: int) -> str:
     units = ("B", "KB", "MB", "GB", "TB")
     i = min(int(math.log(n, 1024)), len(units) - 1)
     return f"{n / 1024 ** i:.0f} {units[i]}" if i == 0 else f"{n / 1024 ** i:.1f} {units[i]}"
+
+
+class CaptureNames:
+    """Capture id -> its name, for lists that show many jobs: each manifest is read again only
+    when it changed (a rename); a capture that is gone or unreadable shows its id."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
+        self._seen: dict[str, tuple[int, str]] = {}  # id -> (manifest mtime_ns, name)
+
+    def name(self, capture_id: str) -> str:
+        try:
+            capture = self.workspace.capture(capture_id)
+            stamp = capture.manifest_path.stat().st_mtime_ns
+            known = self._seen.get(capture_id)
+            if known is None or known[0] != stamp:
+                known = (stamp, capture.load().name or capture_id)
+                self._seen[capture_id] = known
+            return known[1]
+        except (ScanBridgeError, OSError):
+            return capture_id

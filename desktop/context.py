@@ -17,7 +17,8 @@ class AppSignals(QObject):
     captures_changed = Signal()
     open_capture = Signal(str)  # capture id
     open_result = Signal(str)  # capture id
-    jobs_changed = Signal()
+    jobs_changed = Signal()  # ask the Jobs view to read the queue now
+    jobs_updated = Signal(object)  # list[core.jobs.Job]: the queue as the Jobs view just read it
     server_ready = Signal(str)  # url
     server_failed = Signal(str)
     phone_event = Signal(object)  # capture_server.discovery.PhoneEvent

@@ -1,4 +1,5 @@
-"""The main window: a sidebar of panels, notification banners on top, server state below."""
+"""The main window: a sidebar of panels, notification banners floating over them, server state
+below."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from desktop.panels.capture_view import CaptureView
 from desktop.panels.devices import DevicesPanel
 from desktop.panels.jobs import JobsPanel
 from desktop.panels.library import LibraryPanel
-from desktop.panels.live import LiveFeed, LivePanel
+from desktop.panels.live import LiveController, LiveFeed, LivePanel
 from desktop.panels.result_view import ResultView
 from desktop.panels.settings import SettingsPanel
 
@@ -57,6 +58,7 @@ class MainWindow(QMainWindow):
         self.jobs = JobsPanel(ctx)
         self.devices = DevicesPanel(ctx)
         self.live = LivePanel(self.live_feed)
+        self.live_controller = LiveController(ctx, self.live_feed, self)
         self.settings = SettingsPanel(ctx)
         self.nav = QListWidget()
         self.nav.setObjectName("nav")
@@ -76,10 +78,10 @@ class MainWindow(QMainWindow):
         outer.addWidget(self.nav)
         right = QVBoxLayout()
         right.setContentsMargins(6, 4, 6, 6)
-        right.addWidget(ctx.notifier)
         right.addWidget(self.stack, 1)
         outer.addLayout(right, 1)
         self.setCentralWidget(central)
+        ctx.notifier.attach(central)  # banners float over the panels: nothing moves when they come and go
         self.server_status = QLabel("Capture server: starting…")
         self.statusBar().addPermanentWidget(self.server_status)
         self.statusBar().setStyleSheet("color: #aeb6c3;")
@@ -109,6 +111,7 @@ class MainWindow(QMainWindow):
         self.ctx.notifier.notify(f"Capture server: {message}", "error")
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt's name)
+        self.live_controller.stop()
         self.ctx.tasks.wait(5000)
         event.accept()
 

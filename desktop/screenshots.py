@@ -95,14 +95,10 @@ def shoot(app: QApplication, root: Path, ids: dict[str, str], out: Path, size: t
         register_phone(phone_zc, phone_service_info("Ana's iPhone 15 Pro", 4242, LOOPBACK,
                                                     {"model": "iPhone 15 Pro", "app": "1.0"}))
         fused = services.process(ids["sample"], "fusion", "medium")  # fusion, mesh (textured), export
-        if "lund" in ids:
-            services.submit(ids["lund"], [Step("fusion", {"preset": "object"})])  # fails: no depth
-        spin(app, lambda: services.job(fused.id).ended_state, 600)
+        spin(app, lambda: services.job(fused.id).ended_state, 900)
 
         def clear_notices() -> None:
-            for banner in notifier.findChildren(QWidget, "banner"):
-                banner.hide()
-                banner.setParent(None)
+            notifier.clear()
             spin(app, 0.3)
 
         window.show_panel("Library")

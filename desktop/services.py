@@ -257,6 +257,12 @@ class Services:
         self._server = None
         self.server_url = None
 
+    def live_streams(self) -> frozenset[str]:
+        """Ids of the captures a phone is streaming live frames to right now. Cheap."""
+        if self._server is None:
+            return frozenset()
+        return frozenset(self._server.server.state.live_streams)
+
     def phones(self) -> list[Any]:
         """Phones seen on the LAN over mDNS (empty while the server is off). Cheap."""
         return self._server.server.phones.phones() if self._server is not None else []

@@ -1,8 +1,11 @@
 """Capture view: the strip of frames with per-frame flags, the coverage picture, a 3D view of the
-camera frusta and the sparse or dense points, and "Process" with a method and a detail preset."""
+camera frusta and the sparse or dense points, and "Process" with a method and a detail preset.
+It reloads when a job on its capture finishes a step (new poses, points), and "Process" stays
+off while a job on the capture is queued or running (a double click queues one job)."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.jobs import Job
 from desktop import capture_info
 from desktop.capture_info import CaptureSummary, FrameInfo
 from desktop.context import AppContext
@@ -32,6 +36,7 @@ from desktop.viewer.scene import Scene
 from desktop.viewer.widget import ViewerWidget
 
 FRAME_THUMB = QSize(132, 99)
+QUEUE_SHOWS_JOB_S = 5.0  # a job queued here is taken as active this long even before a read lists it
 
 
 @dataclass
@@ -101,6 +106,11 @@ class CaptureView(QWidget):
         self.ctx = ctx
         self.capture_id: str | None = None
         self.details: CaptureDetails | None = None
+        self.loads = 0  # details loaded (the first open and every refresh)
+        self._submitting = False
+        self._active_jobs: list[int] = []  # queued or running jobs on this capture
+        self._queued_here: dict[int, float] = {}  # job id -> when queued, until the queue shows it
+        self._finished_steps: set[tuple[int, int]] | None = None  # (job, step) seen finished
         layout = QVBoxLayout(self)
         self.title = QLabel("Open a capture from the Library")
         self.title.setStyleSheet("font-size: 16px; font-weight: 600;")
@@ -161,17 +171,51 @@ class CaptureView(QWidget):
             lambda: self.capture_id and self.ctx.signals.open_result.emit(self.capture_id))
         self.process_button.setEnabled(False)
         self.result_button.setEnabled(False)
+        ctx.signals.jobs_updated.connect(self.jobs_updated)
 
     def open(self, capture_id: str) -> None:
-        self.capture_id = capture_id
-        self.title.setText(f"Loading {capture_id}…")
+        if capture_id != self.capture_id:
+            self.capture_id, self.details = capture_id, None
+            self._finished_steps, self._active_jobs, self._queued_here = None, [], {}
+            self.title.setText(f"Loading {capture_id}…")
+        self._reload()
+
+    def _reload(self) -> None:
+        capture_id = self.capture_id
+        if capture_id is None:
+            return
         self.ctx.tasks.run(lambda: load_details(self.ctx, capture_id), self._loaded,
                            lambda e: self.ctx.notifier.error(e, f"Cannot open {capture_id}"))
+
+    def jobs_updated(self, jobs: list[Job]) -> None:
+        """The queue as the Jobs view read it: reload when a job on this capture finished a step
+        since the last look; "Process" is off while one is queued or running."""
+        if self.capture_id is None:
+            return
+        mine = [j for j in jobs if j.capture_id == self.capture_id]
+        listed = {j.id for j in jobs}
+        now = time.monotonic()  # a read that began before a job was queued may not list it yet
+        self._queued_here = {jid: t for jid, t in self._queued_here.items()
+                             if jid not in listed and now - t < QUEUE_SHOWS_JOB_S}
+        self._active_jobs = [j.id for j in mine if j.state in ("queued", "running")] + list(self._queued_here)
+        finished = {(j.id, s.index) for j in mine for s in j.steps if s.finished}
+        if self._finished_steps is not None and finished - self._finished_steps:
+            self._reload()
+        self._finished_steps = finished
+        self._update_process_button()
+
+    def _update_process_button(self) -> None:
+        busy = self._submitting or bool(self._active_jobs)
+        self.process_button.setEnabled(self.details is not None and not busy)
+        self.process_button.setText(f"Processing (job {self._active_jobs[0]})…" if self._active_jobs
+                                    else "Queuing…" if self._submitting else "Process")
 
     def _loaded(self, details: CaptureDetails) -> None:
         if details.summary.id != self.capture_id:
             return
+        before = self.details  # on a refresh of the capture on screen, keep the user's view
         self.details = details
+        self.loads += 1
         s = details.summary
         self.title.setText(s.name)
         unregistered = sum(1 for f in details.frames if f.registered is False)
@@ -185,6 +229,12 @@ class CaptureView(QWidget):
         if details.points_source:
             facts.append(f"points from {details.points_source}")
         self.subtitle.setText(" · ".join(facts))
+        if before is not None and before.frames == details.frames \
+                and before.points_source == details.points_source \
+                and np.array_equal(before.coverage, details.coverage):
+            self.result_button.setEnabled(True)
+            self._update_process_button()
+            return  # a job ended without changing what this view shows: keep it as it is
         self.strip.clear()
         for frame in details.frames:
             item = QListWidgetItem(frame_label(frame))
@@ -198,21 +248,33 @@ class CaptureView(QWidget):
             item.setData(Qt.ItemDataRole.UserRole, frame.id)
             self.strip.addItem(item)
         self.coverage.set_grid(details.coverage)
-        self.viewer.set_scene(details.scene)
+        self.viewer.set_scene(details.scene, reset_camera=before is None)
         for choice in details.methods:
             tip = choice.description + (f"\nNot for this capture: {choice.why_not}" if choice.why_not else "")
             self.method.setItemData(self.method.findText(choice.name), tip, Qt.ItemDataRole.ToolTipRole)
-        self.process_button.setEnabled(True)
         self.result_button.setEnabled(True)
+        self._update_process_button()
 
     def process(self) -> None:
-        if self.capture_id is None:
-            return
+        if self.capture_id is None or self._submitting or self._active_jobs:
+            return  # a second click while the first one's job is queued or running
         capture_id, method, detail = self.capture_id, self.method.currentText(), self.detail.currentText()
+        name = self.details.summary.name if self.details else capture_id
+        self._submitting = True
+        self._update_process_button()
 
-        def done(job: object) -> None:
-            self.ctx.notifier.notify(f"Queued job {job.id} for {capture_id} ({method}, {detail})", "info")
+        def done(job: Job) -> None:
+            self._submitting = False
+            if capture_id == self.capture_id:
+                self._active_jobs.append(job.id)
+                self._queued_here[job.id] = time.monotonic()
+            self._update_process_button()
+            self.ctx.notifier.notify(f"Queued job {job.id} for {name} ({method}, {detail})", "info")
             self.ctx.signals.jobs_changed.emit()
 
-        self.ctx.tasks.run(lambda: self.ctx.services.process(capture_id, method, detail), done,
-                           lambda e: self.ctx.notifier.error(e, "Cannot process"))
+        def failed(error: BaseException) -> None:
+            self._submitting = False
+            self._update_process_button()
+            self.ctx.notifier.error(error, "Cannot process")
+
+        self.ctx.tasks.run(lambda: self.ctx.services.process(capture_id, method, detail), done, failed)

@@ -1,12 +1,13 @@
 """The coverage picture: azimuth sectors (around) by elevation bands (rings, horizon outside,
-top-down view in the middle), each shaded by how many views look from there."""
+top-down view in the middle), each shaded by how many views look from there, with a word-wrapped
+summary under it (never cut, however narrow the side panel)."""
 
 from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen
-from PySide6.QtWidgets import QSizePolicy, QWidget
+from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from desktop.capture_info import AZIMUTH_SECTORS, ELEVATION_BANDS, coverage_fraction
 
@@ -23,11 +24,42 @@ def _shade(count: int, most: int) -> QColor:
                   int(EMPTY.blue() + (FULL.blue() - EMPTY.blue()) * t))
 
 
+def coverage_text(grid: np.ndarray) -> str:
+    below = int(grid[[b for b in range(grid.shape[0]) if ELEVATION_BANDS[b] < 0.0]].sum())
+    text = f"{coverage_fraction(grid):.0%} of directions covered · {int(grid.sum())} views"
+    return text + (f" · {below} from below" if below else "")
+
+
 class CoverageWidget(QWidget):
+    """The rings and, under them, the summary line."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        box = QVBoxLayout(self)
+        box.setContentsMargins(0, 0, 0, 0)
+        self.rings = CoverageRings()
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.label.setStyleSheet("color: #969ba5;")
+        box.addWidget(self.rings, 1)
+        box.addWidget(self.label)
+        self.set_grid(self.rings.grid)
+
+    @property
+    def grid(self) -> np.ndarray:
+        return self.rings.grid
+
+    def set_grid(self, grid: np.ndarray) -> None:
+        self.rings.set_grid(grid)
+        self.label.setText(coverage_text(self.rings.grid))
+
+
+class CoverageRings(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.grid = np.zeros((len(ELEVATION_BANDS) - 1, AZIMUTH_SECTORS), np.int64)
-        self.setMinimumSize(220, 240)
+        self.setMinimumSize(200, 200)
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
 
     def set_grid(self, grid: np.ndarray) -> None:
@@ -38,7 +70,7 @@ class CoverageWidget(QWidget):
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         p.fillRect(self.rect(), QColor(34, 37, 43))
-        side = min(self.width(), self.height() - 30) - 16
+        side = min(self.width(), self.height()) - 16
         cx, cy = self.width() / 2, 8 + side / 2
         bands = self.grid.shape[0]
         # Only bands at or above the horizon are drawn as rings; the outermost ring is the horizon.
@@ -62,10 +94,4 @@ class CoverageWidget(QWidget):
                 p.setPen(QPen(QColor(28, 30, 35), 1.5))
                 p.setBrush(_shade(int(self.grid[band, sector]), most))
                 p.drawPath(path)
-        p.setPen(QColor(150, 155, 165))
-        below = int(self.grid[[b for b in range(bands) if ELEVATION_BANDS[b] < 0.0]].sum())
-        share = coverage_fraction(self.grid)
-        text = f"{share:.0%} of directions covered · {int(self.grid.sum())} views"
-        if below:
-            text += f" · {below} from below"
-        p.drawText(QRectF(0, cy + side / 2 + 4, self.width(), 22), Qt.AlignmentFlag.AlignCenter, text)
+        p.end()

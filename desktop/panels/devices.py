@@ -1,4 +1,5 @@
-"""Devices: phones on the LAN (live, from mDNS), paired devices (rename, revoke), "Pair a phone"."""
+"""Devices: phones on the LAN (live, from mDNS), paired devices (rename, revoke), "Pair a phone"
+(only while a capture server is running: a QR code of an address nobody answers cannot pair)."""
 
 from __future__ import annotations
 
@@ -96,6 +97,7 @@ class DevicesPanel(QWidget):
         self.server_label = QLabel("Capture server: starting…")
         self.server_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.pair_button = QPushButton("Pair a phone…")
+        self.pair_button.setEnabled(False)  # until a server answers
         self.pair_button.clicked.connect(self.open_pairing)
         head.addWidget(self.server_label, 1)
         head.addWidget(self.pair_button)
@@ -132,8 +134,7 @@ class DevicesPanel(QWidget):
         layout.addWidget(paired, 1)
 
         ctx.signals.server_ready.connect(self._server_ready)
-        ctx.signals.server_failed.connect(
-            lambda msg: self.server_label.setText(f"Capture server: off ({msg})"))
+        ctx.signals.server_failed.connect(self.server_off)
         ctx.signals.phone_event.connect(lambda _e: self.refresh_phones())
         self._timer = QTimer(self, interval=1500)
         self._timer.timeout.connect(self.refresh)
@@ -143,6 +144,29 @@ class DevicesPanel(QWidget):
     def _server_ready(self, url: str) -> None:
         self.server_label.setText(f"Capture server: {url}  ·  phones on this network can find it")
         self.refresh_phones()
+        self._update_pair_button()
+
+    def server_off(self, message: str) -> None:
+        self.server_label.setText(f"Capture server: off ({message})")
+        self._update_pair_button()
+
+    def server_address(self) -> str | None:
+        """Where phones reach a capture server on this workspace: the app's own, or one that
+        `scanbridge serve` runs; None when there is none."""
+        if self.ctx.services.server_url:
+            return self.ctx.services.server_url
+        from capture_server.server import read_endpoint
+
+        endpoint = read_endpoint(self.ctx.services.workspace)
+        return str(endpoint["url"]) if endpoint else None
+
+    def _update_pair_button(self) -> None:
+        running = self.server_address() is not None
+        self.pair_button.setEnabled(running)
+        self.pair_button.setToolTip("" if running else
+                                    "The capture server is off: phones could not reach this computer")
+        if not running and not self.server_label.text().startswith("Capture server: off"):
+            self.server_label.setText("Capture server: off · phones cannot find or pair with this computer")
 
     def refresh_phones(self) -> None:
         self.phone_list.clear()
@@ -156,6 +180,8 @@ class DevicesPanel(QWidget):
             self.phone_list.addItem("No phones with the ScanBridge app seen on this network yet")
 
     def refresh(self) -> None:
+        if not self.server_label.text().endswith("starting…"):
+            self._update_pair_button()
         try:
             devices = self.ctx.services.devices()
         except Exception as e:  # a broken devices.json must not go unnoticed
@@ -182,6 +208,12 @@ class DevicesPanel(QWidget):
         return items[0].data(Qt.ItemDataRole.UserRole) if items else None
 
     def open_pairing(self) -> PairDialog | None:
+        if self.server_address() is None:
+            self.ctx.notifier.notify("Cannot pair: the capture server is off, so a phone could not "
+                                     "reach this computer. Restart the app to start it (see Settings "
+                                     "for its port).", "warning")
+            self._update_pair_button()
+            return None
         try:
             pairing = self.ctx.services.new_pairing()
         except Exception as e:

@@ -1,6 +1,8 @@
-"""Jobs: the queue with stage, progress bar, ETA and log; cancel, retry, resume, delete. It reads
-the SQLite queue (off the GUI thread), so it shows the same jobs after a restart, and it tells the
-user when a job finishes or fails."""
+"""Jobs: the queue with capture name, stage, progress bar, whole-job ETA and log; cancel, retry,
+resume, delete. It reads the SQLite queue (off the GUI thread), so it shows the same jobs after a
+restart, and it tells the user when a job finishes or fails. The bar and the ETA are for the
+whole job (core.eta: steps weighted by their stage's typical duration); a running job that has
+been quiet for a while says whether its worker is still alive."""
 
 from __future__ import annotations
 
@@ -22,8 +24,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.eta import QUIET_AFTER_S, JobEstimate, estimate, liveness, typical_durations
 from core.jobs import Job, JobEvent
 from core.jobs_cli import format_eta
+from desktop.capture_info import CaptureNames
 from desktop.context import AppContext
 
 COLUMNS = ("Job", "Capture", "State", "Stage", "Progress", "ETA", "Message")
@@ -44,6 +48,10 @@ class JobsPanel(QWidget):
         super().__init__(parent)
         self.ctx = ctx
         self.jobs: list[Job] = []
+        self.names: dict[str, str] = {}  # capture id -> name, for the jobs shown
+        self.quiet_after_s = QUIET_AFTER_S
+        self._capture_names = CaptureNames(ctx.services.workspace)
+        self._typical: dict[str, float] | None = None
         self._states: dict[int, str] | None = None  # None until the first poll (no notices for old jobs)
         self._polling = False
         self._log_job: int | None = None
@@ -95,10 +103,11 @@ class JobsPanel(QWidget):
         self._polling = True
         log_job, after = self._log_job, self._log_after
 
-        def read() -> tuple[list[Job], list[JobEvent]]:
+        def read() -> tuple[list[Job], list[JobEvent], dict[str, str], dict[str, float]]:
             jobs = self.ctx.services.jobs()
             events = self.ctx.services.job_events(log_job, after) if log_job is not None else []
-            return jobs, events
+            names = {cid: self._capture_names.name(cid) for cid in {j.capture_id for j in jobs}}
+            return jobs, events, names, typical_durations(jobs)
 
         self.ctx.tasks.run(read, self._polled, self._poll_failed)
 
@@ -107,13 +116,14 @@ class JobsPanel(QWidget):
         self._timer.stop()
         self.ctx.notifier.error(error, "Cannot read the job queue")
 
-    def _polled(self, result: tuple[list[Job], list[JobEvent]]) -> None:
+    def _polled(self, result: tuple[list[Job], list[JobEvent], dict[str, str], dict[str, float]]) -> None:
         self._polling = False
-        jobs, events = result
+        jobs, events, self.names, self._typical = result
         self._notify_changes(jobs)
         self.jobs = jobs
         self._fill(jobs)
         self._append_log(events)
+        self.ctx.signals.jobs_updated.emit(jobs)
 
     def _notify_changes(self, jobs: list[Job]) -> None:
         states = {j.id: j.state for j in jobs}
@@ -123,7 +133,7 @@ class JobsPanel(QWidget):
                 if before == job.state or before is None and job.state in ("queued", "running"):
                     continue
                 if job.state == "done":
-                    self.ctx.notifier.notify(f"Job {job.id} finished: {job.capture_id}", "success")
+                    self.ctx.notifier.notify(f"Job {job.id} finished: {self.capture_name(job)}", "success")
                     self.ctx.signals.captures_changed.emit()
                 elif job.state == "failed":
                     self.ctx.notifier.notify(f"Job {job.id} failed: {job.error}", "error")
@@ -133,11 +143,12 @@ class JobsPanel(QWidget):
 
     def _fill(self, jobs: list[Job]) -> None:
         selected = self.selected_job_id()
+        now = time.time()
         self.table.setRowCount(len(jobs))
         for row, job in enumerate(jobs):
-            message = job.error if job.state == "failed" else job.progress.message
-            eta = format_eta(job.progress.eta_s) if job.state == "running" else ""
-            cells = (str(job.id), job.capture_id, job.state, stage_label(job), None, eta, message or "")
+            est = estimate(job, now, self._typical)
+            cells = (str(job.id), self.capture_name(job), job.state, stage_label(job), None,
+                     format_eta(est.eta_s) if job.state == "running" else "", self._message(job, est))
             for col, text in enumerate(cells):
                 if text is None:
                     continue
@@ -147,13 +158,14 @@ class JobsPanel(QWidget):
                     self.table.setItem(row, col, item)
                 item.setText(text)
                 item.setData(Qt.ItemDataRole.UserRole, job.id)
+            self.table.item(row, 1).setToolTip(job.capture_id)
             bar = self.table.cellWidget(row, 4)
             if not isinstance(bar, QProgressBar):
                 bar = QProgressBar()
                 bar.setRange(0, 1000)
                 self.table.setCellWidget(row, 4, bar)
-            bar.setValue(int(job.progress.overall * 1000))
-            bar.setFormat(f"{job.progress.overall:.0%}")
+            bar.setValue(int(est.fraction * 1000))
+            bar.setFormat(f"{est.fraction:.0%}")
             if job.id == selected and self.table.currentRow() != row:
                 self.table.selectRow(row)
         running = sum(1 for j in jobs if j.state == "running")
@@ -161,6 +173,16 @@ class JobsPanel(QWidget):
         worker = "worker running" if self.ctx.services.worker_running else "no worker in this app"
         self.summary.setText(f"{running} running · {queued} queued · {len(jobs)} jobs · {worker}")
         self._update_buttons()
+
+    def capture_name(self, job: Job) -> str:
+        return self.names.get(job.capture_id, job.capture_id)
+
+    def _message(self, job: Job, est: JobEstimate) -> str:
+        if job.state == "failed":
+            return job.error or ""
+        quiet = liveness(est, self.quiet_after_s) if job.state == "running" else ""
+        message = job.progress.message or ""
+        return f"{quiet} · {message}" if quiet and message else quiet or message
 
     # -- log -----------------------------------------------------------------------------------
 

@@ -1,8 +1,11 @@
 """Library: the workspace's captures as a grid of thumbnails with mode, frames, size, date and
-status; import by drag and drop or a file dialog (ingest runs off the GUI thread); rename, delete."""
+status; import by drag and drop or a file dialog (ingest runs off the GUI thread); rename, delete.
+An empty workspace shows what to do first, with a button that imports the bundled sample."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QSize, Qt, QTimer, Signal
@@ -18,6 +21,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -25,11 +29,31 @@ from PySide6.QtWidgets import (
 from core.progress import Progress, ProgressEvent
 from desktop.capture_info import CaptureSummary, human_size
 from desktop.context import AppContext
+from desktop.services import Services
 from desktop.thumbnails import ThumbnailCache, load_thumbnail
 
 THUMB = QSize(200, 150)
 IMPORT_FILTER = ("Captures (*.zip *.mp4 *.mov *.m4v *.avi *.mkv *.json *.jpg *.jpeg *.png *.heic);;"
                  "All files (*)")
+
+
+SAMPLE_NAME = "Sample object"
+EMPTY_TEXT = ("<h2>No captures yet</h2>"
+              "<p>Drop a folder of photos, a video, a zip, or a Record3D / Stray Scanner export here, "
+              "or pair a phone under <b>Devices</b> and send a capture from it.</p>"
+              "<p>To see what ScanBridge does first, try the sample: a small object with depth and "
+              "camera poses that processes in a few minutes on this computer.</p>")
+
+
+def import_sample(services: Services, progress: Progress | None = None) -> str:
+    """Ingest the bundled sample as a new capture; returns its id."""
+    from recon.sample.paths import bundled_sample_dir
+
+    capture_id = services.import_source(bundled_sample_dir(), progress, name=SAMPLE_NAME)
+    capture = services.capture(capture_id)
+    # The sample is rendered in metres; its nerfstudio export does not say so.
+    capture.save(dataclasses.replace(capture.load(), scale="metric"))
+    return capture_id
 
 
 class _ProgressRelay(QObject):
@@ -83,7 +107,23 @@ class LibraryPanel(QWidget):
         self.grid.setWordWrap(True)
         self.grid.setSpacing(8)
         self.grid.itemDoubleClicked.connect(lambda item: self._open(item))
-        layout.addWidget(self.grid, 1)
+        self.empty = QWidget()
+        empty_box = QVBoxLayout(self.empty)
+        empty_box.addStretch(1)
+        self.empty_label = QLabel(EMPTY_TEXT)
+        self.empty_label.setWordWrap(True)
+        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_label.setMaximumWidth(560)
+        self.sample_button = QPushButton("Try the sample")
+        self.sample_button.setDefault(True)
+        self.sample_button.clicked.connect(self.try_sample)
+        empty_box.addWidget(self.empty_label, 0, Qt.AlignmentFlag.AlignHCenter)
+        empty_box.addWidget(self.sample_button, 0, Qt.AlignmentFlag.AlignHCenter)
+        empty_box.addStretch(2)
+        self.pages = QStackedWidget()
+        self.pages.addWidget(self.grid)
+        self.pages.addWidget(self.empty)
+        layout.addWidget(self.pages, 1)
 
         self.import_folder_button.clicked.connect(self._pick_folder)
         self.import_file_button.clicked.connect(self._pick_file)
@@ -115,7 +155,17 @@ class LibraryPanel(QWidget):
         self.ctx.tasks.run(self.ctx.services.captures, done, failed)
 
     def _show(self, summaries: list[CaptureSummary]) -> None:
+        self.pages.setCurrentWidget(self.grid if summaries or self.imports_running else self.empty)
         if summaries == list(self.summaries.values()):
+            return
+        if [s.id for s in summaries] == list(self.summaries) and all(
+                s.first_image == self.summaries[s.id].first_image for s in summaries):
+            # the same captures (one growing, say): new texts in place, no rebuild of the grid
+            for i, s in enumerate(summaries):
+                if s != self.summaries[s.id]:
+                    self.grid.item(i).setText(describe(s))
+                    self.grid.item(i).setToolTip(f"{s.id}\nsource: {s.source_kind or '-'}; scale: {s.scale}")
+            self.summaries = {s.id: s for s in summaries}
             return
         current = self.selected_id()
         self.summaries = {s.id: s for s in summaries}
@@ -185,8 +235,24 @@ class LibraryPanel(QWidget):
         if path:
             self.import_path(Path(path))
 
+    def try_sample(self) -> None:
+        """Import the bundled sample and open it."""
+        self.sample_button.setEnabled(False)
+
+        def opened(capture_id: str) -> None:
+            self.sample_button.setEnabled(True)
+            self.ctx.signals.open_capture.emit(capture_id)
+
+        self._start_import(Path(SAMPLE_NAME), lambda progress: import_sample(self.ctx.services, progress),
+                           opened, lambda: self.sample_button.setEnabled(True))
+
     def import_path(self, path: Path) -> None:
         """Ingest ``path`` on a pool thread; progress shows here, the result or error as a notice."""
+        self._start_import(path, lambda progress: self.ctx.services.import_source(path, progress))
+
+    def _start_import(self, path: Path, run: Callable[[Progress], str],
+                      then: Callable[[str], None] | None = None,
+                      failed_then: Callable[[], None] | None = None) -> None:
         relay = _ProgressRelay(self)
         relay.event.connect(self._import_progress)
         progress = Progress("ingest", relay.event.emit)
@@ -197,16 +263,23 @@ class LibraryPanel(QWidget):
         self.progress_label.setText(f"Importing {path.name}…")
         self.progress_label.setVisible(True)
 
+        self.pages.setCurrentWidget(self.grid)
+
         def done(capture_id: str) -> None:
             self._import_ended(relay)
             self.ctx.notifier.notify(f"Imported {path.name} as {capture_id}", "success")
             self.ctx.signals.captures_changed.emit()
+            if then is not None:
+                then(capture_id)
 
         def failed(error: BaseException) -> None:
             self._import_ended(relay)
             self.ctx.notifier.error(error, f"Import of {path.name} failed")
+            self.refresh()
+            if failed_then is not None:
+                failed_then()
 
-        self.ctx.tasks.run(lambda: self.ctx.services.import_source(path, progress), done, failed)
+        self.ctx.tasks.run(lambda: run(progress), done, failed)
 
     def _import_progress(self, event: ProgressEvent) -> None:
         if event.kind == "progress" and event.fraction is not None:

@@ -14,8 +14,10 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import pytest  # noqa: E402
 
 CORE_TESTS = Path(__file__).resolve().parents[1] / "core"
-if str(CORE_TESTS) not in sys.path:
-    sys.path.insert(0, str(CORE_TESTS))  # stages_for_tests (slow stages for job tests)
+SERVER_TESTS = Path(__file__).resolve().parents[1] / "capture_server"
+for _helpers in (CORE_TESTS, SERVER_TESTS):  # stages_for_tests (slow stages), server_test_kit
+    if str(_helpers) not in sys.path:
+        sys.path.insert(0, str(_helpers))
 
 from core.workspace import Workspace  # noqa: E402
 

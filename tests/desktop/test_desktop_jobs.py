@@ -63,7 +63,7 @@ def test_finished_and_failed_jobs_are_notified(sample_workspace, make_app, qtbot
     good = app.services.submit(capture.id, [Step(SLOW, {"ticks": 2, "tag": "good"})])
     bad = app.services.submit(capture.id, [Step(SLOW, {"ticks": 4, "fail": "too few frames registered"})])
     notifier = app.ctx.notifier
-    qtbot.waitUntil(lambda: f"Job {good.id} finished: {capture.id}" in notifier.texts("success"),
+    qtbot.waitUntil(lambda: f"Job {good.id} finished: Sample object" in notifier.texts("success"),
                     timeout=90000)
     qtbot.waitUntil(lambda: any(f"Job {bad.id} failed" in t and "too few frames registered" in t
                                 for t in notifier.texts("error")), timeout=90000)
