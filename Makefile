@@ -14,6 +14,9 @@ export TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD := 1
 DEBIAN_PACKAGES := chromium xvfb libxcb-icccm4 libxcb-keysyms1 libxkbcommon-x11-0 libxcb-image0 \
 	libxcb-render-util0 libxcb-randr0 libxcb-shape0 libxcb-cursor0 libegl1 libgl1
 
+NO_CHROMIUM := note: Chromium is missing, so the phone-page browser tests skip here (and fail under CI, \
+	SCANBRIDGE_CI=1 or CI=true): install it with sudo make system-deps
+
 system-deps:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
@@ -40,6 +43,7 @@ run: setup
 	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then $(VENV)/bin/scanbridge app; else $(VENV)/bin/scanbridge demo; fi
 
 test: setup
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || echo "$(NO_CHROMIUM)"
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
