@@ -92,6 +92,10 @@ class Workspace:
         """Remove staging folders left by a crash; returns what was removed."""
         removed = []
         for p in self.captures_dir.glob(".staging-*"):
-            shutil.rmtree(p, ignore_errors=True)
-            removed.append(p)
+            if p.is_symlink() or not p.is_dir():
+                p.unlink(missing_ok=True)  # a link goes, never what it points to
+            else:
+                shutil.rmtree(p, ignore_errors=True)
+            if not os.path.lexists(p):
+                removed.append(p)
         return removed

@@ -7,11 +7,15 @@ dies inside ``staged_capture`` (os._exit skips every cleanup), the way a killed 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from core.capture import Manifest, utc_now
+from core.errors import InputError, NotFoundError
 from core.workspace import Workspace
 
 _CRASH = textwrap.dedent("""
@@ -84,3 +88,54 @@ def test_a_failed_body_removes_its_staging_at_once(tmp_path):
     except KeyboardInterrupt:
         pass
     assert list(ws.captures_dir.iterdir()) == []
+
+
+def test_a_stale_staging_link_is_removed_without_touching_what_it_points_to(tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    elsewhere = tmp_path / "users-own-folder"
+    elsewhere.mkdir()
+    (elsewhere / "keep.jpg").write_bytes(b"precious")
+    link = ws.captures_dir / ".staging-planted"
+    link.symlink_to(elsewhere, target_is_directory=True)
+    (ws.captures_dir / ".staging-file").write_text("a stray file, not a folder")
+
+    removed = ws.clean_stale_staging()
+
+    assert sorted(p.name for p in removed) == [".staging-file", ".staging-planted"]
+    assert list(ws.captures_dir.iterdir()) == []
+    assert (elsewhere / "keep.jpg").read_bytes() == b"precious"
+
+
+def test_capture_lookup_names_the_id_and_says_what_is_wrong(tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    _published(ws, "real")
+    (ws.captures_dir / "no-manifest").mkdir()
+    for bad in ("../etc", ".staging-real", "", "a/b", "x" * 129):
+        with pytest.raises(InputError, match="not a valid capture id") as e:
+            ws.capture(bad)
+        assert e.value.where == bad
+        assert not ws.has_capture(bad)
+    for absent in ("nope", "no-manifest"):
+        with pytest.raises(NotFoundError, match="no such capture in the workspace") as e:
+            ws.capture(absent)
+        assert e.value.where == absent
+        assert not ws.has_capture(absent)
+    assert ws.has_capture("real") and ws.capture("real").root == ws.captures_dir / "real"
+
+
+def test_the_default_workspace_comes_from_the_environment_or_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("SCANBRIDGE_WORKSPACE", str(tmp_path / "from-env"))
+    assert Workspace().root == tmp_path / "from-env"
+    assert (tmp_path / "from-env" / "captures").is_dir()
+    monkeypatch.delenv("SCANBRIDGE_WORKSPACE")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert Workspace().root == tmp_path / "home" / "ScanBridge"
+
+
+def test_capture_ids_are_a_slug_a_utc_stamp_and_random_hex(tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    first = ws.new_capture_id("My Fox! (2nd try)")
+    assert re.fullmatch(r"my-fox-2nd-try-\d{8}-\d{6}-[0-9a-f]{6}", first), first
+    assert ws.new_capture_id("!!!").startswith("capture-")
+    assert re.fullmatch(r"a{40}-\d{8}-\d{6}-[0-9a-f]{6}", ws.new_capture_id("A" * 60))
+    assert first != ws.new_capture_id("My Fox! (2nd try)")
