@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD := 1
 
-.PHONY: setup system-deps run test lint bench clean
+.PHONY: setup system-deps run test lint bench mutation clean
 
 # Debian packages some tests drive for real: Chromium (the phone web page with tus-js-client) and
 # the X libraries Qt's xcb platform needs under Xvfb. Needs root; CI runs it before `make test`.
@@ -48,6 +48,12 @@ test: setup
 	$(VENV)/bin/lint-imports
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 
+# Mutation testing (mutmut) over core/, capture_server/ and recon's stage, export and poses modules;
+# prints the score per module and every surviving mutant. Scope it with
+# `make mutation MUTATION_ARGS="--only core/fsio.py --tests tests/core"`. See docs/testing.md.
+mutation: setup
+	$(PY) tools/mutation.py --min-score 80 $(MUTATION_ARGS)
+
 bench: setup
 	$(PY) bench/sfm.py
 	$(PY) bench/fusion.py
@@ -55,4 +61,4 @@ bench: setup
 	$(PY) bench/export.py
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache build/mutation
