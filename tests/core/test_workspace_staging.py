@@ -11,6 +11,8 @@ import re
 import subprocess
 import sys
 import textwrap
+import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -111,14 +113,14 @@ def test_capture_lookup_names_the_id_and_says_what_is_wrong(tmp_path):
     _published(ws, "real")
     (ws.captures_dir / "no-manifest").mkdir()
     for bad in ("../etc", ".staging-real", "", "a/b", "x" * 129):
-        with pytest.raises(InputError, match="not a valid capture id") as e:
+        with pytest.raises(InputError) as e:
             ws.capture(bad)
-        assert e.value.where == bad
+        assert (e.value.reason, e.value.where) == ("not a valid capture id", bad)
         assert not ws.has_capture(bad)
     for absent in ("nope", "no-manifest"):
-        with pytest.raises(NotFoundError, match="no such capture in the workspace") as e:
+        with pytest.raises(NotFoundError) as e:
             ws.capture(absent)
-        assert e.value.where == absent
+        assert (e.value.reason, e.value.where) == ("no such capture in the workspace", absent)
         assert not ws.has_capture(absent)
     assert ws.has_capture("real") and ws.capture("real").root == ws.captures_dir / "real"
 
@@ -132,9 +134,17 @@ def test_the_default_workspace_comes_from_the_environment_or_home(tmp_path, monk
     assert Workspace().root == tmp_path / "home" / "ScanBridge"
 
 
-def test_capture_ids_are_a_slug_a_utc_stamp_and_random_hex(tmp_path):
+def test_capture_ids_are_a_slug_a_utc_stamp_and_random_hex(tmp_path, monkeypatch):
+    monkeypatch.setenv("TZ", "Asia/Tokyo")  # 9 h from UTC, no daylight saving
+    time.tzset()
     ws = Workspace(tmp_path / "ws")
+    before = datetime.now(UTC).replace(microsecond=0)
     first = ws.new_capture_id("My Fox! (2nd try)")
+    stamp = datetime.strptime(first[len("my-fox-2nd-try-"):][:15], "%Y%m%d-%H%M%S").replace(tzinfo=UTC)
+    assert before - timedelta(minutes=5) <= stamp <= datetime.now(UTC)  # UTC, not the local clock
+    monkeypatch.undo()
+    time.tzset()
+    assert ws.new_capture_id("Xray X").startswith("xray-x-")
     assert re.fullmatch(r"my-fox-2nd-try-\d{8}-\d{6}-[0-9a-f]{6}", first), first
     assert ws.new_capture_id("!!!").startswith("capture-")
     assert re.fullmatch(r"a{40}-\d{8}-\d{6}-[0-9a-f]{6}", ws.new_capture_id("A" * 60))
