@@ -102,21 +102,31 @@ class Workspace:
         """
         removed = []
         for p in sorted(self.captures_dir.glob(f"{STAGING_PREFIX}*")):
-            try:
-                fd = os.open(p, os.O_RDONLY | os.O_DIRECTORY)
-            except OSError:
+            if p.is_symlink() or not p.is_dir():
+                p.unlink(missing_ok=True)  # a link goes, never what it points to
+            elif not _remove_unless_held(p):
                 continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                continue
-            try:
-                shutil.rmtree(p, ignore_errors=True)
-            finally:
-                os.close(fd)
-            removed.append(p)
+            if not os.path.lexists(p):
+                removed.append(p)
         return removed
+
+
+def _remove_unless_held(folder: Path) -> bool:
+    """Remove the staging ``folder`` unless a live writer holds its lock; whether it was tried."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return False
+    try:
+        shutil.rmtree(folder, ignore_errors=True)
+    finally:
+        os.close(fd)
+    return True
 
 
 def _lock_staging(staging: Path) -> int:

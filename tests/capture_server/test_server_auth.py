@@ -9,11 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from qr_reader import decode_terminal
 from server_test_kit import REPO, LiveServer, new_capture
 from starlette.routing import Route, WebSocketRoute
 
 from capture_server.app import PUBLIC, build_app
-from capture_server.auth import CODE_TTL_S, DeviceStore, FailureLimiter
+from capture_server.auth import DeviceStore, FailureLimiter
 from capture_server.errors import RateLimited, Unauthorized
 from capture_server.openapi import openapi_schema
 
@@ -71,8 +72,10 @@ def test_pairing_trades_a_one_time_code_for_a_token(live_server: LiveServer) -> 
 def test_pair_prints_a_qr_code_in_the_terminal(workspace) -> None:
     result = run_cli(workspace.root, "pair")
     assert result.returncode == 0, result.stderr
-    assert "█" in result.stdout or "▀" in result.stdout
     assert "pairing code" in result.stdout and "fingerprint" in result.stdout
+    url = next(line.split()[-1] for line in result.stdout.splitlines() if line.startswith("url "))
+    code = next(line.split()[2] for line in result.stdout.splitlines() if line.startswith("pairing code"))
+    assert decode_terminal(result.stdout) == url and code in url  # a phone scanning it gets the code
 
 
 def test_wrong_codes_are_rate_limited(live_server: LiveServer) -> None:
@@ -96,11 +99,15 @@ def test_pair_request_fields_are_checked(live_server: LiveServer) -> None:
 
 
 def test_codes_expire_after_five_minutes(tmp_path: Path) -> None:
+    five_minutes = 5 * 60.0
     now = [1000.0]
     store = DeviceStore(tmp_path, clock=lambda: now[0])
     code, expires = store.new_code()
-    assert expires == 1000.0 + CODE_TTL_S
-    now[0] += CODE_TTL_S + 1
+    in_time, _ = store.new_code()
+    assert expires == 1000.0 + five_minutes
+    now[0] += five_minutes - 1
+    assert store.redeem(in_time, "just in time").device.name == "just in time"
+    now[0] += 2  # five minutes and one second after the codes were made
     with pytest.raises(Unauthorized):
         store.redeem(code, "late phone")
     fresh, _ = store.new_code()

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from qr_reader import decode_png, decode_terminal
 from server_test_kit import LiveServer, new_capture
 
 from capture_server.cli_share import add_share_command
-from capture_server.share import ShareStore, qr_text
+from capture_server.share import ShareStore
 from core.errors import NotFoundError
 from core.workspace import Workspace
 
@@ -102,6 +103,7 @@ def test_share_link_serves_the_ar_quick_look_page_and_the_usdz(live_server: Live
         assert poster.headers["content-type"] == "image/png"
         qr = c.get(link["qr_png"])
         assert qr.headers["content-type"] == "image/png" and Image.open(io.BytesIO(qr.content)).size[0] > 50
+        assert decode_png(qr.content) == link["url"]  # what a phone's camera reads: the page
 
 
 @needs_usdz
@@ -211,6 +213,7 @@ def test_share_command_prints_a_link_and_a_terminal_qr(live_server: LiveServer, 
     assert out["url"].startswith(live_server.url + "/s/")  # the running server's address
     assert 2 * 3600 - 5 < out["expires"] - out["created"] <= 2 * 3600
     assert Image.open(tmp_path / "qr.png").format == "PNG"
+    assert decode_png((tmp_path / "qr.png").read_bytes()) == out["url"]
     with live_server.client() as c:  # made by a local call, served by the running server
         r = c.get(out["usdz"])
         assert r.status_code == 200 and r.headers["content-type"] == "model/vnd.usdz+zip"
@@ -218,7 +221,7 @@ def test_share_command_prints_a_link_and_a_terminal_qr(live_server: LiveServer, 
     assert run_share_cli(live_server.workspace, cid) == 0
     text = capsys.readouterr().out
     url = next(line.split()[-1] for line in text.splitlines() if line.startswith("share link"))
-    assert qr_text(url) in text  # the terminal QR code encodes the link
+    assert decode_terminal(text) == url  # the terminal QR code, read back, is the link
 
     assert run_share_cli(live_server.workspace, "--list", "--json") == 0
     listed = json.loads(capsys.readouterr().out)

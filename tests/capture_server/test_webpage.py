@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from browser_kit import INSTALL_CHROMIUM, INSTALL_TUS, find_chromium, require
 from server_test_kit import LiveServer
 from websockets.sync.client import connect
 
@@ -26,15 +27,17 @@ from capture_server.web import NODE_MODULES, TUS_BUNDLE
 from core.settings import Settings
 from core.workspace import Workspace
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM = find_chromium()
 FOX = Path(__file__).resolve().parents[3] / "shared" / "data" / "instant-ngp-fox" / "images"
 if not FOX.is_dir():
     FOX = Path("/work/shared/data/instant-ngp-fox/images")
-needs_tus = pytest.mark.skipif(not (NODE_MODULES / TUS_BUNDLE).is_file(),
-                               reason="node_modules/tus-js-client is missing: run `npm ci` (make test does)")
-needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed "
-                                    "(apt-get install chromium); the browser upload test needs it")
 needs_fox = pytest.mark.skipif(not FOX.is_dir(), reason="shared data instant-ngp-fox is missing")
+
+
+@pytest.fixture
+def tus_bundle() -> None:
+    """node_modules' tus-js-client (skipped locally without it, a failure under CI)."""
+    require((NODE_MODULES / TUS_BUNDLE).is_file(), "node_modules/tus-js-client", INSTALL_TUS)
 
 
 def sha256(path: Path) -> str:
@@ -90,6 +93,7 @@ PAGE_STATE = ("JSON.stringify({stage: document.body.dataset.stage, "
 @contextlib.contextmanager
 def chromium_session(profile: Path, *extra_args: str) -> Iterator[DevTools]:
     """Headless Chromium with a fresh profile; yields a DevTools client for its first page."""
+    require(CHROMIUM is not None, "chromium", INSTALL_CHROMIUM)
     assert CHROMIUM is not None
     proc = subprocess.Popen(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -140,7 +144,7 @@ def open_page(devtools: DevTools, url: str) -> None:
                       "&& !!document.body.dataset.stage")
 
 
-@needs_tus
+@pytest.mark.usefixtures("tus_bundle")
 def test_the_page_and_its_files_are_served_without_a_token(live_server: LiveServer) -> None:
     with live_server.client() as c:
         for path in ("/pair", "/app/"):
@@ -180,8 +184,7 @@ def page_server(request: pytest.FixtureRequest, workspace: Workspace) -> Iterato
     server.stop()
 
 
-@needs_tus
-@needs_chromium
+@pytest.mark.usefixtures("tus_bundle")
 @needs_fox
 def test_tus_js_client_in_chromium_uploads_through_the_page(page_server: LiveServer, chromium: DevTools,
                                                             tmp_path: Path) -> None:
@@ -235,8 +238,7 @@ def https_server(workspace: Workspace) -> Iterator[LiveServer]:
     server.stop()
 
 
-@needs_tus
-@needs_chromium
+@pytest.mark.usefixtures("tus_bundle")
 def test_an_upload_cut_by_a_reload_resumes_where_it_stopped(https_server: LiveServer, chromium: DevTools,
                                                            tmp_path: Path) -> None:
     clip = tmp_path / "clip.mp4"

@@ -149,7 +149,6 @@ def _held_out_poses() -> list[np.ndarray]:
 STRAY = Path("/work/shared/data/strayscanner-iphone-lidar-depthonly")
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not STRAY.is_dir(), reason="shared Stray Scanner data not present")
 def test_real_lidar_room_scan_is_placed_not_cropped(tmp_path):
     """A real iPhone LiDAR walk (depth only, ARKit poses): the cameras do not orbit one object,

@@ -71,7 +71,6 @@ def test_missing_source_is_one_clear_error(tmp_path, capsys):
     assert not (tmp_path / "t.json").exists()
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not FOX.is_dir(), reason="shared fox data not present")
 def test_fox_registers_with_sub_degree_rotation_error(tmp_path, capsys):
     """Done-when check: >= 95% of the 50 frames, median rotation error < 1 degree."""

@@ -62,7 +62,6 @@ def test_transforms_json_carries_depth_and_images(sample_run):
     assert transforms["ply_file_path"] == "sparse.ply"
 
 
-@pytest.mark.slow
 def test_ignoring_device_poses_runs_sfm(tmp_path):
     from core.stages import execute_stage
 

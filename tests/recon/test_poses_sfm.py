@@ -14,8 +14,10 @@ from core.stages import execute_stage, read_status
 from core.workspace import Workspace
 from recon.ingest import ingest
 from recon.poses.evaluate import compare_poses
-from recon.poses.outputs import OPENCV_TO_OPENGL
 from recon.sample import render_orbit
+
+# nerfstudio / OpenGL cameras look down -z with y up: OpenCV's camera with y and z negated.
+OPENGL_AXES = np.diag([1.0, -1.0, -1.0, 1.0])
 
 N_VIEWS = 12
 
@@ -90,7 +92,7 @@ def test_outputs_agree_with_each_other(sfm_run):
     for frame in transforms["frames"]:
         assert (run / frame["file_path"]).is_file()
         np.testing.assert_allclose(np.array(frame["transform_matrix"]),
-                                   poses[frame["frame_id"]] @ OPENCV_TO_OPENGL, atol=1e-9)
+                                   poses[frame["frame_id"]] @ OPENGL_AXES, atol=1e-9)
         image = model.find_image_with_name(str((run / frame["file_path"]).resolve()
                                                .relative_to(capture.root.resolve())))
         np.testing.assert_allclose(image.projection_center(), poses[frame["frame_id"]][:3, 3], atol=1e-6)

@@ -11,8 +11,11 @@ from core.stages import load_stage, make_config
 from recon.poses.cli import rewrite_file_paths
 from recon.poses.config import PosesConfig, attempt_ladder
 from recon.poses.evaluate import compare_poses, umeyama
-from recon.poses.outputs import OPENCV_TO_OPENGL, PosedFrame, transforms_json, write_ply
+from recon.poses.outputs import PosedFrame, transforms_json, write_ply
 from recon.poses.pairs import choose_matcher, exhaustive_pairs, retrieval_pairs, sequential_pairs
+
+# nerfstudio / OpenGL cameras look down -z with y up: OpenCV's camera with y and z negated.
+OPENGL_AXES = np.diag([1.0, -1.0, -1.0, 1.0])
 
 
 def test_exhaustive_and_sequential_pairs():
@@ -109,7 +112,7 @@ def test_transforms_json_uses_opengl_axes_and_relative_paths(tmp_path):
     assert out["fl_x"] == 9.0 and out["w"] == 10
     frame = out["frames"][0]
     assert frame["file_path"] == "../../images/a.jpg" and frame["source_name"] == "IMG_1.JPG"
-    np.testing.assert_allclose(np.array(frame["transform_matrix"]), c2w @ OPENCV_TO_OPENGL)
+    np.testing.assert_allclose(np.array(frame["transform_matrix"]), c2w @ OPENGL_AXES)
     assert np.array(frame["transform_matrix"])[1, 1] == -1.0  # camera y flipped to point up
 
 

@@ -77,7 +77,6 @@ def test_demo_is_a_registered_command():
     assert args.command == "demo" and args.name == "sample" and args.workspace == "/x"
 
 
-@pytest.mark.slow
 def test_demo_on_the_bundled_sample(tmp_path, capsys):
     ws_root = tmp_path / "ws"
     assert main(["--workspace", str(ws_root), "demo"]) == 0

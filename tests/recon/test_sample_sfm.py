@@ -3,8 +3,6 @@ and the SfM poses match the rendered ones up to a similarity transform."""
 
 from __future__ import annotations
 
-import pytest
-
 from core.stages import execute_stage
 from core.workspace import Workspace
 from recon.ingest import ingest
@@ -32,7 +30,6 @@ def test_small_orbit_registers_every_frame(tmp_path):
     assert err["rotation_max_deg"] < 2.0
 
 
-@pytest.mark.slow
 def test_full_guided_orbit_registers_every_frame(tmp_path):
     capture, outcome = _sfm_on_orbit(tmp_path, 36, (640, 480), (15.0, 35.0, 55.0))
     assert outcome.result["registered"] == outcome.result["total"] == 36
