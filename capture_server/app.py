@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from capture_server.auth import DeviceStore, FailureLimiter
+from capture_server.bounded import BodyLimit, json_body, parse_count
 from capture_server.captures import CaptureService
 from capture_server.coverage import capture_coverage
 from capture_server.errors import Conflict, RateLimited, RequestError, StorageFull, Unauthorized, http_status
@@ -111,16 +111,6 @@ class TokenGate:
         await self.app(scope, receive, send)
 
 
-async def _json_body(request: Request) -> Any:
-    raw = await request.body()
-    if len(raw) > 64 * 1024:
-        raise RequestError("request body is too large", "body")
-    try:
-        return json.loads(raw or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise RequestError(f"not valid JSON ({e})", "body") from None
-
-
 async def live_stream(state: ServerState, ws: WebSocket) -> None:
     """Receive live RGB-D frames for an rgbd capture; ack each stored one, close with 4xxx
     (4000 + the HTTP status) and a JSON error on the first bad one."""
@@ -188,7 +178,7 @@ def build_app(state: ServerState) -> Starlette:
     async def pair(request: Request) -> Response:
         client = request.client.host if request.client else "?"
         state.limiter.check(client)
-        body = await _json_body(request)
+        body = await json_body(request)
         if not isinstance(body, dict):
             raise RequestError("expected a JSON object", "body")
         try:
@@ -205,7 +195,7 @@ def build_app(state: ServerState) -> Starlette:
         return JSONResponse({"captures": await anyio.to_thread.run_sync(state.captures.list)})
 
     async def create_capture(request: Request) -> Response:
-        body = await _json_body(request)
+        body = await json_body(request)
         created = await anyio.to_thread.run_sync(state.captures.create, body)
         return JSONResponse(created, status_code=201)
 
@@ -228,13 +218,11 @@ def build_app(state: ServerState) -> Starlette:
 
     async def job_events(request: Request) -> Response:
         cid = request.path_params["capture_id"]
-        after = request.query_params.get("after", "0")
-        if not after.isdigit():
-            raise RequestError("expected a non-negative integer", "after")
+        after = parse_count(request.query_params.get("after"), "after", default=0)
         job = await anyio.to_thread.run_sync(state.captures.status, cid)
         if not job["job"] or state.captures.jobs is None:
             return JSONResponse({"job": None, "events": []})
-        events = await anyio.to_thread.run_sync(state.captures.jobs.events, job["job"]["id"], int(after))
+        events = await anyio.to_thread.run_sync(state.captures.jobs.events, job["job"]["id"], after)
         return JSONResponse({"job": job["job"], "events": events})
 
     async def coverage(request: Request) -> Response:
@@ -282,4 +270,5 @@ def build_app(state: ServerState) -> Starlette:
     app = Starlette(routes=routes, exception_handlers={ScanBridgeError: on_error, OSError: on_os_error})
     app.add_middleware(PageRouter, workspace=state.workspace)  # share links and the web page; inside the gate
     app.add_middleware(TokenGate, devices=state.devices)
+    app.add_middleware(BodyLimit)  # outermost: bounds bodies before anything reads them
     return app
