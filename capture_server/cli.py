@@ -28,7 +28,7 @@ def add_serve_command(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="0.0.0.0", help="address to listen on (default: all)")
     p.add_argument("--name", default=None, help="name phones see (default: this computer's name)")
     p.add_argument("--http", action="store_true",
-                   help="plain HTTP instead of HTTPS (needs allow_plain_http in settings)")
+                   help="plain HTTP although settings say HTTPS (needs allow_plain_http)")
     p.add_argument("--no-mdns", action="store_true", help="do not advertise over mDNS")
     p.add_argument("--mdns-interface", action="append", default=None, metavar="ADDR",
                    help="advertise and browse only on this interface address (repeatable)")

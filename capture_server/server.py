@@ -96,10 +96,11 @@ class CaptureServer:
     ) -> None:
         self.workspace = workspace
         self.settings = settings or load_settings(workspace.settings_path)
+        # HTTPS unless the user turned it off in settings; --http overriding HTTPS needs allow_plain_http.
         self.https = self.settings.https and not plain_http
-        if not self.https and not self.settings.allow_plain_http:
-            raise ConfigError("plain HTTP is off; set allow_plain_http in settings.json to use it",
-                              "allow_plain_http")
+        if plain_http and self.settings.https and not self.settings.allow_plain_http:
+            raise ConfigError("HTTPS is on in settings; turn it off there, or set allow_plain_http "
+                              "to allow --http", "allow_plain_http")
         self.host = host
         self.port = self.settings.server_port if port is None else port
         self.identity = load_or_create_identity(workspace, name)
