@@ -11,7 +11,7 @@ from urllib.parse import parse_qs
 
 import anyio
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -20,6 +20,7 @@ from starlette.websockets import WebSocket
 from capture_server.auth import DeviceStore, FailureLimiter
 from capture_server.bounded import BodyLimit, json_body, parse_count
 from capture_server.captures import CaptureService
+from capture_server.connections import PEER_EXTENSION, ConnectionRegistry
 from capture_server.coverage import capture_coverage
 from capture_server.errors import Conflict, RateLimited, RequestError, StorageFull, Unauthorized, http_status
 from capture_server.identity import ServerIdentity
@@ -52,6 +53,7 @@ class ServerState:
     uploads: UploadStore
     captures: CaptureService
     limiter: FailureLimiter = field(default_factory=FailureLimiter)
+    connections: ConnectionRegistry = field(default_factory=ConnectionRegistry)
     capture_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     live_streams: set[str] = field(default_factory=set)  # captures with an open live WebSocket
 
@@ -81,9 +83,10 @@ def error_response(error: BaseException, tus: bool = False) -> Response:
 class TokenGate:
     """Pure ASGI middleware: answers 401 unless the request is public or carries a live token."""
 
-    def __init__(self, app: ASGIApp, devices: DeviceStore) -> None:
+    def __init__(self, app: ASGIApp, devices: DeviceStore, connections: ConnectionRegistry) -> None:
         self.app = app
         self.devices = devices
+        self.connections = connections
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or (
@@ -108,6 +111,9 @@ class TokenGate:
             await error_response(e, tus=scope["path"].startswith("/v1/uploads"))(scope, receive, send)
             return
         scope.setdefault("state", {})["device"] = device
+        peer = scope.get("extensions", {}).get(PEER_EXTENSION) or scope.get("client")
+        if peer:
+            self.connections.mark_authenticated((peer[0], peer[1]), device.id)
         await self.app(scope, receive, send)
 
 
@@ -267,8 +273,12 @@ def build_app(state: ServerState) -> Starlette:
             return error_response(exc, tus=request.url.path.startswith("/v1/uploads"))
         raise exc
 
-    app = Starlette(routes=routes, exception_handlers={ScanBridgeError: on_error, OSError: on_os_error})
+    async def on_disconnect(request: Request, exc: Exception) -> Response:
+        return Response(status_code=400)  # nobody is left to read it; not a server error
+
+    app = Starlette(routes=routes, exception_handlers={
+        ScanBridgeError: on_error, OSError: on_os_error, ClientDisconnect: on_disconnect})
     app.add_middleware(PageRouter, workspace=state.workspace)  # share links and the web page; inside the gate
-    app.add_middleware(TokenGate, devices=state.devices)
+    app.add_middleware(TokenGate, devices=state.devices, connections=state.connections)
     app.add_middleware(BodyLimit)  # outermost: bounds bodies before anything reads them
     return app

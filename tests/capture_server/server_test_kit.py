@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -113,6 +114,36 @@ class ServerProcess:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+def server_address(server: LiveServer) -> tuple[str, int]:
+    host, port = server.url.split("://")[1].rsplit(":", 1)
+    return host, int(port)
+
+
+def raw_socket(server: LiveServer, source: str = "127.0.0.1", tls: bool = True,
+               timeout: float = 15.0) -> socket.socket:
+    """A connection from ``source`` (any 127.x.y.z: another client on loopback), TLS done if asked."""
+    sock = socket.create_connection(server_address(server), timeout=timeout, source_address=(source, 0))
+    if not tls:
+        return sock
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    return context.wrap_socket(sock)
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes (a reset counts as closed); socket.timeout
+    (the test fails) if it keeps the connection open past the socket's timeout."""
+    out = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except (ConnectionResetError, ssl.SSLError, BrokenPipeError):
+            return out
+        if not chunk:
+            return out
+        out += chunk
 
 
 def new_capture(client: httpx.Client, mode: str = "free") -> str:
