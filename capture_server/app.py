@@ -26,6 +26,7 @@ from capture_server.errors import Conflict, RateLimited, RequestError, StorageFu
 from capture_server.identity import ServerIdentity
 from capture_server.live import LiveRecorder, parse_frame_message
 from capture_server.openapi import openapi_schema
+from capture_server.sessions import DeviceSessions, run_until_revoked
 from capture_server.tus import TusEndpoint, tus_headers
 from capture_server.uploads import UploadStore
 from capture_server.web import PageRouter, is_public_page
@@ -87,6 +88,7 @@ class TokenGate:
         self.app = app
         self.devices = devices
         self.connections = connections
+        self.sessions = DeviceSessions(devices)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or (
@@ -114,7 +116,8 @@ class TokenGate:
         peer = scope.get("extensions", {}).get(PEER_EXTENSION) or scope.get("client")
         if peer:
             self.connections.mark_authenticated((peer[0], peer[1]), device.id)
-        await self.app(scope, receive, send)
+        with self.sessions.session(device.id) as revoked:  # revoking the device cuts this request
+            await run_until_revoked(self.app, scope, receive, send, revoked)
 
 
 async def live_stream(state: ServerState, ws: WebSocket) -> None:
