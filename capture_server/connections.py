@@ -334,7 +334,8 @@ async def accept_loop(sock: socket.socket, protocol_factory: Callable[[], asynci
             if not registry.admit(peer):
                 conn.close()
                 continue
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with contextlib.suppress(OSError):  # the client may have reset it already
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             task = loop.create_task(start(conn, peer))
             handshakes.add(task)
             task.add_done_callback(handshakes.discard)

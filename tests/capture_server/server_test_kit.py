@@ -74,6 +74,7 @@ class ServerProcess:
         self.port = port
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
+        self.log: list[str] = []  # everything the server printed (stdout and stderr)
 
     def start(self) -> str:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -90,6 +91,7 @@ class ServerProcess:
             if not line:
                 break
             lines.append(line)
+            self.log.append(line)
             if "listening on " in line:
                 self.url = line.split("listening on ", 1)[1].strip()
                 self.port = int(self.url.rsplit(":", 1)[1])
@@ -99,8 +101,8 @@ class ServerProcess:
 
     def _drain(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
-        for _ in self.proc.stdout:
-            pass
+        for line in self.proc.stdout:
+            self.log.append(line)
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -176,12 +178,12 @@ def small_stray_folder(dst: Path, frames: int = 6) -> Path:
 CAMERA = {"width": 64, "height": 48, "fx": 50.0, "fy": 50.0, "cx": 32.0, "cy": 24.0}
 
 
-def ws_connect(server: LiveServer, capture_id: str, token: str | None):  # noqa: ANN201
+def ws_connect(server: LiveServer, capture_id: str, token: str | None, open_timeout: float = 10):  # noqa: ANN201
     context = ssl.create_default_context()
     context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
     url = server.url.replace("https://", "wss://") + f"/v1/captures/{capture_id}/live"
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return connect(url, ssl=context, additional_headers=headers, proxy=None, open_timeout=10)
+    return connect(url, ssl=context, additional_headers=headers, proxy=None, open_timeout=open_timeout)
 
 
 def frame(index: int = 0, **changes: object) -> bytes:
