@@ -38,6 +38,7 @@ class ConnectionLimits:
     max_connections: int = 512  # lowered to fit the open-files limit at start
     max_unauthenticated_per_address: int = 32
     tls_handshake_s: float = 10.0
+    tls_shutdown_s: float = 5.0  # waiting for the client's close_notify before the socket is dropped
     header_s: float = 10.0  # a new connection (or a request's first byte) to its last header
     keep_alive_s: int = 5  # idle between requests (uvicorn's timeout_keep_alive)
     body_window_s: float = 10.0  # a body must bring body_min_bytes in every window ...
@@ -314,9 +315,9 @@ async def accept_loop(sock: socket.socket, protocol_factory: Callable[[], asynci
 
     async def start(conn: socket.socket, peer: Peer) -> None:
         try:
-            await loop.connect_accepted_socket(protocol_factory, conn, ssl=ssl_context,
-                                               ssl_handshake_timeout=registry.limits.tls_handshake_s
-                                               if ssl_context else None)
+            tls = {"ssl_handshake_timeout": registry.limits.tls_handshake_s,
+                   "ssl_shutdown_timeout": registry.limits.tls_shutdown_s} if ssl_context else {}
+            await loop.connect_accepted_socket(protocol_factory, conn, ssl=ssl_context, **tls)
         except (OSError, ssl.SSLError, TimeoutError, ConnectionError, EOFError):
             registry.release(peer)  # the handshake failed or took too long: no protocol saw it
             conn.close()
@@ -330,15 +331,19 @@ async def accept_loop(sock: socket.socket, protocol_factory: Callable[[], asynci
                     log.warning("cannot accept connections for now: %s", e.strerror)
                     await asyncio.sleep(0.5)
                 continue
-            peer = (str(address[0]), int(address[1]))
-            if not registry.admit(peer):
+            try:
+                peer = (str(address[0]), int(address[1]))
+                if not registry.admit(peer):
+                    conn.close()
+                    continue
+                with contextlib.suppress(OSError):  # the client may have reset it already
+                    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                task = loop.create_task(start(conn, peer))
+                handshakes.add(task)
+                task.add_done_callback(handshakes.discard)
+            except Exception as e:  # one odd connection never stops the server accepting
+                log.warning("dropped a connection from %s: %r", address, e)
                 conn.close()
-                continue
-            with contextlib.suppress(OSError):  # the client may have reset it already
-                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            task = loop.create_task(start(conn, peer))
-            handshakes.add(task)
-            task.add_done_callback(handshakes.discard)
     finally:
         for task in list(handshakes):
             task.cancel()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -69,20 +70,29 @@ class LiveServer:
 class ServerProcess:
     """``python -m capture_server serve`` as a child process that tests may SIGKILL."""
 
-    def __init__(self, workspace: Workspace, port: int = 0) -> None:
+    def __init__(self, workspace: Workspace, port: int = 0, argv: list[str] | None = None,
+                 open_files: int | None = None) -> None:
         self.workspace = workspace
         self.port = port
+        self.argv = argv  # another command line that prints "listening on <url>"
+        self.open_files = open_files  # start with this soft RLIMIT_NOFILE
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
         self.log: list[str] = []  # everything the server printed (stdout and stderr)
 
     def start(self) -> str:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "capture_server", "serve", "--workspace", str(self.workspace.root),
-             "--host", "127.0.0.1", "--port", str(self.port), "--no-mdns", "--no-worker"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO,
-        )
+        argv = self.argv or [sys.executable, "-m", "capture_server", "serve", "--workspace",
+                             str(self.workspace.root), "--host", "127.0.0.1", "--port", str(self.port),
+                             "--no-mdns", "--no-worker"]
+
+        def limit_files() -> None:
+            if self.open_files is not None:
+                hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+                resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_files, hard))
+
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     env=env, cwd=REPO, preexec_fn=limit_files)
         assert self.proc.stdout is not None
         deadline = time.monotonic() + 60
         lines = []
@@ -129,7 +139,7 @@ def raw_socket(server: LiveServer, source: str = "127.0.0.1", tls: bool = True,
     sock = socket.create_connection(server_address(server), timeout=timeout, source_address=(source, 0))
     if not tls:
         return sock
-    context = ssl.create_default_context()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # no CA store to load: it is not used
     context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
     return context.wrap_socket(sock)
 
