@@ -303,6 +303,20 @@ def test_malformed_requests_never_get_a_5xx_a_traceback_or_unbounded_memory(
         sent += 1
         if any(int(code) >= 500 for code in STATUS.findall(answer)):
             failures.append(f"raw {raw[:60]!r} -> {answer[:120]!r}")
+    # Four connections at once, each sending 32 MiB of one unfinished header: a server that keeps
+    # partial headers would hold 128 MiB.
+    held = [raw_socket(server_process) for _ in range(4)]
+    for sock in held:
+        try:
+            sock.sendall(b"GET /v1/info HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (32 << 20))
+        except OSError:
+            pass
+        sent += 1
+    for sock in held:
+        answer = read_until_closed(sock)
+        sock.close()
+        if any(int(code) >= 500 for code in STATUS.findall(answer)):
+            failures.append(f"32 MiB header -> {answer[:120]!r}")
     sent += _fuzz_live(server_process, token, rgbd, cid, failures)
     peak_kib = memory_kib(server_process.proc.pid, "VmHWM")
     server_process.stop()
