@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import socket
-import ssl
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from server_test_kit import LiveServer, new_capture
+from server_test_kit import LiveServer, new_capture, raw_socket
 
 from capture_server.bounded import MAX_JSON_BODY, parse_count, parse_json
 from capture_server.errors import RequestError
@@ -106,16 +104,8 @@ def test_events_after_that_is_not_a_count_is_a_400(live_server: LiveServer, afte
     assert r.status_code == 400 and r.json()["where"] == "after", r.text
 
 
-def raw_connection(server: LiveServer) -> socket.socket:
-    host, port = server.url.split("://")[1].rsplit(":", 1)
-    sock = socket.create_connection((host, int(port)), timeout=10)
-    context = ssl.create_default_context()
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-    return context.wrap_socket(sock)
-
-
 def test_a_huge_declared_pair_body_is_refused_before_it_is_read(live_server: LiveServer) -> None:
-    with raw_connection(live_server) as sock:
+    with raw_socket(live_server) as sock:
         sock.sendall(b"POST /v1/pair HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                      b"Content-Length: 268435456\r\n\r\n{\"code\": ")
         answer = sock.recv(65536)  # the server answers without waiting for 256 MiB
