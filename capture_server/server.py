@@ -103,7 +103,8 @@ class _Uvicorn(uvicorn.Server):
         self._acceptors = [loop.create_task(accept_loop(sock, create_protocol, config.ssl, self._registry))
                            for sock in sockets or []]
         self.started = True
-        self._on_started()
+        if not self.should_exit:
+            self._on_started()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for task in self._acceptors:
