@@ -69,11 +69,15 @@ def fitted_to_open_files(limits: ConnectionLimits) -> ConnectionLimits:
 
 
 class ConnectionRegistry:
-    """Open connections by peer: admission caps and which are authenticated. Event-loop thread only."""
+    """Open connections by peer: admission caps and which are authenticated. Event-loop thread only.
+
+    At the cap on connections, the oldest unauthenticated connection of the address holding the
+    most of them is closed to make room, so addresses flooding the server cannot lock a phone out."""
 
     def __init__(self, limits: ConnectionLimits | None = None) -> None:
         self.limits = limits or ConnectionLimits()
         self._open: dict[Peer, str | None] = {}  # peer -> device id once a request carried its token
+        self._closers: dict[Peer, Callable[[], None]] = {}
         self._unauthenticated: collections.Counter[str] = collections.Counter()
         self.refused = 0
         self.cut = 0  # closed by a timeout or a limit
@@ -82,15 +86,34 @@ class ConnectionRegistry:
         return len(self._open)
 
     def admit(self, peer: Peer) -> bool:
-        if len(self._open) >= self.limits.max_connections or \
-                self._unauthenticated[peer[0]] >= self.limits.max_unauthenticated_per_address:
+        if self._unauthenticated[peer[0]] >= self.limits.max_unauthenticated_per_address or \
+                len(self._open) >= self.limits.max_connections and not self._evict_one():
             self.refused += 1
             return False
         self._open[peer] = None
         self._unauthenticated[peer[0]] += 1
         return True
 
+    def set_closer(self, peer: Peer, close: Callable[[], None]) -> None:
+        """How to close ``peer``'s connection now, should room be needed."""
+        if peer in self._open:
+            self._closers[peer] = close
+
+    def _evict_one(self) -> bool:
+        if not self._unauthenticated:
+            return False
+        host = max(self._unauthenticated, key=self._unauthenticated.__getitem__)
+        victim = next((p for p, device in self._open.items() if device is None and p[0] == host), None)
+        close = self._closers.get(victim) if victim is not None else None
+        if victim is None or close is None:
+            return False
+        self.release(victim)
+        self.cut += 1
+        close()
+        return True
+
     def release(self, peer: Peer) -> None:
+        self._closers.pop(peer, None)
         if peer in self._open and self._open.pop(peer) is None:
             self._forget_unauthenticated(peer[0])
 
@@ -144,6 +167,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self.peer = peer_of(transport)
+        if self.peer is not None:
+            self.registry.set_closer(self.peer, transport.abort)
         self._header_timer = self.loop.call_later(self.limits.header_s, self._headers_too_slow)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -321,6 +346,9 @@ async def accept_loop(sock: socket.socket, protocol_factory: Callable[[], asynci
         except (OSError, ssl.SSLError, TimeoutError, ConnectionError, EOFError):
             registry.release(peer)  # the handshake failed or took too long: no protocol saw it
             conn.close()
+        except asyncio.CancelledError:  # evicted to make room, or the server is stopping
+            registry.release(peer)
+            conn.close()
 
     try:
         while True:
@@ -339,6 +367,7 @@ async def accept_loop(sock: socket.socket, protocol_factory: Callable[[], asynci
                 with contextlib.suppress(OSError):  # the client may have reset it already
                     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 task = loop.create_task(start(conn, peer))
+                registry.set_closer(peer, task.cancel)  # until the protocol takes over
                 handshakes.add(task)
                 task.add_done_callback(handshakes.discard)
             except Exception as e:  # one odd connection never stops the server accepting

@@ -7,6 +7,7 @@ The server runs with short configured timeouts; each test asserts that the conne
 from __future__ import annotations
 
 import select
+import ssl
 import time
 from collections.abc import Iterator
 
@@ -125,3 +126,27 @@ def test_pairing_lock_out_ignores_forwarded_addresses(guarded: LiveServer) -> No
                        headers={"X-Forwarded-For": f"10.0.0.{i}", "Forwarded": f"for=10.0.1.{i}"})
             statuses.append(r.status_code)
     assert statuses[:5] == [401] * 5 and set(statuses[5:]) == {429}
+
+
+def test_at_the_connection_cap_a_flooding_address_makes_room_for_a_phone(workspace) -> None:
+    limits = ConnectionLimits(max_connections=8, max_unauthenticated_per_address=4)
+    server = LiveServer(workspace, Settings(), limits=limits)
+    held = [raw_socket(server, source=source) for source in ["127.0.0.2"] * 4 + ["127.0.0.3"] * 4]
+    try:
+        with raw_socket(server) as phone:  # the cap is reached: an idle flooder is closed for it
+            phone.sendall(b"GET /v1/info HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert phone.recv(65536).startswith(b"HTTP/1.1 200")
+        closed = 0
+        for sock in held:
+            sock.setblocking(False)
+            try:
+                closed += sock.recv(1) == b""
+            except (ssl.SSLWantReadError, BlockingIOError):
+                pass
+            except OSError:
+                closed += 1
+        assert closed >= 1
+    finally:
+        for sock in held:
+            sock.close()
+        server.stop()
