@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,19 +11,22 @@ from urllib.parse import parse_qs
 
 import anyio
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from capture_server.auth import DeviceStore, FailureLimiter
+from capture_server.bounded import BodyLimit, json_body, parse_count
 from capture_server.captures import CaptureService
+from capture_server.connections import PEER_EXTENSION, ConnectionRegistry
 from capture_server.coverage import capture_coverage
 from capture_server.errors import Conflict, RateLimited, RequestError, StorageFull, Unauthorized, http_status
 from capture_server.identity import ServerIdentity
 from capture_server.live import LiveRecorder, parse_frame_message
 from capture_server.openapi import openapi_schema
+from capture_server.sessions import DeviceSessions, run_until_revoked
 from capture_server.tus import TusEndpoint, tus_headers
 from capture_server.uploads import UploadStore
 from capture_server.web import PageRouter, is_public_page
@@ -52,6 +54,7 @@ class ServerState:
     uploads: UploadStore
     captures: CaptureService
     limiter: FailureLimiter = field(default_factory=FailureLimiter)
+    connections: ConnectionRegistry = field(default_factory=ConnectionRegistry)
     capture_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     live_streams: set[str] = field(default_factory=set)  # captures with an open live WebSocket
 
@@ -81,9 +84,11 @@ def error_response(error: BaseException, tus: bool = False) -> Response:
 class TokenGate:
     """Pure ASGI middleware: answers 401 unless the request is public or carries a live token."""
 
-    def __init__(self, app: ASGIApp, devices: DeviceStore) -> None:
+    def __init__(self, app: ASGIApp, devices: DeviceStore, connections: ConnectionRegistry) -> None:
         self.app = app
         self.devices = devices
+        self.connections = connections
+        self.sessions = DeviceSessions(devices)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or (
@@ -108,17 +113,11 @@ class TokenGate:
             await error_response(e, tus=scope["path"].startswith("/v1/uploads"))(scope, receive, send)
             return
         scope.setdefault("state", {})["device"] = device
-        await self.app(scope, receive, send)
-
-
-async def _json_body(request: Request) -> Any:
-    raw = await request.body()
-    if len(raw) > 64 * 1024:
-        raise RequestError("request body is too large", "body")
-    try:
-        return json.loads(raw or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise RequestError(f"not valid JSON ({e})", "body") from None
+        peer = scope.get("extensions", {}).get(PEER_EXTENSION) or scope.get("client")
+        if peer:
+            self.connections.mark_authenticated((peer[0], peer[1]), device.id)
+        with self.sessions.session(device.id) as revoked:  # revoking the device cuts this request
+            await run_until_revoked(self.app, scope, receive, send, revoked)
 
 
 async def live_stream(state: ServerState, ws: WebSocket) -> None:
@@ -188,7 +187,7 @@ def build_app(state: ServerState) -> Starlette:
     async def pair(request: Request) -> Response:
         client = request.client.host if request.client else "?"
         state.limiter.check(client)
-        body = await _json_body(request)
+        body = await json_body(request)
         if not isinstance(body, dict):
             raise RequestError("expected a JSON object", "body")
         try:
@@ -205,7 +204,7 @@ def build_app(state: ServerState) -> Starlette:
         return JSONResponse({"captures": await anyio.to_thread.run_sync(state.captures.list)})
 
     async def create_capture(request: Request) -> Response:
-        body = await _json_body(request)
+        body = await json_body(request)
         created = await anyio.to_thread.run_sync(state.captures.create, body)
         return JSONResponse(created, status_code=201)
 
@@ -228,13 +227,11 @@ def build_app(state: ServerState) -> Starlette:
 
     async def job_events(request: Request) -> Response:
         cid = request.path_params["capture_id"]
-        after = request.query_params.get("after", "0")
-        if not after.isdigit():
-            raise RequestError("expected a non-negative integer", "after")
+        after = parse_count(request.query_params.get("after"), "after", default=0)
         job = await anyio.to_thread.run_sync(state.captures.status, cid)
         if not job["job"] or state.captures.jobs is None:
             return JSONResponse({"job": None, "events": []})
-        events = await anyio.to_thread.run_sync(state.captures.jobs.events, job["job"]["id"], int(after))
+        events = await anyio.to_thread.run_sync(state.captures.jobs.events, job["job"]["id"], after)
         return JSONResponse({"job": job["job"], "events": events})
 
     async def coverage(request: Request) -> Response:
@@ -279,7 +276,12 @@ def build_app(state: ServerState) -> Starlette:
             return error_response(exc, tus=request.url.path.startswith("/v1/uploads"))
         raise exc
 
-    app = Starlette(routes=routes, exception_handlers={ScanBridgeError: on_error, OSError: on_os_error})
+    async def on_disconnect(request: Request, exc: Exception) -> Response:
+        return Response(status_code=400)  # nobody is left to read it; not a server error
+
+    app = Starlette(routes=routes, exception_handlers={
+        ScanBridgeError: on_error, OSError: on_os_error, ClientDisconnect: on_disconnect})
     app.add_middleware(PageRouter, workspace=state.workspace)  # share links and the web page; inside the gate
-    app.add_middleware(TokenGate, devices=state.devices)
+    app.add_middleware(TokenGate, devices=state.devices, connections=state.connections)
+    app.add_middleware(BodyLimit)  # outermost: bounds bodies before anything reads them
     return app

@@ -148,6 +148,10 @@ class DeviceStore:
                     return Device(d["id"], d["name"], d["paired"], d["revoked"])
         raise NotFoundError("no paired device with this id", device_id)
 
+    def revoked_ids(self) -> set[str]:
+        """Ids of revoked devices, as the store is now (re-read only when the file changed)."""
+        return {d["id"] for d in self._snapshot()["devices"] if d.get("revoked")}
+
     def authenticate(self, token: str) -> Device:
         """The device a bearer token belongs to; Unauthorized when unknown or revoked."""
         digest = _sha256(token)

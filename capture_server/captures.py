@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ from capture_server.names import path_inside, safe_relative_name
 from capture_server.orientation import METADATA_KEY
 from capture_server.uploads import UPLOADS_DIR, UploadStore
 from core.capture import MODES, Manifest, utc_now
-from core.errors import NotFoundError
+from core.errors import NotFoundError, ScanBridgeError
 from core.settings import Settings
 from core.workspace import Workspace
 
@@ -25,6 +27,11 @@ RESULT_TYPES = {
     ".jpg": "image/jpeg", ".json": "application/json", ".mtl": "text/plain",
 }
 _DEVICE_KEYS_MAX = 20
+# Source fields a phone sent or that describe its own uploads; anything else a reader wrote there
+# (paths on this computer, for one) stays on the computer.
+_PUBLIC_SOURCE_KEYS = ("kind", "device", "received", "files", "app", "listed_frames")
+_COUNTED_SOURCE_KEYS = ("missing_frames",)
+log = logging.getLogger(__name__)
 
 
 def _device_info(device: Any) -> dict[str, str]:
@@ -34,15 +41,37 @@ def _device_info(device: Any) -> dict[str, str]:
         raise RequestError(f"expected an object of at most {_DEVICE_KEYS_MAX} fields", "device")
     out = {}
     for key, value in device.items():
-        if not isinstance(value, (str, int, float, bool)) or len(str(value)) > 200:
-            raise RequestError("expected a short string or number", f"device.{key}")
+        if not isinstance(value, (str, int, float, bool)) or len(str(value)) > 200 \
+                or isinstance(value, float) and not math.isfinite(value):
+            raise RequestError("expected a short string or finite number", f"device.{key}")
         out[str(key)[:50]] = value
     return out
 
 
+def public_source(source: dict[str, Any]) -> dict[str, Any]:
+    """What a phone may see of a capture's source: the fields it sent or that name its own
+    uploads; paths a reader found (or missed) on this computer are only counted."""
+    out = {k: _finite(source[k]) for k in _PUBLIC_SOURCE_KEYS if k in source}
+    for key in _COUNTED_SOURCE_KEYS:
+        if isinstance(source.get(key), list):
+            out[key] = len(source[key])
+    return out
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float (written by an older version) replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
 def manifest_json(m: Manifest) -> dict[str, Any]:
     return {"id": m.id, "name": m.name, "mode": m.mode, "status": m.status, "created": m.created,
-            "frames": len(m.frames), "source": m.source}
+            "frames": len(m.frames), "source": public_source(m.source)}
 
 
 class CaptureService:
@@ -76,9 +105,14 @@ class CaptureService:
         out = []
         for capture in self.workspace.captures():
             try:
-                out.append(manifest_json(capture.load()))
+                entry = manifest_json(capture.load())
+                json.dumps(entry, allow_nan=False)
             except NotFoundError:
                 continue
+            except (ScanBridgeError, ValueError, TypeError, OSError) as e:  # hides only itself
+                log.warning("capture %s is left out of the list: %s", capture.id, e)
+                continue
+            out.append(entry)
         return out
 
     def files(self, capture_id: str) -> list[dict[str, Any]]:

@@ -28,11 +28,13 @@ def add_serve_command(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="0.0.0.0", help="address to listen on (default: all)")
     p.add_argument("--name", default=None, help="name phones see (default: this computer's name)")
     p.add_argument("--http", action="store_true",
-                   help="plain HTTP instead of HTTPS (needs allow_plain_http in settings)")
+                   help="plain HTTP although settings say HTTPS (needs allow_plain_http)")
     p.add_argument("--no-mdns", action="store_true", help="do not advertise over mDNS")
     p.add_argument("--mdns-interface", action="append", default=None, metavar="ADDR",
                    help="advertise and browse only on this interface address (repeatable)")
     p.add_argument("--no-worker", action="store_true", help="do not run queued jobs in this process")
+    p.add_argument("--trust-proxy", metavar="ADDRS", default=None,
+                   help="trust X-Forwarded-For from these comma-separated proxy addresses (default: none)")
     workspace_option(p)
     p.set_defaults(func=_serve)
 
@@ -43,6 +45,7 @@ def _serve(args: argparse.Namespace) -> int:
     server = CaptureServer(
         _workspace(args), host=args.host, port=args.port, name=args.name, plain_http=args.http,
         mdns=not args.no_mdns, mdns_interfaces=args.mdns_interface, run_worker=not args.no_worker,
+        forwarded_allow_ips=args.trust_proxy,
     )
     server.phones.add_listener(lambda e: print(f"phone {e.kind}: {e.phone.name} "
                                                f"{', '.join(e.phone.addresses)}", flush=True))

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from capture_server.bounded import parse_json
 from capture_server.errors import Conflict, RequestError
 from core.capture import CaptureFolder, Frame, parse_camera, parse_pose
 from core.errors import ManifestError
@@ -60,10 +61,7 @@ def parse_frame_message(message: bytes) -> LiveFrame:
     (n,) = struct.unpack(">I", message[:4])
     if n == 0 or n > MAX_HEADER or 4 + n > len(message):
         raise RequestError(f"header length {n} does not fit the frame of {len(message)} bytes", "frame")
-    try:
-        header = json.loads(message[4:4 + n])
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise RequestError(f"header is not JSON ({e})", "header") from None
+    header = parse_json(bytes(message[4:4 + n]), "header")
     if not isinstance(header, dict):
         raise RequestError("header must be a JSON object", "header")
     index = _field(header, "index", int)

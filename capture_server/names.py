@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from capture_server.errors import RequestError
@@ -50,6 +51,25 @@ def path_inside(folder: Path, rel: str, where: str = "filename") -> Path:
     if not target.resolve().is_relative_to(base):
         raise RequestError(f"file name leads outside the capture: {rel!r}", where)
     return target
+
+
+def name_clash(name: str, taken: Iterable[str]) -> str | None:
+    """The taken name that ``name`` cannot live beside: the same name ignoring case (the same file
+    on case-insensitive disks), or one of the two would be both a file and a folder
+    (``clash`` and ``clash/inner.bin``)."""
+    key = name.casefold()
+    for other in taken:
+        folded = other.casefold()
+        if folded == key or folded.startswith(key + "/") or key.startswith(folded + "/"):
+            return other
+    return None
+
+
+def files_below(folder: Path) -> list[str]:
+    """Every file below ``folder`` (anything but a folder), relative to it."""
+    if not folder.is_dir():
+        return []
+    return [p.relative_to(folder).as_posix() for p in folder.rglob("*") if not p.is_dir()]
 
 
 def kind_for(name: str, kind: str | None, where: str = "kind") -> str:

@@ -96,7 +96,7 @@ def openapi_schema(max_upload_bytes: int) -> dict[str, Any]:
                                                                      "server_id": {"type": "string"},
                                                                      "device_id": {"type": "string"},
                                                                      "fingerprint": {"type": "string"}}}),
-                              **_errors(400, 401, 429)},
+                              **_errors(400, 401, 413, 429)},
             }},
             "/v1/captures": {
                 "get": {"summary": "List captures",
@@ -110,7 +110,7 @@ def openapi_schema(max_upload_bytes: int) -> dict[str, Any]:
                             "name": {"type": "string", "maxLength": 200},
                             "device": {"type": "object",
                                        "description": "model, os, app, ... (short values)"}}}}}},
-                    "responses": {"201": _resp("created", capture), **_errors(400, 401)},
+                    "responses": {"201": _resp("created", capture), **_errors(400, 401, 413)},
                 },
             },
             "/v1/captures/{capture_id}": {"get": {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import json
@@ -16,6 +17,13 @@ import uvicorn
 from capture_server.app import PROTOCOL_VERSION, ServerState, build_app
 from capture_server.auth import DeviceStore
 from capture_server.captures import CaptureService
+from capture_server.connections import (
+    ConnectionLimits,
+    ConnectionRegistry,
+    accept_loop,
+    fitted_to_open_files,
+    guarded_protocol,
+)
 from capture_server.discovery import Advertiser, PhoneDirectory, local_ipv4_addresses
 from capture_server.identity import ServerIdentity, load_or_create_identity, server_dir
 from capture_server.jobs_link import JobLink, start_worker
@@ -30,13 +38,15 @@ SWEEP_EVERY_S = 3600.0
 
 
 def make_state(workspace: Workspace, settings: Settings, identity: ServerIdentity,
-               with_jobs: bool = True, upload_ttl_s: float = DEFAULT_TTL_S) -> ServerState:
+               with_jobs: bool = True, upload_ttl_s: float = DEFAULT_TTL_S,
+               limits: ConnectionLimits | None = None) -> ServerState:
     uploads = UploadStore(workspace, settings.max_upload_bytes, upload_ttl_s)
     jobs = JobLink(workspace) if with_jobs else None
     return ServerState(
         workspace=workspace, settings=settings, identity=identity,
         devices=DeviceStore(server_dir(workspace)), uploads=uploads,
         captures=CaptureService(workspace, uploads, jobs),
+        connections=ConnectionRegistry(fitted_to_open_files(limits or ConnectionLimits())),
     )
 
 
@@ -67,14 +77,40 @@ def workspace_lock(workspace: Workspace) -> Iterator[IO[str]]:
 
 
 class _Uvicorn(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None]) -> None:
+    """uvicorn's server loop over connections this server accepts itself (capture_server.connections)."""
+
+    def __init__(self, config: uvicorn.Config, registry: ConnectionRegistry,
+                 on_started: Callable[[], None]) -> None:
         super().__init__(config)
+        self._registry = registry
         self._on_started = on_started
+        self._acceptors: list[asyncio.Task[None]] = []
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
+        config = self.config
+        if not config.loaded:
+            config.load()
+        protocol_class = guarded_protocol(self._registry, config.ws_protocol_class)
+
+        def create_protocol() -> asyncio.Protocol:
+            return protocol_class(config=config, server_state=self.server_state,
+                                  app_state=self.lifespan.state)
+
+        loop = asyncio.get_running_loop()
+        for sock in sockets or []:
+            sock.listen(config.backlog)
+        self.servers = []
+        self._acceptors = [loop.create_task(accept_loop(sock, create_protocol, config.ssl, self._registry))
+                           for sock in sockets or []]
+        self.started = True
         if not self.should_exit:
             self._on_started()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for task in self._acceptors:
+            task.cancel()
+        await asyncio.gather(*self._acceptors, return_exceptions=True)
+        await super().shutdown(sockets)
 
 
 class CaptureServer:
@@ -93,17 +129,22 @@ class CaptureServer:
         mdns_interfaces: Sequence[str] | None = None,
         run_worker: bool = True,
         upload_ttl_s: float = DEFAULT_TTL_S,
+        limits: ConnectionLimits | None = None,
+        forwarded_allow_ips: str | None = None,
     ) -> None:
         self.workspace = workspace
         self.settings = settings or load_settings(workspace.settings_path)
+        # HTTPS unless the user turned it off in settings; --http overriding HTTPS needs allow_plain_http.
         self.https = self.settings.https and not plain_http
-        if not self.https and not self.settings.allow_plain_http:
-            raise ConfigError("plain HTTP is off; set allow_plain_http in settings.json to use it",
-                              "allow_plain_http")
+        if plain_http and self.settings.https and not self.settings.allow_plain_http:
+            raise ConfigError("HTTPS is on in settings; turn it off there, or set allow_plain_http "
+                              "to allow --http", "allow_plain_http")
         self.host = host
         self.port = self.settings.server_port if port is None else port
         self.identity = load_or_create_identity(workspace, name)
-        self.state = make_state(workspace, self.settings, self.identity, upload_ttl_s=upload_ttl_s)
+        self.state = make_state(workspace, self.settings, self.identity, upload_ttl_s=upload_ttl_s,
+                                limits=limits)
+        self.forwarded_allow_ips = forwarded_allow_ips
         self.mdns, self.mdns_interfaces, self.run_worker = mdns, mdns_interfaces, run_worker
         self.phones = PhoneDirectory(mdns_interfaces)
         self._stop = threading.Event()
@@ -158,13 +199,18 @@ class CaptureServer:
                 if on_ready is not None:
                     on_ready(self.url)
 
+            limits = self.state.connections.limits
             config = uvicorn.Config(
                 build_app(self.state), log_level="warning", lifespan="off", access_log=False,
-                timeout_graceful_shutdown=5, h11_max_incomplete_event_size=64 * 1024,
+                timeout_graceful_shutdown=5, timeout_keep_alive=limits.keep_alive_s,
+                http="httptools", ws_max_queue=4,
+                # The peer address is the client, unless the user names a proxy to trust.
+                proxy_headers=self.forwarded_allow_ips is not None,
+                forwarded_allow_ips=self.forwarded_allow_ips or "",
                 ssl_certfile=str(self.identity.cert_path) if self.https else None,
                 ssl_keyfile=str(self.identity.key_path) if self.https else None,
             )
-            self._uvicorn = _Uvicorn(config, started)
+            self._uvicorn = _Uvicorn(config, self.state.connections, started)
             worker = start_worker(self.workspace, self._stop) if self.run_worker else None
             try:
                 self._uvicorn.run(sockets=[sock])

@@ -31,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from capture_server.bounded import json_body
 from capture_server.errors import RequestError
 from capture_server.identity import server_dir
 from core.errors import ManifestError, NotFoundError
@@ -275,11 +276,7 @@ def share_routes(workspace: Workspace, store: ShareStore | None = None) -> list[
         raise NotFoundError(_NO_SUCH_LINK)
 
     async def create(request: Request) -> Response:
-        raw = await request.body()
-        try:
-            body = json.loads(raw or b"{}")
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise RequestError(f"not valid JSON ({e})", "body") from None
+        body = await json_body(request)
         if not isinstance(body, dict):
             raise RequestError("expected a JSON object", "body")
         hours = body.get("hours", DEFAULT_HOURS)

@@ -15,6 +15,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from capture_server.bounded import parse_count
 from capture_server.errors import Locked, PreconditionFailed, RequestError, TooLarge, UnsupportedMediaType
 from capture_server.names import encode_tus_metadata, parse_tus_metadata
 from capture_server.orientation import checked_upload_metadata
@@ -37,12 +38,7 @@ def _check_version(request: Request) -> None:
 
 
 def _int_header(request: Request, name: str) -> int:
-    raw = request.headers.get(name)
-    if raw is None:
-        raise RequestError("header is required", name)
-    if not raw.isdigit():
-        raise RequestError(f"expected a non-negative integer, got {raw!r}", name)
-    return int(raw)
+    return parse_count(request.headers.get(name), name)
 
 
 def _checksum(request: Request) -> tuple[str, str] | None:
@@ -139,12 +135,13 @@ class TusEndpoint:
         offset = _int_header(request, "Upload-Offset")
         checksum = _checksum(request)
         declared = request.headers.get("content-length")
+        body_length = None if declared is None else parse_count(declared, "Content-Length")
         capture_id, upload_id = request.path_params["capture_id"], request.path_params["upload_id"]
         async with self._upload_lock(upload_id):
             writer = await anyio.to_thread.run_sync(
                 self.store.open_patch, capture_id, upload_id, offset, checksum,
             )
-            if declared is not None and declared.isdigit() and offset + int(declared) > writer.info.length:
+            if body_length is not None and offset + body_length > writer.info.length:
                 writer.discard()
                 raise TooLarge(f"the body goes past Upload-Length ({writer.info.length} bytes)",
                                "Content-Length")

@@ -14,13 +14,13 @@ import dataclasses
 import errno
 import hashlib
 import json
+import logging
 import os
 import secrets
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NoReturn
 
 from capture_server.errors import (
     ChecksumMismatch,
@@ -31,9 +31,10 @@ from capture_server.errors import (
     TooLarge,
     UploadGone,
 )
-from capture_server.names import kind_for, path_inside, safe_relative_name
+from capture_server.names import files_below, kind_for, name_clash, path_inside, safe_relative_name
+from capture_server.upload_state import UploadInfo, file_sha256, quarantine
 from core.capture import CaptureFolder
-from core.errors import ManifestError
+from core.errors import ManifestError, ScanBridgeError
 from core.fsio import atomic_write_json, fsync_dir
 from core.workspace import Workspace
 
@@ -44,28 +45,7 @@ DEFAULT_TTL_S = 24 * 3600
 CHECKPOINT_BYTES = 64 * 1024 * 1024
 CHECKPOINT_S = 2.0
 _ID_CHARS = set("0123456789abcdef")
-
-
-@dataclass(frozen=True)
-class UploadInfo:
-    id: str
-    capture_id: str
-    filename: str  # relative to the capture's raw/
-    kind: str
-    length: int
-    offset: int = 0
-    metadata: dict[str, str] = field(default_factory=dict)
-    created: float = 0.0
-    expires: float = 0.0  # unix time; renewed by every write
-    state: str = "receiving"  # "receiving" | "complete"
-    sha256: str | None = None  # of the whole file, once complete
-
-    def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> UploadInfo:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+log = logging.getLogger(__name__)
 
 
 def _uploads_dir(capture: CaptureFolder) -> Path:
@@ -113,11 +93,21 @@ class UploadStore:
     def _load(self, capture: CaptureFolder, upload_id: str) -> UploadInfo:
         path = self._info_path(capture, upload_id)
         try:
-            return UploadInfo.from_json(json.loads(path.read_text()))
+            info = UploadInfo.from_json(json.loads(path.read_text()))
         except FileNotFoundError:
             raise NoSuchUpload("no such upload", upload_id) from None
-        except (json.JSONDecodeError, TypeError) as e:
-            raise ManifestError(f"unreadable upload state ({e})", path) from None
+        except (ValueError, ManifestError, OSError) as e:
+            self._set_aside(capture, upload_id, f"unreadable upload state ({e})")
+        if info.id != upload_id or info.capture_id != capture.id:
+            self._set_aside(capture, upload_id, "the state names another upload or capture")
+        return info
+
+    def _set_aside(self, capture: CaptureFolder, upload_id: str, why: str) -> NoReturn:
+        """Quarantine a broken upload so its capture keeps working; the client starts it again."""
+        with self._hashers_lock:
+            self._hashers.pop(upload_id, None)
+        quarantine(_uploads_dir(capture), upload_id, why)
+        raise UploadGone("the upload's saved state was damaged and set aside; start it again", upload_id)
 
     def uploads(self, capture_id: str) -> list[UploadInfo]:
         capture = self.workspace.capture(capture_id)
@@ -143,9 +133,15 @@ class UploadStore:
             raise RequestError("must be a non-negative integer", "Upload-Length")
         if length > self.max_bytes:
             raise TooLarge(f"{length} bytes is over the server's limit of {self.max_bytes}", "Upload-Length")
-        target = path_inside(capture.raw_dir, name)
-        if target.exists() or any(u.filename == name for u in self.uploads(capture_id)):
+        if path_inside(capture.raw_dir, name).is_dir():
+            raise Conflict("a folder of this name already holds files sent to this capture", name)
+        taken = [*files_below(capture.raw_dir), *(u.filename for u in self.uploads(capture_id))]
+        other = name_clash(name, taken)
+        if other == name:
             raise Conflict("a file with this name was already sent to this capture", name)
+        if other is not None:
+            raise Conflict(f"clashes with {other!r} (one name cannot be both a file and a folder, "
+                           "and names differing only in case are the same file on some computers)", name)
         now = time.time()
         info = UploadInfo(
             secrets.token_hex(16), capture_id, name, kind, length, 0, dict(metadata or {}),
@@ -177,7 +173,7 @@ class UploadStore:
         if not part.exists():
             target = capture.raw_dir / info.filename
             if info.offset == info.length and target.exists():  # renamed, then the crash
-                return self._mark_complete(capture, info, _file_sha256(target))
+                return self._mark_complete(capture, info, file_sha256(target))
             self._remove(capture, upload_id)
             raise UploadGone("the upload's partial file is gone; start it again", upload_id)
         size = part.stat().st_size
@@ -212,8 +208,8 @@ class UploadStore:
                     self.get(capture.id, p.stem)
                 except UploadGone:
                     removed.append(p.stem)
-                except (NoSuchUpload, ManifestError):
-                    continue
+                except (ScanBridgeError, OSError) as e:  # never a reason not to start
+                    log.warning("upload %s of capture %s was left as it is: %s", p.stem, capture.id, e)
         return removed
 
     # -- writing -------------------------------------------------------------------------------
@@ -255,10 +251,13 @@ class UploadStore:
 
     def _publish(self, capture: CaptureFolder, info: UploadInfo, sha256: str) -> UploadInfo:
         target = path_inside(capture.raw_dir, info.filename)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists():
-            raise Conflict("a file with this name is already in the capture", info.filename)
-        os.rename(self._part_path(capture, info.id), target)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.exists() or target.is_symlink():
+                raise FileExistsError(errno.EEXIST, "exists", str(target))
+            os.rename(self._part_path(capture, info.id), target)
+        except (FileExistsError, NotADirectoryError, IsADirectoryError) as e:  # older versions let clashes in
+            self._set_aside(capture, info.id, f"cannot be published as raw/{info.filename}: {e.strerror}")
         fsync_dir(target.parent)
         return self._mark_complete(capture, info, sha256)
 
@@ -266,14 +265,6 @@ class UploadStore:
         with self._hashers_lock:
             self._hashers.pop(info.id, None)
         return self._save(capture, dataclasses.replace(info, state="complete", sha256=sha256))
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(4 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 class PatchWriter:

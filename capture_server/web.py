@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -95,8 +95,11 @@ def pages_app(workspace: Workspace, share_store: ShareStore | None = None,
             body.update(reason=exc.reason, where=exc.where)
         return JSONResponse(body, status_code=http_status(exc), headers={"Cache-Control": "no-store"})
 
+    async def on_disconnect(request: Request, exc: Exception) -> Response:
+        return Response(status_code=400)  # nobody is left to read it; not a server error
+
     return Starlette(routes=[*share_routes(workspace, share_store), *web_routes(web_dir, node_modules)],
-                     exception_handlers={ScanBridgeError: on_error})
+                     exception_handlers={ScanBridgeError: on_error, ClientDisconnect: on_disconnect})
 
 
 class PageRouter:

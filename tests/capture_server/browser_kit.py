@@ -37,3 +37,8 @@ def require(found: bool, what: str, install: str) -> None:
         pytest.fail(f"{message}. CI must run the browser tests ({CI_FLAG}=1 or CI=true is set)",
                     pytrace=False)
     pytest.skip(message)
+
+
+# Marks for browser tests; the fixtures they name live in tests/capture_server/conftest.py.
+needs_chromium = pytest.mark.usefixtures("chromium_present")
+needs_tus = pytest.mark.usefixtures("tus_bundle")

@@ -6,8 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browser_kit import INSTALL_CHROMIUM, INSTALL_TUS, find_chromium, require
 from server_test_kit import LiveServer, ServerProcess
 
+from capture_server.web import NODE_MODULES, TUS_BUNDLE
 from core.settings import Settings, save_settings
 from core.workspace import Workspace
 
@@ -30,3 +32,15 @@ def server_process(workspace: Workspace) -> Iterator[ServerProcess]:
     proc = ServerProcess(workspace)
     yield proc
     proc.kill()
+
+
+@pytest.fixture
+def tus_bundle() -> None:
+    """node_modules' tus-js-client (skipped locally without it, a failure under CI)."""
+    require((NODE_MODULES / TUS_BUNDLE).is_file(), "node_modules/tus-js-client", INSTALL_TUS)
+
+
+@pytest.fixture
+def chromium_present() -> None:
+    """Debian's Chromium (skipped locally without it, a failure under CI)."""
+    require(find_chromium() is not None, "chromium", INSTALL_CHROMIUM)

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -68,19 +70,29 @@ class LiveServer:
 class ServerProcess:
     """``python -m capture_server serve`` as a child process that tests may SIGKILL."""
 
-    def __init__(self, workspace: Workspace, port: int = 0) -> None:
+    def __init__(self, workspace: Workspace, port: int = 0, argv: list[str] | None = None,
+                 open_files: int | None = None) -> None:
         self.workspace = workspace
         self.port = port
+        self.argv = argv  # another command line that prints "listening on <url>"
+        self.open_files = open_files  # start with this soft RLIMIT_NOFILE
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
+        self.log: list[str] = []  # everything the server printed (stdout and stderr)
 
     def start(self) -> str:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "capture_server", "serve", "--workspace", str(self.workspace.root),
-             "--host", "127.0.0.1", "--port", str(self.port), "--no-mdns", "--no-worker"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO,
-        )
+        argv = self.argv or [sys.executable, "-m", "capture_server", "serve", "--workspace",
+                             str(self.workspace.root), "--host", "127.0.0.1", "--port", str(self.port),
+                             "--no-mdns", "--no-worker"]
+
+        def limit_files() -> None:
+            if self.open_files is not None:
+                hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+                resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_files, hard))
+
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     env=env, cwd=REPO, preexec_fn=limit_files)
         assert self.proc.stdout is not None
         deadline = time.monotonic() + 60
         lines = []
@@ -89,6 +101,7 @@ class ServerProcess:
             if not line:
                 break
             lines.append(line)
+            self.log.append(line)
             if "listening on " in line:
                 self.url = line.split("listening on ", 1)[1].strip()
                 self.port = int(self.url.rsplit(":", 1)[1])
@@ -98,8 +111,8 @@ class ServerProcess:
 
     def _drain(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
-        for _ in self.proc.stdout:
-            pass
+        for line in self.proc.stdout:
+            self.log.append(line)
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -113,6 +126,36 @@ class ServerProcess:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+def server_address(server: LiveServer) -> tuple[str, int]:
+    host, port = server.url.split("://")[1].rsplit(":", 1)
+    return host, int(port)
+
+
+def raw_socket(server: LiveServer, source: str = "127.0.0.1", tls: bool = True,
+               timeout: float = 15.0) -> socket.socket:
+    """A connection from ``source`` (any 127.x.y.z: another client on loopback), TLS done if asked."""
+    sock = socket.create_connection(server_address(server), timeout=timeout, source_address=(source, 0))
+    if not tls:
+        return sock
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # no CA store to load: it is not used
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    return context.wrap_socket(sock)
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes (a reset counts as closed); socket.timeout
+    (the test fails) if it keeps the connection open past the socket's timeout."""
+    out = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except (ConnectionResetError, ssl.SSLError, BrokenPipeError):
+            return out
+        if not chunk:
+            return out
+        out += chunk
 
 
 def new_capture(client: httpx.Client, mode: str = "free") -> str:
@@ -145,12 +188,12 @@ def small_stray_folder(dst: Path, frames: int = 6) -> Path:
 CAMERA = {"width": 64, "height": 48, "fx": 50.0, "fy": 50.0, "cx": 32.0, "cy": 24.0}
 
 
-def ws_connect(server: LiveServer, capture_id: str, token: str | None):  # noqa: ANN201
+def ws_connect(server: LiveServer, capture_id: str, token: str | None, open_timeout: float = 10):  # noqa: ANN201
     context = ssl.create_default_context()
     context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
     url = server.url.replace("https://", "wss://") + f"/v1/captures/{capture_id}/live"
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return connect(url, ssl=context, additional_headers=headers, proxy=None, open_timeout=10)
+    return connect(url, ssl=context, additional_headers=headers, proxy=None, open_timeout=open_timeout)
 
 
 def frame(index: int = 0, **changes: object) -> bytes:

@@ -58,6 +58,19 @@ def test_plain_http_only_when_allowed(workspace) -> None:
         server.stop()
 
 
+def test_https_turned_off_in_settings_serves_plain_http(workspace) -> None:
+    """Unticking HTTPS in the desktop's settings (https: false) must not stop the server."""
+    server = LiveServer(workspace, Settings(https=False))
+    try:
+        assert server.url.startswith("http://")
+        token = server.token()
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}) as c:
+            assert c.post("/v1/captures", json={"mode": "free"}).status_code == 201
+            assert c.get("/v1/captures").status_code == 200
+    finally:
+        server.stop()
+
+
 def test_a_broken_certificate_is_one_clear_error(workspace) -> None:
     identity = load_or_create_identity(workspace)
     identity.cert_path.write_text("not a certificate")

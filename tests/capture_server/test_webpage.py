@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from browser_kit import INSTALL_CHROMIUM, INSTALL_TUS, find_chromium, require
+from browser_kit import INSTALL_CHROMIUM, find_chromium, require
 from server_test_kit import LiveServer
 from websockets.sync.client import connect
 
@@ -32,12 +32,6 @@ FOX = Path(__file__).resolve().parents[3] / "shared" / "data" / "instant-ngp-fox
 if not FOX.is_dir():
     FOX = Path("/work/shared/data/instant-ngp-fox/images")
 needs_fox = pytest.mark.skipif(not FOX.is_dir(), reason="shared data instant-ngp-fox is missing")
-
-
-@pytest.fixture
-def tus_bundle() -> None:
-    """node_modules' tus-js-client (skipped locally without it, a failure under CI)."""
-    require((NODE_MODULES / TUS_BUNDLE).is_file(), "node_modules/tus-js-client", INSTALL_TUS)
 
 
 def sha256(path: Path) -> str:

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from browser_kit import needs_chromium, needs_tus
 from PIL import Image
 from server_test_kit import LiveServer
-from test_webpage import PAGE_STATE, DevTools, chromium_session, needs_chromium, needs_tus, open_page
+from test_webpage import PAGE_STATE, DevTools, chromium_session, open_page
 from test_webpage_orientation import w3c_rotation
 
 from core.settings import Settings

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from browser_kit import needs_chromium, needs_tus
 from server_test_kit import LiveServer
-from test_webpage import DevTools, chromium, needs_chromium, needs_tus, open_page  # noqa: F401
+from test_webpage import DevTools, chromium, open_page  # noqa: F401
 
 from core.settings import Settings
 from core.workspace import Workspace
