@@ -9,6 +9,11 @@ killed at any point is never mistaken for a finished one. A stage whose result d
 than its config and inputs (planning from the capture's current frames, publishing to exports/)
 says ``reuse=False`` and runs every time.
 
+A stage that declares ``resumable=True`` keeps its run folder when a run is killed, cancelled
+or fails: the run is "interrupted" (status.json), and the next attempt runs in the same folder
+with ``ctx.checkpoints`` (core.checkpoints) holding what the last one saved, so it continues
+from there. A non-resumable stage's unfinished run is deleted and starts clean.
+
 A stage's result may carry ``next_steps`` (``NEXT_STEPS``): a list of ``{"stage", "config"}``
 that the job runs after it, in place of any steps it had after it. That is how a method's
 ``plan`` step expands into the method's stages inside the worker (core.worker).
@@ -30,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from core.capture import CaptureFolder
+from core.checkpoints import CHECKPOINT_DIR, Checkpoints
 from core.errors import Cancelled, ConfigError, NotFoundError, ScanBridgeError
 from core.fsio import atomic_write_json
 from core.progress import CancelToken, Progress, ProgressEvent, Sink
@@ -45,6 +51,8 @@ class StageContext:
     inputs: Mapping[str, Path]  # run folders of earlier stages, by stage name
     progress: Progress
     cancel: CancelToken
+    checkpoints: Checkpoints | None = None  # only for a resumable stage: what earlier attempts saved
+    attempt: int = 1  # 1 on a fresh run; counts up each time an interrupted resumable run resumes
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,7 @@ class StageSpec:
     requires: tuple[str, ...] = ()  # stages whose run folders this one reads
     description: str = ""
     reuse: bool = True  # False: never reuse a finished run; run again (in a clean folder) every time
+    resumable: bool = False  # True: an unfinished run is kept and resumed from ctx.checkpoints
 
 
 @dataclass(frozen=True)
@@ -166,28 +175,41 @@ def execute_stage(
     if spec.reuse and is_done(run_dir):
         status = read_status(run_dir) or {}
         return StageOutcome(name, run_dir, status.get("result", {}), reused=True)
-    if run_dir.exists():  # a run that was killed, failed or cancelled (or is never reused): start clean
+    resuming = spec.resumable and spec.reuse and run_dir.is_dir()
+    previous = read_status(run_dir) if resuming else None
+    if run_dir.exists() and not resuming:  # killed, failed or cancelled (or never reused): start clean
         shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    attempt = int((previous or {}).get("attempt", 1)) + 1 if resuming else 1
     atomic_write_json(run_dir / "config.json", {
         "stage": name, "version": spec.version, "config": config_to_json(config),
         "inputs": {k: str(v) for k, v in inputs.items()},
     })
     started = time.time()
-    atomic_write_json(run_dir / "status.json", {"state": "running", "started": started})
+    atomic_write_json(run_dir / "status.json", {"state": "running", "started": started, "attempt": attempt})
     emit, close_log = _logging_sink(run_dir / "log.txt", sink)
     progress = Progress(name, emit)
-    ctx = StageContext(capture, run_dir, inputs, progress, cancel or CancelToken())
+    checkpoints = Checkpoints(run_dir / CHECKPOINT_DIR) if spec.resumable else None
+    if checkpoints is not None:
+        checkpoints.sweep_partial()
+    ctx = StageContext(capture, run_dir, inputs, progress, cancel or CancelToken(), checkpoints, attempt)
     try:
-        progress.log(f"{name} started in {run_dir.name}")
+        if attempt > 1:
+            latest = checkpoints.latest() if checkpoints is not None else None
+            where = f"checkpoint {latest.step}" if latest else "the start (no checkpoint yet)"
+            was = (previous or {}).get("state", "unknown")
+            progress.log(f"{name} resuming in {run_dir.name} from {where} (attempt {attempt}; was {was})")
+        else:
+            progress.log(f"{name} started in {run_dir.name}")
         result = spec.run(ctx, config) or {}
         progress.update(1.0, "done")
         progress.log(f"{name} finished in {time.time() - started:.1f} s")
     except Cancelled:
-        progress.log("cancelled", "warning")
-        atomic_write_json(
-            run_dir / "status.json", {"state": "cancelled", "started": started, "ended": time.time()}
-        )
+        progress.log("cancelled" + ("; its checkpoints are kept" if spec.resumable else ""), "warning")
+        atomic_write_json(run_dir / "status.json", {
+            "state": "interrupted" if spec.resumable else "cancelled", "started": started,
+            "ended": time.time(), "attempt": attempt,
+        })
         raise
     except BaseException as e:
         progress.log(f"failed: {e}", "error")
@@ -195,12 +217,12 @@ def execute_stage(
             log.write(traceback.format_exc())
         atomic_write_json(run_dir / "status.json", {
             "state": "failed", "started": started, "ended": time.time(), "error": str(e),
-            "error_type": type(e).__name__,
+            "error_type": type(e).__name__, "attempt": attempt,
         })
         raise
     finally:
         close_log()
     atomic_write_json(run_dir / "status.json", {
-        "state": "done", "started": started, "ended": time.time(), "result": result,
+        "state": "done", "started": started, "ended": time.time(), "result": result, "attempt": attempt,
     })
     return StageOutcome(name, run_dir, result, reused=False)

@@ -119,3 +119,32 @@ def _expand_run(ctx: StageContext, cfg: ExpandConfig) -> dict:
 
 # Like recon's plan stage: expands into the steps after it, and is never reused.
 EXPAND = StageSpec(name="expand", config_cls=ExpandConfig, run=_expand_run, reuse=False)
+
+
+@dataclass(frozen=True)
+class CountConfig:
+    to: int = 10  # count from 0 (or the last checkpoint) up to this
+    every: int = 1  # save a checkpoint every this many counts
+    tick_s: float = 0.0  # sleep per count
+    starts: str = ""  # a file that gets "ATTEMPT COUNT" each time an attempt starts counting
+
+
+def _count_run(ctx: StageContext, cfg: CountConfig) -> dict:
+    assert ctx.checkpoints is not None
+    latest = ctx.checkpoints.latest()
+    count = latest.read_json()["count"] if latest else 0
+    if cfg.starts:
+        with open(cfg.starts, "a", encoding="utf-8") as f:
+            f.write(f"{ctx.attempt} {count}\n")
+    while count < cfg.to:
+        ctx.cancel.check()
+        time.sleep(cfg.tick_s)
+        count += 1
+        if count % cfg.every == 0 or count == cfg.to:
+            ctx.checkpoints.save_json(count, {"count": count})
+        ctx.progress.update(count / cfg.to, f"count {count}")
+    return {"count": count}
+
+
+# Resumable: counts to N, checkpointing as it goes; a killed attempt continues from its checkpoint.
+COUNT = StageSpec(name="count", config_cls=CountConfig, run=_count_run, resumable=True)
