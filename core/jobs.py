@@ -6,8 +6,9 @@ its first unfinished step and a finished step is never run again. A worker holds
 lease (a random token, its pid and host, and a heartbeat time); every write a worker makes checks
 the token, so a worker that lost its lease can change nothing.
 
-Events (progress, log lines, state changes) are stored per job, bounded: the latest progress per
-step, the last ``MAX_LOG_EVENTS`` log lines, every state change. The GUI, the CLI and the
+Events (progress, log lines, metrics, previews, state changes) are stored per job, bounded: the
+latest progress per step, the last ``MAX_LOG_EVENTS`` log lines (and metric and preview events),
+every state change; a worker stores a step's events in batches (core.worker). The GUI, the CLI and the
 server's status endpoint all poll ``events(job_id, after_id)``; code in the same process can also
 listen live with ``add_listener``. The records are in core.jobs_schema, events in core.jobs_events.
 """
@@ -32,7 +33,6 @@ from core.jobs_schema import (
     EVENT_KINDS,
     JOB_STATES,
     MAX_LOG_EVENTS,
-    SCHEMA_SQL,
     SCHEMA_VERSION,
     STEP_STATES,
     Job,
@@ -43,6 +43,7 @@ from core.jobs_schema import (
     Listener,
     Step,
     StepRecord,
+    apply_schema,
     describe_error,
     encode_steps,
     loads_or,
@@ -68,13 +69,7 @@ class JobQueue(JobEventLog):
         self._local = threading.local()
         self._init_listeners()
         with self._write() as db:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise JobError(f"written by a newer ScanBridge (schema {version})", self.path)
-            for statement in SCHEMA_SQL.split(";"):
-                if statement.strip():
-                    db.execute(statement)
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            apply_schema(db, self.path)
 
     # -- connections ---------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ Plain frozen dataclasses, so the GUI, the CLI and the server can read them witho
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,9 +18,11 @@ from core.stages import StageOutcome
 
 JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
 STEP_STATES = ("pending", "running", "done", "failed", "cancelled")
-EVENT_KINDS = ("progress", "log", "state")
+EVENT_KINDS = ("progress", "log", "state", "metric", "preview")
 MAX_LOG_EVENTS = 2000
-SCHEMA_VERSION = 1
+MAX_METRIC_EVENTS = 5000  # per job; a run's full history is in its metrics.jsonl
+MAX_PREVIEW_EVENTS = 200  # per job
+SCHEMA_VERSION = 2
 
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -73,11 +76,30 @@ CREATE TABLE IF NOT EXISTS events (
     eta_s REAL,
     message TEXT NOT NULL,
     level TEXT NOT NULL,
-    time REAL NOT NULL
+    time REAL NOT NULL,
+    step INTEGER,
+    data TEXT
 );
 CREATE INDEX IF NOT EXISTS events_by_job ON events (job_id, kind, id);
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, id);
 """
+
+# Schema 1 -> 2: metric and preview events (a step number, and their values or image path as JSON).
+MIGRATIONS = {1: ("ALTER TABLE events ADD COLUMN step INTEGER", "ALTER TABLE events ADD COLUMN data TEXT")}
+
+
+def apply_schema(db: sqlite3.Connection, path: Path) -> None:
+    """Create the tables, or upgrade an older database's, inside the caller's write transaction."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise JobError(f"written by a newer ScanBridge (schema {version})", path)
+    for statement in SCHEMA_SQL.split(";"):
+        if statement.strip():
+            db.execute(statement)
+    for old in range(version or SCHEMA_VERSION, SCHEMA_VERSION):
+        for statement in MIGRATIONS.get(old, ()):
+            db.execute(statement)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 class LeaseLost(JobError):
@@ -178,10 +200,13 @@ class JobEvent:
     message: str
     level: str
     time: float
+    step: int | None = None  # metric and preview events: the stage's step
+    values: dict[str, float] | None = None  # metric events: name -> scalar
+    path: str = ""  # preview events: the image, relative to the capture folder
 
     def to_progress_event(self) -> ProgressEvent:
         return ProgressEvent(self.kind, self.stage, self.fraction, self.eta_s, self.message,
-                             self.level, self.time)
+                             self.level, self.time, self.step, self.values, self.path)
 
     def to_json(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}

@@ -142,17 +142,51 @@ def is_done(run_dir: Path) -> bool:
     return bool(status and status.get("state") == "done")
 
 
-def _logging_sink(log_path: Path, sink: Sink | None) -> tuple[Sink, Callable[[], None]]:
-    log = open(log_path, "a", encoding="utf-8", buffering=1)
+PREVIEW_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+MAX_PREVIEW_BYTES = 4 << 20
+METRICS_FILE = "metrics.jsonl"
+
+
+def _preview_problem(path: Path, run_dir: Path) -> str | None:
+    if not path.is_relative_to(run_dir):
+        return "is outside the run folder"
+    if path.suffix.lower() not in PREVIEW_SUFFIXES:
+        return f"is not one of {', '.join(PREVIEW_SUFFIXES)}"
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return "does not exist"
+    return f"is {size} bytes (at most {MAX_PREVIEW_BYTES})" if size > MAX_PREVIEW_BYTES else None
+
+
+def _logging_sink(run_dir: Path, capture_root: Path, sink: Sink | None) -> tuple[Sink, Callable[[], None]]:
+    """Log lines to log.txt and metrics to metrics.jsonl in the run; previews checked and made
+    relative to the capture folder; then everything on to ``sink``."""
+    log = open(run_dir / "log.txt", "a", encoding="utf-8", buffering=1)
+    metrics = open(run_dir / METRICS_FILE, "a", encoding="utf-8", buffering=1)
 
     def emit(event: ProgressEvent) -> None:
         if event.kind == "log":
             stamp = time.strftime("%H:%M:%S", time.localtime(event.time))
             log.write(f"{stamp} {event.level.upper():7s} {event.message}\n")
+        elif event.kind == "metric":
+            metrics.write(json.dumps({"step": event.step, "time": event.time, **(event.values or {})}) + "\n")
+        elif event.kind == "preview":
+            path = (run_dir / event.path).resolve()
+            problem = _preview_problem(path, run_dir.resolve())
+            if problem is not None:
+                emit(ProgressEvent("log", event.stage, message=f"preview {event.path} {problem}; not shown",
+                                   level="warning", time=event.time))
+                return
+            event = dataclasses.replace(event, path=path.relative_to(capture_root.resolve()).as_posix())
         if sink is not None:
             sink(event)
 
-    return emit, log.close
+    def close() -> None:
+        log.close()
+        metrics.close()
+
+    return emit, close
 
 
 def execute_stage(
@@ -187,7 +221,7 @@ def execute_stage(
     })
     started = time.time()
     atomic_write_json(run_dir / "status.json", {"state": "running", "started": started, "attempt": attempt})
-    emit, close_log = _logging_sink(run_dir / "log.txt", sink)
+    emit, close_log = _logging_sink(run_dir, capture.root, sink)
     progress = Progress(name, emit)
     checkpoints = Checkpoints(run_dir / CHECKPOINT_DIR) if spec.resumable else None
     if checkpoints is not None:

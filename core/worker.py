@@ -35,6 +35,7 @@ from core.stages import NEXT_STEPS, StageOutcome, execute_stage, load_stage
 from core.workspace import Workspace
 
 _DEFAULT_STALE_AFTER_S = 30.0
+MAX_PENDING_EVENTS = 10_000
 
 
 class _Stop:
@@ -172,7 +173,7 @@ class Worker:
                         on_spawn=lambda pid: self.queue.set_child(lease, pid),
                     )
                 finally:
-                    sink.flush()
+                    sink.close()
                 if stop.reason == "lease lost":
                     raise LeaseLost("lease lost while the step ran", f"job {lease.job_id}")
                 expansion = outcome.result.get(NEXT_STEPS)
@@ -224,33 +225,54 @@ class Worker:
 
 
 class _StepSink:
-    """Records a step's events: every log line, progress at most every ``interval_s`` (and the last)."""
+    """Records a step's events: listeners hear each one at once; the database gets them in
+    batches (one transaction every ``interval_s``, from a flusher thread), and the rest on ``close``.
+    With ``interval_s`` 0 every event is stored as it comes."""
 
     def __init__(self, queue: JobQueue, job_id: int, step_index: int, interval_s: float) -> None:
         self.queue, self.job_id, self.step_index = queue, job_id, step_index
         self.interval_s = interval_s
-        self._last_stored = float("-inf")
-        self._unstored: ProgressEvent | None = None
+        self._pending: list[ProgressEvent] = []
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._flusher: threading.Thread | None = None
+        if interval_s > 0:
+            self._flusher = threading.Thread(target=self._flush_every, daemon=True,
+                                             name=f"job-{job_id}-step-{step_index}-events")
+            self._flusher.start()
 
     def __call__(self, event: ProgressEvent) -> None:
-        store = True
-        if event.kind == "progress" and (event.fraction or 0.0) < 1.0:
-            now = time.monotonic()
-            store = now - self._last_stored >= self.interval_s
-            if store:
-                self._last_stored = now
-        if event.kind == "progress":
-            self._unstored = None if store else event
-        self.queue.record_event(self.job_id, self.step_index, event, store=store)
+        if self._flusher is None:
+            self.queue.record_event(self.job_id, self.step_index, event)
+            return
+        with self._lock:
+            self._pending.append(event)
+            if len(self._pending) > MAX_PENDING_EVENTS:  # the database is stuck: keep the newest
+                del self._pending[: len(self._pending) - MAX_PENDING_EVENTS]
+        self.queue.record_event(self.job_id, self.step_index, event, store=False)
 
-    def flush(self) -> None:
-        """Store the latest progress if it was held back, so a failed step shows where it stopped."""
-        if self._unstored is not None:
-            event, self._unstored = self._unstored, None
-            try:
-                self.queue.record_event(self.job_id, self.step_index, event, store=True, notify=False)
-            except ScanBridgeError:
-                pass  # only a progress figure; the outcome matters more
+    def _flush_every(self) -> None:
+        try:
+            while not self._closed.wait(self.interval_s):
+                self._store()
+        finally:
+            self.queue.close()  # this thread's connection
+
+    def _store(self) -> None:
+        with self._lock:
+            batch, self._pending = self._pending, []
+        try:
+            self.queue.record_events(self.job_id, self.step_index, batch, notify=False)
+        except ScanBridgeError:
+            with self._lock:  # the database was busy: try again with the next batch
+                self._pending[:0] = batch
+
+    def close(self) -> None:
+        """Store what is still held back, so a failed step shows where it stopped."""
+        if self._flusher is not None:
+            self._closed.set()
+            self._flusher.join()
+            self._store()
 
 
 def run_job(
@@ -270,7 +292,7 @@ def run_job(
     job = queue.submit(capture_id, steps)
 
     def forward(event: JobEvent) -> None:
-        if sink is not None and event.job_id == job.id and event.kind in ("progress", "log"):
+        if sink is not None and event.job_id == job.id and event.kind != "state":
             sink(event.to_progress_event())
 
     queue.add_listener(forward)

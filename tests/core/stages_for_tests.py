@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from PIL import Image
+
 from core.capture import Manifest, utc_now
 from core.errors import StageError
 from core.stages import StageContext, StageSpec
@@ -127,6 +129,7 @@ class CountConfig:
     every: int = 1  # save a checkpoint every this many counts
     tick_s: float = 0.0  # sleep per count
     starts: str = ""  # a file that gets "ATTEMPT COUNT" each time an attempt starts counting
+    preview_every: int = 0  # write previews/count-N.png every this many counts (0: never)
 
 
 def _count_run(ctx: StageContext, cfg: CountConfig) -> dict:
@@ -143,6 +146,12 @@ def _count_run(ctx: StageContext, cfg: CountConfig) -> dict:
         if count % cfg.every == 0 or count == cfg.to:
             ctx.checkpoints.save_json(count, {"count": count})
         ctx.progress.update(count / cfg.to, f"count {count}")
+        ctx.progress.metric(count, count=count, remaining=cfg.to - count)
+        if cfg.preview_every and count % cfg.preview_every == 0:
+            image = ctx.out_dir / "previews" / f"count-{count}.png"
+            image.parent.mkdir(exist_ok=True)
+            Image.new("L", (8, 8), color=count % 256).save(image)
+            ctx.progress.preview(image, step=count, caption=f"count {count}")
     return {"count": count}
 
 
