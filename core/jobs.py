@@ -122,7 +122,7 @@ class JobQueue(JobEventLog):
                 name=s["name"], run_dir=Path(s["run_dir"]) if s["run_dir"] else None,
                 result=loads_or(s["result"], {}), reused=bool(s["reused"]), fraction=s["fraction"],
                 eta_s=s["eta_s"], message=s["message"], runs=s["runs"], started=s["started"],
-                ended=s["ended"],
+                ended=s["ended"], inputs=loads_or(s["inputs"], {}),
             )
             for s in db.execute("SELECT * FROM steps WHERE job_id = ? ORDER BY idx", (row["id"],))
         )
@@ -387,6 +387,7 @@ class JobQueue(JobEventLog):
 def _insert_steps(db: sqlite3.Connection, job_id: int, first: int, steps: Sequence[Step],
                   encoded: Sequence[str]) -> None:
     db.executemany(
-        "INSERT INTO steps (job_id, idx, stage, config) VALUES (?, ?, ?, ?)",
-        [(job_id, first + i, st.stage, c) for i, (st, c) in enumerate(zip(steps, encoded, strict=True))],
+        "INSERT INTO steps (job_id, idx, stage, config, inputs) VALUES (?, ?, ?, ?, ?)",
+        [(job_id, first + i, st.stage, c, json.dumps(st.inputs) if st.inputs else None)
+         for i, (st, c) in enumerate(zip(steps, encoded, strict=True))],
     )

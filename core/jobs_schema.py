@@ -64,6 +64,7 @@ CREATE TABLE IF NOT EXISTS steps (
     runs INTEGER NOT NULL DEFAULT 0,
     started REAL,
     ended REAL,
+    inputs TEXT,
     PRIMARY KEY (job_id, idx)
 );
 CREATE TABLE IF NOT EXISTS events (
@@ -85,7 +86,9 @@ CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, id);
 """
 
 # Schema 1 -> 2: metric and preview events (a step number, and their values or image path as JSON).
-MIGRATIONS = {1: ("ALTER TABLE events ADD COLUMN step INTEGER", "ALTER TABLE events ADD COLUMN data TEXT")}
+# Steps gain their input wiring (port -> earlier stage name, JSON).
+MIGRATIONS = {1: ("ALTER TABLE events ADD COLUMN step INTEGER", "ALTER TABLE events ADD COLUMN data TEXT",
+                  "ALTER TABLE steps ADD COLUMN inputs TEXT")}
 
 
 def apply_schema(db: sqlite3.Connection, path: Path) -> None:
@@ -108,10 +111,13 @@ class LeaseLost(JobError):
 
 @dataclass(frozen=True)
 class Step:
-    """One step of a job: a registered stage name or a ``package.module:ATTR`` path, and its config."""
+    """One step of a job: a registered stage name or a ``package.module:ATTR`` path, its config,
+    and which earlier step (by stage name) each input port reads (core.ports; unwired ports read
+    the latest earlier run of their kind)."""
 
     stage: str
     config: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -130,6 +136,7 @@ class StepRecord:
     runs: int  # how many times a child process was started for it
     started: float | None
     ended: float | None
+    inputs: dict[str, str] = field(default_factory=dict)  # port -> earlier stage name
 
     @property
     def finished(self) -> bool:
@@ -237,6 +244,9 @@ def encode_steps(steps: Sequence[Step]) -> list[str]:
     for i, step in enumerate(steps):
         if not isinstance(step, Step):
             raise JobError(f"expected a Step, got {type(step).__name__}", f"steps[{i}]")
+        if not isinstance(step.inputs, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) and k and v for k, v in step.inputs.items()):
+            raise ConfigError('expected {"port": "earlier stage name"}', f"steps[{i}].inputs")
         try:
             encoded.append(json.dumps(dict(step.config), sort_keys=True))
         except (TypeError, ValueError) as e:
@@ -252,7 +262,8 @@ def steps_from_json(data: Any, where: str) -> list[Step]:
     for i, item in enumerate(data):
         stage = item.get("stage") if isinstance(item, dict) else None
         config = item.get("config", {}) if isinstance(item, dict) else None
-        if not isinstance(stage, str) or not stage or not isinstance(config, dict):
-            raise JobError('expected {"stage": NAME, "config": {...}}', f"{where}[{i}]")
-        steps.append(Step(stage, config))
+        inputs = item.get("inputs", {}) if isinstance(item, dict) else None
+        if not (isinstance(stage, str) and stage and isinstance(config, dict) and isinstance(inputs, dict)):
+            raise JobError('expected {"stage": NAME, "config": {...}, "inputs": {...}}', f"{where}[{i}]")
+        steps.append(Step(stage, config, inputs))
     return steps

@@ -76,6 +76,7 @@ class Runner:
         sink: Sink | None = None,
         cancel: CancelToken | None = None,
         on_spawn: Callable[[int], None] | None = None,
+        wiring: Mapping[str, str] | None = None,
     ) -> StageOutcome:
         """Run ``stage`` over the capture at ``capture_root`` in a child; return its outcome.
 
@@ -87,6 +88,7 @@ class Runner:
             "stage": stage,
             "config": dict(config or {}),
             "inputs": {k: str(v) for k, v in (inputs or {}).items()},
+            "wiring": dict(wiring or {}),
             "parent_pid": os.getpid(),
             "grace_s": self.grace_s,
         }

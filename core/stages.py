@@ -38,6 +38,14 @@ from core.capture import CaptureFolder
 from core.checkpoints import CHECKPOINT_DIR, Checkpoints
 from core.errors import Cancelled, ConfigError, NotFoundError, ScanBridgeError
 from core.fsio import atomic_write_json
+from core.ports import (
+    DEFAULT_CAPTURE_READS,
+    Port,
+    capture_fingerprint,
+    check_declaration,
+    run_writes,
+    wire_inputs,
+)
 from core.progress import CancelToken, Progress, ProgressEvent, Sink
 
 STAGE_GROUP = "scanbridge.stages"
@@ -48,7 +56,7 @@ NEXT_STEPS = "next_steps"
 class StageContext:
     capture: CaptureFolder
     out_dir: Path  # this run's folder: the only place the stage writes
-    inputs: Mapping[str, Path]  # run folders of earlier stages, by stage name
+    inputs: Mapping[str, Path]  # runs wired to its input ports (legacy: every earlier run, by stage)
     progress: Progress
     cancel: CancelToken
     checkpoints: Checkpoints | None = None  # only for a resumable stage: what earlier attempts saved
@@ -65,6 +73,14 @@ class StageSpec:
     description: str = ""
     reuse: bool = True  # False: never reuse a finished run; run again (in a clean folder) every time
     resumable: bool = False  # True: an unfinished run is kept and resumed from ctx.checkpoints
+    # Declared ports (core.ports). reads=None: the stage gets (and its hash covers) every earlier
+    # run of the job by stage name, as before ports; a tuple: only the runs wired to these ports.
+    reads: tuple[Port, ...] | None = None
+    writes: tuple[str, ...] = ()  # artifact kinds its run folder holds
+    capture_reads: tuple[str, ...] = DEFAULT_CAPTURE_READS  # parts of the capture it reads
+
+    def __post_init__(self) -> None:
+        check_declaration(self.name, self.reads, self.writes, self.capture_reads)
 
 
 @dataclass(frozen=True)
@@ -116,18 +132,44 @@ def config_to_json(config: Any) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(config), default=str))
 
 
-def run_hash(spec: StageSpec, config: Any, inputs: Mapping[str, Path]) -> str:
+def run_hash(spec: StageSpec, config: Any, inputs: Mapping[str, Path], capture_fp: str = "") -> str:
+    """Stage version + config + the runs wired into it + the fingerprint of the capture data it reads."""
     key = {
         "stage": spec.name,
         "version": spec.version,
         "config": config_to_json(config),
         "inputs": {k: Path(v).name for k, v in sorted(inputs.items())},
+        "capture": capture_fp,
     }
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def run_dir_for(capture: CaptureFolder, spec: StageSpec, config: Any, inputs: Mapping[str, Path]) -> Path:
-    return capture.runs_dir / f"{spec.name}-{run_hash(spec, config, inputs)}"
+def run_dir_for(capture: CaptureFolder, spec: StageSpec, config: Any, inputs: Mapping[str, Path],
+                capture_fp: str | None = None) -> Path:
+    if capture_fp is None:
+        capture_fp = capture_fingerprint(capture, spec.capture_reads)
+    return capture.runs_dir / f"{spec.name}-{run_hash(spec, config, inputs, capture_fp)}"
+
+
+def _kinds_of(stage_name: str, run_dir: Path) -> tuple[str, ...]:
+    """What an earlier run holds: its recorded ``writes``, else what its stage declares."""
+    recorded = run_writes(run_dir)
+    if recorded or ":" in stage_name or stage_name not in stage_names():
+        return recorded
+    return load_stage(stage_name).writes
+
+
+def wired_inputs(spec: StageSpec, available: Mapping[str, Path],
+                 wiring: Mapping[str, str] | None = None) -> dict[str, Path]:
+    """The run folders a step of ``spec`` reads, from the job's earlier runs (by stage name)."""
+    if spec.reads is None:
+        if wiring:
+            raise ConfigError("this stage declares no input ports to wire", spec.name)
+        missing = [r for r in spec.requires if r not in available]
+        if missing:
+            raise ConfigError(f"needs the output of {', '.join(missing)} first", spec.name)
+        return dict(available)
+    return wire_inputs(spec.name, spec.reads, available, wiring or {}, _kinds_of)
 
 
 def read_status(run_dir: Path) -> dict[str, Any] | None:
@@ -196,15 +238,17 @@ def execute_stage(
     inputs: Mapping[str, Path] | None = None,
     sink: Sink | None = None,
     cancel: CancelToken | None = None,
+    wiring: Mapping[str, str] | None = None,
 ) -> StageOutcome:
-    """Run one stage over ``capture`` (or reuse its finished run) and return where it wrote."""
+    """Run one stage over ``capture`` (or reuse its finished run) and return where it wrote.
+
+    ``inputs``: the job's earlier runs by stage name, in step order; ``wiring``: port -> the
+    earlier stage to read it from (core.ports); the stage gets only what its ports wire.
+    """
     spec = stage if isinstance(stage, StageSpec) else load_stage(stage)
     name = spec.name
     config = make_config(spec, overrides)
-    inputs = dict(inputs or {})
-    missing = [r for r in spec.requires if r not in inputs]
-    if missing:
-        raise ConfigError(f"needs the output of {', '.join(missing)} first", name)
+    inputs = wired_inputs(spec, dict(inputs or {}), wiring)
     run_dir = run_dir_for(capture, spec, config, inputs)
     if spec.reuse and is_done(run_dir):
         status = read_status(run_dir) or {}
@@ -217,7 +261,7 @@ def execute_stage(
     attempt = int((previous or {}).get("attempt", 1)) + 1 if resuming else 1
     atomic_write_json(run_dir / "config.json", {
         "stage": name, "version": spec.version, "config": config_to_json(config),
-        "inputs": {k: str(v) for k, v in inputs.items()},
+        "inputs": {k: str(v) for k, v in inputs.items()}, "writes": list(spec.writes),
     })
     started = time.time()
     atomic_write_json(run_dir / "status.json", {"state": "running", "started": started, "attempt": attempt})

@@ -170,7 +170,7 @@ class Worker:
                 try:
                     outcome = self.runner.run_stage(
                         capture.root, step.stage, step.config, inputs, sink=sink, cancel=stop.token,
-                        on_spawn=lambda pid: self.queue.set_child(lease, pid),
+                        on_spawn=lambda pid: self.queue.set_child(lease, pid), wiring=step.inputs,
                     )
                 finally:
                     sink.close()
@@ -345,6 +345,7 @@ def _stage_child(fd: int) -> int:
             CaptureFolder(Path(request["capture"])), spec, request["config"],
             {k: Path(v) for k, v in request["inputs"].items()},
             sink=lambda e: send({"type": "event", "event": e.to_json()}), cancel=token,
+            wiring=request.get("wiring") or {},
         )
     except BaseException as e:
         send({

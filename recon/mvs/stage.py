@@ -19,6 +19,7 @@ import open3d as o3d
 
 from core.capture import Camera
 from core.errors import ConfigError, ReconstructionError
+from core.ports import POSED_IMAGES, RAW_MESH, Port
 from core.stages import StageContext, StageSpec
 from recon.fusion.ply import write_mesh_ply, write_points_ply
 from recon.fusion.tsdf import FusionConfig, TSDFFusion
@@ -135,5 +136,6 @@ def _pinhole(K: np.ndarray, width: int, height: int) -> Camera:
 
 STAGE = StageSpec(
     name="mvs", config_cls=MVSConfig, run=run, requires=("poses",),
+    reads=(Port("poses", POSED_IMAGES),), writes=(RAW_MESH,),
     description="dense mesh from photos and poses: CPU plane sweep + TSDF, or PatchMatch on an NVIDIA GPU",
 )

@@ -18,6 +18,7 @@ from PIL import Image
 
 from core.capture import Manifest, utc_now
 from core.errors import StageError
+from core.ports import POSED_IMAGES, RAW_MESH, Port
 from core.stages import StageContext, StageSpec
 from core.workspace import Workspace
 
@@ -157,3 +158,10 @@ def _count_run(ctx: StageContext, cfg: CountConfig) -> dict:
 
 # Resumable: counts to N, checkpointing as it goes; a killed attempt continues from its checkpoint.
 COUNT = StageSpec(name="count", config_cls=CountConfig, run=_count_run, resumable=True)
+
+
+# Stages with declared ports (core.ports): an SfM-like stage that reads only the capture, and a
+# dense stage wired to it; "first" (legacy, no ports) may run before them without being read.
+SFM = StageSpec(name="sfm", config_cls=TickConfig, run=_tick_run, reads=(), writes=(POSED_IMAGES,))
+DENSE = StageSpec(name="dense", config_cls=TickConfig, run=_tick_run,
+                  reads=(Port("poses", POSED_IMAGES),), writes=(RAW_MESH,))

@@ -97,16 +97,22 @@ def test_a_metric_must_be_named_finite_numbers(values):
         Progress("s").metric(1, values)
 
 
-def test_a_schema_1_database_gains_the_metric_columns(tmp_path):
+def test_a_schema_1_database_gains_the_metric_and_wiring_columns(tmp_path):
     ws = make_workspace(tmp_path / "ws")
     db = sqlite3.connect(ws.jobs_db)
     db.executescript(
         "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, job_id INTEGER NOT NULL, "
         "step_index INTEGER, kind TEXT NOT NULL, stage TEXT NOT NULL, fraction REAL, eta_s REAL, "
-        "message TEXT NOT NULL, level TEXT NOT NULL, time REAL NOT NULL); PRAGMA user_version = 1;")
+        "message TEXT NOT NULL, level TEXT NOT NULL, time REAL NOT NULL); "
+        "CREATE TABLE steps (job_id INTEGER NOT NULL, idx INTEGER NOT NULL, stage TEXT NOT NULL, "
+        "config TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending', name TEXT, run_dir TEXT, result TEXT, "
+        "reused INTEGER NOT NULL DEFAULT 0, fraction REAL, eta_s REAL, message TEXT NOT NULL DEFAULT '', "
+        "runs INTEGER NOT NULL DEFAULT 0, started REAL, ended REAL, PRIMARY KEY (job_id, idx)); "
+        "PRAGMA user_version = 1;")
     db.close()
     queue = JobQueue(ws)
-    job = queue.submit("cap", [Step(COUNT)], validate=False)
+    job = queue.submit("cap", [Step(COUNT, inputs={"poses": "sfm"})], validate=False)
+    assert queue.get(job.id).steps[0].inputs == {"poses": "sfm"}
     queue.record_event(job.id, 0, _metric_event())
     (metric,) = queue.events(job.id, kinds=["metric"])
     assert metric.step == 7 and metric.values == {"psnr": 21.5}
