@@ -21,6 +21,7 @@ that the job runs after it, in place of any steps it had after it. That is how a
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import importlib
@@ -38,6 +39,8 @@ from core.capture import CaptureFolder
 from core.checkpoints import CHECKPOINT_DIR, Checkpoints
 from core.errors import Cancelled, ConfigError, NotFoundError, ScanBridgeError
 from core.fsio import atomic_write_json
+from core.gpu_slot import gpu_slot
+from core.models import ModelStore, choose_device
 from core.ports import (
     DEFAULT_CAPTURE_READS,
     Port,
@@ -47,6 +50,8 @@ from core.ports import (
     wire_inputs,
 )
 from core.progress import CancelToken, Progress, ProgressEvent, Sink
+from core.resources import Resources
+from core.settings import Settings
 
 STAGE_GROUP = "scanbridge.stages"
 NEXT_STEPS = "next_steps"
@@ -61,6 +66,8 @@ class StageContext:
     cancel: CancelToken
     checkpoints: Checkpoints | None = None  # only for a resumable stage: what earlier attempts saved
     attempt: int = 1  # 1 on a fresh run; counts up each time an interrupted resumable run resumes
+    models: ModelStore = field(default_factory=ModelStore)  # resolve(id) -> local path + content hash
+    device: str = "cpu"  # "cpu", "cuda:N" or "mps" (core.models.choose_device)
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,8 @@ class StageSpec:
     reads: tuple[Port, ...] | None = None
     writes: tuple[str, ...] = ()  # artifact kinds its run folder holds
     capture_reads: tuple[str, ...] = DEFAULT_CAPTURE_READS  # parts of the capture it reads
+    resources: Resources = Resources()  # gpu=True: ctx.device from settings, and the GPU slot
+    models: tuple[str, ...] = ()  # model ids it loads: their content hashes go into its run's hash
 
     def __post_init__(self) -> None:
         check_declaration(self.name, self.reads, self.writes, self.capture_reads)
@@ -132,23 +141,28 @@ def config_to_json(config: Any) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(config), default=str))
 
 
-def run_hash(spec: StageSpec, config: Any, inputs: Mapping[str, Path], capture_fp: str = "") -> str:
-    """Stage version + config + the runs wired into it + the fingerprint of the capture data it reads."""
+def run_hash(spec: StageSpec, config: Any, inputs: Mapping[str, Path], capture_fp: str = "",
+             model_hashes: Mapping[str, str] | None = None) -> str:
+    """Stage version + config + the runs wired into it + the fingerprint of the capture data it
+    reads + the content hashes of the model weights it uses."""
     key = {
         "stage": spec.name,
         "version": spec.version,
         "config": config_to_json(config),
         "inputs": {k: Path(v).name for k, v in sorted(inputs.items())},
         "capture": capture_fp,
+        "models": dict(sorted((model_hashes or {}).items())),
     }
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def run_dir_for(capture: CaptureFolder, spec: StageSpec, config: Any, inputs: Mapping[str, Path],
-                capture_fp: str | None = None) -> Path:
+                capture_fp: str | None = None, models: ModelStore | None = None) -> Path:
     if capture_fp is None:
         capture_fp = capture_fingerprint(capture, spec.capture_reads)
-    return capture.runs_dir / f"{spec.name}-{run_hash(spec, config, inputs, capture_fp)}"
+    store = models or ModelStore()
+    model_hashes = {m: store.resolve(m).sha256 for m in spec.models}  # DependencyError when absent
+    return capture.runs_dir / f"{spec.name}-{run_hash(spec, config, inputs, capture_fp, model_hashes)}"
 
 
 def _kinds_of(stage_name: str, run_dir: Path) -> tuple[str, ...]:
@@ -239,17 +253,21 @@ def execute_stage(
     sink: Sink | None = None,
     cancel: CancelToken | None = None,
     wiring: Mapping[str, str] | None = None,
+    settings: Settings | None = None,
 ) -> StageOutcome:
     """Run one stage over ``capture`` (or reuse its finished run) and return where it wrote.
 
     ``inputs``: the job's earlier runs by stage name, in step order; ``wiring``: port -> the
     earlier stage to read it from (core.ports); the stage gets only what its ports wire.
+    ``settings``: where its models are and which GPU it may use (default: none, and the CPU).
     """
     spec = stage if isinstance(stage, StageSpec) else load_stage(stage)
     name = spec.name
     config = make_config(spec, overrides)
     inputs = wired_inputs(spec, dict(inputs or {}), wiring)
-    run_dir = run_dir_for(capture, spec, config, inputs)
+    settings = settings or Settings()
+    models = ModelStore(settings.model_paths)
+    run_dir = run_dir_for(capture, spec, config, inputs, models=models)
     if spec.reuse and is_done(run_dir):
         status = read_status(run_dir) or {}
         return StageOutcome(name, run_dir, status.get("result", {}), reused=True)
@@ -270,7 +288,9 @@ def execute_stage(
     checkpoints = Checkpoints(run_dir / CHECKPOINT_DIR) if spec.resumable else None
     if checkpoints is not None:
         checkpoints.sweep_partial()
-    ctx = StageContext(capture, run_dir, inputs, progress, cancel or CancelToken(), checkpoints, attempt)
+    token = cancel or CancelToken()
+    ctx = StageContext(capture, run_dir, inputs, progress, token, checkpoints, attempt, models,
+                       choose_device(settings.gpu, spec.resources.gpu))
     try:
         if attempt > 1:
             latest = checkpoints.latest() if checkpoints is not None else None
@@ -279,7 +299,8 @@ def execute_stage(
             progress.log(f"{name} resuming in {run_dir.name} from {where} (attempt {attempt}; was {was})")
         else:
             progress.log(f"{name} started in {run_dir.name}")
-        result = spec.run(ctx, config) or {}
+        with gpu_slot(token, progress.log) if spec.resources.gpu else contextlib.nullcontext():
+            result = spec.run(ctx, config) or {}
         progress.update(1.0, "done")
         progress.log(f"{name} finished in {time.time() - started:.1f} s")
     except Cancelled:

@@ -31,6 +31,7 @@ from core.jobs import Job, JobEvent, JobQueue, Lease, LeaseLost, Step, describe_
 from core.jobs_schema import steps_from_json
 from core.progress import CancelToken, ProgressEvent, Sink
 from core.runner import Runner
+from core.settings import load_settings
 from core.stages import NEXT_STEPS, StageOutcome, execute_stage, load_stage
 from core.workspace import Workspace
 
@@ -171,6 +172,7 @@ class Worker:
                     outcome = self.runner.run_stage(
                         capture.root, step.stage, step.config, inputs, sink=sink, cancel=stop.token,
                         on_spawn=lambda pid: self.queue.set_child(lease, pid), wiring=step.inputs,
+                        settings_path=self.queue.workspace.settings_path,
                     )
                 finally:
                     sink.close()
@@ -346,6 +348,7 @@ def _stage_child(fd: int) -> int:
             {k: Path(v) for k, v in request["inputs"].items()},
             sink=lambda e: send({"type": "event", "event": e.to_json()}), cancel=token,
             wiring=request.get("wiring") or {},
+            settings=load_settings(Path(request["settings"])) if request.get("settings") else None,
         )
     except BaseException as e:
         send({

@@ -19,6 +19,7 @@ from PIL import Image
 from core.capture import Manifest, utc_now
 from core.errors import StageError
 from core.ports import POSED_IMAGES, RAW_MESH, Port
+from core.resources import Resources
 from core.stages import StageContext, StageSpec
 from core.workspace import Workspace
 
@@ -165,3 +166,24 @@ COUNT = StageSpec(name="count", config_cls=CountConfig, run=_count_run, resumabl
 SFM = StageSpec(name="sfm", config_cls=TickConfig, run=_tick_run, reads=(), writes=(POSED_IMAGES,))
 DENSE = StageSpec(name="dense", config_cls=TickConfig, run=_tick_run,
                   reads=(Port("poses", POSED_IMAGES),), writes=(RAW_MESH,))
+
+
+@dataclass(frozen=True)
+class GpuConfig:
+    hold_s: float = 0.3  # how long it "uses the GPU"
+    intervals: str = ""  # a file that gets "PID START END DEVICE" (time.monotonic) per run
+    tag: str = ""
+
+
+def _gpu_run(ctx: StageContext, cfg: GpuConfig) -> dict:
+    start = time.monotonic()
+    time.sleep(cfg.hold_s)
+    end = time.monotonic()
+    with open(cfg.intervals, "a", encoding="utf-8") as f:
+        f.write(f"{os.getpid()} {start} {end} {ctx.device}\n")
+    return {"device": ctx.device}
+
+
+# Declares that it uses the GPU: it runs only while holding the machine-wide GPU slot.
+GPU = StageSpec(name="gpu_user", config_cls=GpuConfig, run=_gpu_run,
+                resources=Resources(gpu=True, gpu_memory_gb=1.0), capture_reads=())
