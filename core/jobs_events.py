@@ -13,8 +13,11 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 
+from core.errors import ScanBridgeError
 from core.jobs_schema import MAX_LOG_EVENTS, MAX_METRIC_EVENTS, MAX_PREVIEW_EVENTS, JobEvent, Listener
 from core.progress import ProgressEvent
+
+MAX_PENDING_EVENTS = 10_000  # a step's events held while the database is busy
 
 
 class JobEventLog:
@@ -23,6 +26,7 @@ class JobEventLog:
     _local: threading.local
     _db: Callable[[], sqlite3.Connection]
     _write: Callable[[], AbstractContextManager[sqlite3.Connection]]
+    close: Callable[[], None]
 
     def _init_listeners(self) -> None:
         self._listeners: list[Listener] = []
@@ -152,3 +156,54 @@ def _from_row(r: sqlite3.Row) -> JobEvent:
 def _live(event_id: int | None, job_id: int, step_index: int | None, e: ProgressEvent) -> JobEvent:
     return JobEvent(event_id, job_id, step_index, e.kind, e.stage, e.fraction, e.eta_s, e.message, e.level,
                     e.time or time.time(), e.step, e.values, e.path)
+
+
+class StepEventSink:
+    """Records a step's events: listeners hear each one at once; the database gets them in
+    batches (one transaction every ``interval_s``, from a flusher thread), and the rest on ``close``.
+    With ``interval_s`` 0 every event is stored as it comes."""
+
+    def __init__(self, queue: JobEventLog, job_id: int, step_index: int, interval_s: float) -> None:
+        self.queue, self.job_id, self.step_index = queue, job_id, step_index
+        self.interval_s = interval_s
+        self._pending: list[ProgressEvent] = []
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._flusher: threading.Thread | None = None
+        if interval_s > 0:
+            self._flusher = threading.Thread(target=self._flush_every, daemon=True,
+                                             name=f"job-{job_id}-step-{step_index}-events")
+            self._flusher.start()
+
+    def __call__(self, event: ProgressEvent) -> None:
+        if self._flusher is None:
+            self.queue.record_event(self.job_id, self.step_index, event)
+            return
+        with self._lock:
+            self._pending.append(event)
+            if len(self._pending) > MAX_PENDING_EVENTS:  # the database is stuck: keep the newest
+                del self._pending[: len(self._pending) - MAX_PENDING_EVENTS]
+        self.queue.record_event(self.job_id, self.step_index, event, store=False)
+
+    def _flush_every(self) -> None:
+        try:
+            while not self._closed.wait(self.interval_s):
+                self._store()
+        finally:
+            self.queue.close()  # this thread's connection
+
+    def _store(self) -> None:
+        with self._lock:
+            batch, self._pending = self._pending, []
+        try:
+            self.queue.record_events(self.job_id, self.step_index, batch, notify=False)
+        except ScanBridgeError:
+            with self._lock:  # the database was busy: try again with the next batch
+                self._pending[:0] = batch
+
+    def close(self) -> None:
+        """Store what is still held back, so a failed step shows where it stopped."""
+        if self._flusher is not None:
+            self._closed.set()
+            self._flusher.join()
+            self._store()

@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     lease_host TEXT,
     heartbeat REAL,
     child_pid INTEGER,
+    handle TEXT,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     attempts INTEGER NOT NULL DEFAULT 0,
     step_index INTEGER,
@@ -85,10 +86,10 @@ CREATE INDEX IF NOT EXISTS events_by_job ON events (job_id, kind, id);
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, id);
 """
 
-# Schema 1 -> 2: metric and preview events (a step number, and their values or image path as JSON).
-# Steps gain their input wiring (port -> earlier stage name, JSON).
-MIGRATIONS = {1: ("ALTER TABLE events ADD COLUMN step INTEGER", "ALTER TABLE events ADD COLUMN data TEXT",
-                  "ALTER TABLE steps ADD COLUMN inputs TEXT")}
+# Schema 1 -> 2: metric and preview events (a step number, and their values or image path as
+# JSON), steps' input wiring (port -> earlier stage name), the executor's handle of a running job.
+ADDED_COLUMNS = {2: (("events", "step", "INTEGER"), ("events", "data", "TEXT"), ("steps", "inputs", "TEXT"),
+                     ("jobs", "handle", "TEXT"))}
 
 
 def apply_schema(db: sqlite3.Connection, path: Path) -> None:
@@ -99,9 +100,10 @@ def apply_schema(db: sqlite3.Connection, path: Path) -> None:
     for statement in SCHEMA_SQL.split(";"):
         if statement.strip():
             db.execute(statement)
-    for old in range(version or SCHEMA_VERSION, SCHEMA_VERSION):
-        for statement in MIGRATIONS.get(old, ()):
-            db.execute(statement)
+    for new in range((version or SCHEMA_VERSION) + 1, SCHEMA_VERSION + 1):  # an older database: upgrade
+        for table, column, kind in ADDED_COLUMNS.get(new, ()):
+            if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
@@ -177,6 +179,7 @@ class Job:
     cancel_requested: bool
     attempts: int  # how many times a worker claimed it
     progress: JobProgress
+    handle: str | None = None  # where its running step executes (core.executor), opaque
 
     @property
     def next_step(self) -> int | None:
@@ -267,3 +270,17 @@ def steps_from_json(data: Any, where: str) -> list[Step]:
             raise JobError('expected {"stage": NAME, "config": {...}, "inputs": {...}}', f"{where}[{i}]")
         steps.append(Step(stage, config, inputs))
     return steps
+
+
+def insert_steps(db: sqlite3.Connection, job_id: int, first: int, steps: Sequence[Step],
+                 encoded: Sequence[str]) -> None:
+    db.executemany(
+        "INSERT INTO steps (job_id, idx, stage, config, inputs) VALUES (?, ?, ?, ?, ?)",
+        [(job_id, first + i, st.stage, c, json.dumps(st.inputs) if st.inputs else None)
+         for i, (st, c) in enumerate(zip(steps, encoded, strict=True))],
+    )
+
+
+def relative_to_workspace(root: Path, path: Path) -> str:
+    """A path as stored: relative to the workspace, so a moved workspace keeps its records."""
+    return Path(path).relative_to(root).as_posix() if Path(path).is_relative_to(root) else str(path)

@@ -12,6 +12,7 @@ running by a dead worker.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -27,16 +28,17 @@ from typing import Any
 from core import capture_status
 from core.capture import CaptureFolder
 from core.errors import Cancelled, JobError, ScanBridgeError, StageError
+from core.executor import Executor, LocalExecutor, StageRequest
 from core.jobs import Job, JobEvent, JobQueue, Lease, LeaseLost, Step, describe_error
+from core.jobs_events import StepEventSink
 from core.jobs_schema import steps_from_json
-from core.progress import CancelToken, ProgressEvent, Sink
+from core.progress import CancelToken, Sink
 from core.runner import Runner
 from core.settings import load_settings
 from core.stages import NEXT_STEPS, StageOutcome, execute_stage, load_stage
 from core.workspace import Workspace
 
 _DEFAULT_STALE_AFTER_S = 30.0
-MAX_PENDING_EVENTS = 10_000
 
 
 class _Stop:
@@ -69,6 +71,7 @@ class Worker:
         queue: JobQueue,
         runner: Runner | None = None,
         *,
+        executor: Executor | None = None,
         heartbeat_s: float = 1.0,
         stale_after_s: float = _DEFAULT_STALE_AFTER_S,
         poll_s: float = 1.0,
@@ -76,6 +79,7 @@ class Worker:
     ) -> None:
         self.queue = queue
         self.runner = runner or Runner()
+        self.executor: Executor = executor or LocalExecutor(self.runner)  # where each step runs
         self.heartbeat_s = heartbeat_s
         self.stale_after_s = stale_after_s
         self.poll_s = poll_s
@@ -167,13 +171,11 @@ class Worker:
             else:
                 stop.token.check()
                 self.queue.start_step(lease, step.index)
-                sink = _StepSink(self.queue, lease.job_id, step.index, self.progress_interval_s)
+                sink = StepEventSink(self.queue, lease.job_id, step.index, self.progress_interval_s)
+                request = StageRequest(capture.root, step.stage, step.config, dict(inputs), step.inputs,
+                                       self.queue.workspace.settings_path)
                 try:
-                    outcome = self.runner.run_stage(
-                        capture.root, step.stage, step.config, inputs, sink=sink, cancel=stop.token,
-                        on_spawn=lambda pid: self.queue.set_child(lease, pid), wiring=step.inputs,
-                        settings_path=self.queue.workspace.settings_path,
-                    )
+                    outcome = self._execute(request, sink, stop, lease)
                 finally:
                     sink.close()
                 if stop.reason == "lease lost":
@@ -186,6 +188,24 @@ class Worker:
             if NEXT_STEPS not in outcome.result:  # a plan is not data: later runs do not hash it
                 inputs[outcome.stage] = outcome.run_dir
             outcomes.append(outcome)
+
+    def _execute(self, request: StageRequest, sink: StepEventSink, stop: _Stop, lease: Lease) -> StageOutcome:
+        """Submit one step to the executor, pass its events on, forward a stop, take its result."""
+        execution = self.executor.submit(request, lambda handle: self.queue.set_handle(lease, handle))
+        try:
+            while not execution.done():
+                if stop.token.cancelled:
+                    execution.cancel()
+                for event in execution.events(0.05):
+                    sink(event)
+        finally:
+            if not execution.done():  # leaving early (Ctrl-C): stop it and wait for it
+                execution.cancel()
+                with contextlib.suppress(BaseException):
+                    execution.result()
+        for event in execution.events(0):
+            sink(event)
+        return execution.result()
 
     def _heartbeat(self, lease: Lease, stop: _Stop, stop_event: threading.Event | None,
                    done: threading.Event) -> None:
@@ -224,57 +244,6 @@ class Worker:
             self.queue.finish_job(lease, state, error)
         except LeaseLost:
             pass
-
-
-class _StepSink:
-    """Records a step's events: listeners hear each one at once; the database gets them in
-    batches (one transaction every ``interval_s``, from a flusher thread), and the rest on ``close``.
-    With ``interval_s`` 0 every event is stored as it comes."""
-
-    def __init__(self, queue: JobQueue, job_id: int, step_index: int, interval_s: float) -> None:
-        self.queue, self.job_id, self.step_index = queue, job_id, step_index
-        self.interval_s = interval_s
-        self._pending: list[ProgressEvent] = []
-        self._lock = threading.Lock()
-        self._closed = threading.Event()
-        self._flusher: threading.Thread | None = None
-        if interval_s > 0:
-            self._flusher = threading.Thread(target=self._flush_every, daemon=True,
-                                             name=f"job-{job_id}-step-{step_index}-events")
-            self._flusher.start()
-
-    def __call__(self, event: ProgressEvent) -> None:
-        if self._flusher is None:
-            self.queue.record_event(self.job_id, self.step_index, event)
-            return
-        with self._lock:
-            self._pending.append(event)
-            if len(self._pending) > MAX_PENDING_EVENTS:  # the database is stuck: keep the newest
-                del self._pending[: len(self._pending) - MAX_PENDING_EVENTS]
-        self.queue.record_event(self.job_id, self.step_index, event, store=False)
-
-    def _flush_every(self) -> None:
-        try:
-            while not self._closed.wait(self.interval_s):
-                self._store()
-        finally:
-            self.queue.close()  # this thread's connection
-
-    def _store(self) -> None:
-        with self._lock:
-            batch, self._pending = self._pending, []
-        try:
-            self.queue.record_events(self.job_id, self.step_index, batch, notify=False)
-        except ScanBridgeError:
-            with self._lock:  # the database was busy: try again with the next batch
-                self._pending[:0] = batch
-
-    def close(self) -> None:
-        """Store what is still held back, so a failed step shows where it stopped."""
-        if self._flusher is not None:
-            self._closed.set()
-            self._flusher.join()
-            self._store()
 
 
 def run_job(
