@@ -2,12 +2,13 @@
 
 A stage is registered under the entry-point group ``scanbridge.stages`` as a StageSpec. It runs
 as ``spec.run(ctx, config) -> dict`` and writes only inside ``ctx.out_dir``, which is
-``runs/<stage>-<hash>/`` where the hash covers the stage's name and version, its config, and the
-run folders of the stages it read. A finished run (status.json says "done") is reused; a
-changed parameter makes a new folder. status.json is written atomically and last, so a run
-killed at any point is never mistaken for a finished one. A stage whose result depends on more
-than its config and inputs (planning from the capture's current frames, publishing to exports/)
-says ``reuse=False`` and runs every time.
+``runs/<stage>-<hash>/`` where the hash covers the stage's name and version, its config, the run
+folders wired to its input ports (core.ports; a spec without ports: every earlier run of the
+job), a fingerprint of the capture data it reads, and the content hashes of its model weights.
+A finished run (status.json says "done") is reused; a changed parameter makes a new folder.
+status.json is written atomically and last, so a run killed at any point is never mistaken for
+a finished one. A stage whose result depends on more than its config and inputs (planning from
+the capture's current frames, publishing to exports/) says ``reuse=False`` and runs every time.
 
 A stage that declares ``resumable=True`` keeps its run folder when a run is killed, cancelled
 or fails: the run is "interrupted" (status.json), and the next attempt runs in the same folder
