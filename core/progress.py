@@ -95,9 +95,17 @@ class Progress:
         self.log(message, "warning")
 
     def metric(self, step: int, values: Mapping[str, float] | None = None, **named: float) -> None:
-        """Report named scalars at ``step`` (``metric(100, loss=0.2, psnr=21.5)``)."""
-        self._emit(ProgressEvent("metric", self.stage, None, None, "", "info", time.time(),
-                                 _step(step), checked_metrics({**(values or {}), **named})))
+        """Report named scalars at ``step`` (``metric(100, loss=0.2, psnr=21.5)``).
+
+        A NaN or infinite value (a diverged loss) is left out with a warning, not an error, so a
+        long training is not stopped by its own report; a non-number or a bad name is an error.
+        """
+        finite, dropped = checked_metrics({**(values or {}), **named})
+        if dropped:
+            self.warning(f"step {step}: not finite, not reported: {', '.join(dropped)}")
+        if finite:
+            self._emit(ProgressEvent("metric", self.stage, None, None, "", "info", time.time(),
+                                     _step(step), finite))
 
     def preview(self, path: str | Path, step: int | None = None, caption: str = "") -> None:
         """Report a small image the stage wrote in its run folder (a render at ``step``)."""
@@ -118,22 +126,29 @@ def _step(step: int) -> int:
     return step
 
 
-def checked_metrics(values: Mapping[str, float]) -> dict[str, float]:
-    """Named finite scalars; a NaN, an infinity, a non-number or a bad name is an error naming it."""
+def checked_metrics(values: Mapping[str, float]) -> tuple[dict[str, float], list[str]]:
+    """The finite named scalars, and the names whose value was NaN, infinite or too large;
+    a non-number or a bad name is an error naming it."""
     if not values or len(values) > MAX_METRIC_NAMES:
         raise ConfigError(f"expected 1..{MAX_METRIC_NAMES} named scalars, got {len(values)}", "metric")
-    out = {}
+    out: dict[str, float] = {}
+    dropped = []
     for name, value in values.items():
         if not isinstance(name, str) or not name or len(name) > 64:
             raise ConfigError(f"a metric name must be a short string, got {name!r}", "metric")
+        if isinstance(value, bool | str | bytes):
+            raise ConfigError(f"expected a number, got {value!r}", f"metric.{name}")
         try:  # numpy and 1-element torch scalars convert too
-            number = float(value) if not isinstance(value, bool | str | bytes) else math.nan
-        except (TypeError, ValueError, OverflowError):
-            number = math.nan
-        if not math.isfinite(number):
-            raise ConfigError(f"expected a finite number, got {value!r}", f"metric.{name}")
-        out[name] = number
-    return out
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        except (TypeError, ValueError):
+            raise ConfigError(f"expected a number, got {value!r}", f"metric.{name}") from None
+        if math.isfinite(number):
+            out[name] = number
+        else:
+            dropped.append(name)
+    return out, dropped
 
 
 class CancelToken:
