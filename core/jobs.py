@@ -44,13 +44,16 @@ from core.jobs_schema import (
     Step,
     StepRecord,
     apply_schema,
+    base_after_plan,
     describe_error,
     encode_steps,
     insert_steps,
     loads_or,
+    overall_progress,
     relative_to_workspace,
 )
 from core.stages import StageOutcome, load_stage, make_config
+from core.submit import PLAN_STAGE
 from core.workspace import Workspace
 
 __all__ = [
@@ -128,11 +131,9 @@ class JobQueue(JobEventLog):
             )
             for s in db.execute("SELECT * FROM steps WHERE job_id = ? ORDER BY idx", (row["id"],))
         )
-        done = sum(1 for s in steps if s.finished)
-        fraction = row["fraction"] or 0.0
-        current = row["step_index"]
-        partial = fraction if current is not None and not steps[current].finished else 0.0
-        overall = 1.0 if row["state"] == "done" else (done + partial) / max(1, len(steps))
+        fraction, current = row["fraction"] or 0.0, row["step_index"]
+        overall = 1.0 if row["state"] == "done" else overall_progress(
+            steps, current, fraction, row["progress_base"] or 0.0, row["base_steps"] or 0, PLAN_STAGE)
         return Job(
             id=row["id"], capture_id=row["capture_id"], state=row["state"], steps=steps,
             created=row["created"], updated=row["updated"], started=row["started"], ended=row["ended"],
@@ -234,6 +235,8 @@ class JobQueue(JobEventLog):
                 raise JobError(f"cannot {verb} a job that is {row['state']}", f"job {job_id}")
             step_sql = "UPDATE steps SET state = 'pending' WHERE job_id = ?"
             db.execute(step_sql if reset_steps else step_sql + " AND state != 'done'", (job_id,))
+            if reset_steps:
+                db.execute("UPDATE jobs SET progress_base = NULL, base_steps = NULL WHERE id = ?", (job_id,))
             db.execute(
                 "UPDATE jobs SET state = 'queued', updated = ?, ended = NULL, error = NULL, "
                 "error_type = NULL, cancel_requested = 0, fraction = NULL, eta_s = NULL WHERE id = ?",
@@ -309,8 +312,12 @@ class JobQueue(JobEventLog):
         now = time.time()
         encoded = None if next_steps is None else encode_steps(next_steps)
         with self._write() as db:
-            self._held(db, lease)
+            row = self._held(db, lease)
             if next_steps is not None and encoded is not None:
+                base = base_after_plan(self._job(db, row).steps, row["progress_base"] or 0.0,
+                                       row["base_steps"] or 0, PLAN_STAGE)
+                db.execute("UPDATE jobs SET progress_base = ?, base_steps = ? WHERE id = ?",
+                           (base, index + 1, lease.job_id))
                 db.execute("DELETE FROM steps WHERE job_id = ? AND idx > ?", (lease.job_id, index))
                 insert_steps(db, lease.job_id, index + 1, next_steps, encoded)
             db.execute(

@@ -40,14 +40,16 @@ CREATE TABLE IF NOT EXISTS jobs (
     lease_host TEXT,
     heartbeat REAL,
     child_pid INTEGER,
-    handle TEXT,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     attempts INTEGER NOT NULL DEFAULT 0,
     step_index INTEGER,
     stage TEXT,
     fraction REAL,
     eta_s REAL,
-    message TEXT NOT NULL DEFAULT ''
+    message TEXT NOT NULL DEFAULT '',
+    handle TEXT,
+    progress_base REAL,
+    base_steps INTEGER
 );
 CREATE TABLE IF NOT EXISTS steps (
     job_id INTEGER NOT NULL,
@@ -87,9 +89,13 @@ CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, id);
 """
 
 # Schema 1 -> 2: metric and preview events (a step number, and their values or image path as
-# JSON), steps' input wiring (port -> earlier stage name), the executor's handle of a running job.
+# JSON), steps' input wiring (port -> earlier stage name), the executor's handle of a running job,
+# and the part of the job's progress fixed when a plan step expanded (see overall_progress).
 ADDED_COLUMNS = {2: (("events", "step", "INTEGER"), ("events", "data", "TEXT"), ("steps", "inputs", "TEXT"),
-                     ("jobs", "handle", "TEXT"))}
+                     ("jobs", "handle", "TEXT"), ("jobs", "progress_base", "REAL"),
+                     ("jobs", "base_steps", "INTEGER"))}
+# An unexpanded plan step counts as itself plus this many steps still to come.
+PLAN_PLACEHOLDER_STEPS = 4
 
 
 def apply_schema(db: sqlite3.Connection, path: Path) -> None:
@@ -284,3 +290,29 @@ def insert_steps(db: sqlite3.Connection, job_id: int, first: int, steps: Sequenc
 def relative_to_workspace(root: Path, path: Path) -> str:
     """A path as stored: relative to the workspace, so a moved workspace keeps its records."""
     return Path(path).relative_to(root).as_posix() if Path(path).is_relative_to(root) else str(path)
+
+
+def overall_progress(steps: Sequence[StepRecord], current: int | None, fraction: float, base: float,
+                     base_steps: int, plan_stage: str) -> float:
+    """The whole job's progress, 0..1, never going back when a plan step expands.
+
+    Before it expands, a plan step weighs 1 + PLAN_PLACEHOLDER_STEPS and its own fraction is not
+    counted; when it expands, the progress so far is fixed as ``base`` (``base_after_plan``) and
+    the steps after ``base_steps`` share the rest.
+    """
+    done, total = _done_and_total(steps, base_steps, plan_stage)
+    running = steps[current] if current is not None and base_steps <= current < len(steps) else None
+    counted = running is not None and not running.finished and running.stage != plan_stage
+    return base + (1.0 - base) * (done + (fraction if counted else 0.0)) / total
+
+
+def base_after_plan(steps: Sequence[StepRecord], base: float, base_steps: int, plan_stage: str) -> float:
+    """``base`` once the running plan step expands: what the job showed, plus the plan's own step."""
+    done, total = _done_and_total(steps, base_steps, plan_stage)
+    return base + (1.0 - base) * min(1.0, (done + 1) / total)
+
+
+def _done_and_total(steps: Sequence[StepRecord], base_steps: int, plan_stage: str) -> tuple[int, int]:
+    later = [s for s in steps if s.index >= base_steps]
+    pending_plans = sum(1 for s in later if s.stage == plan_stage and not s.finished)
+    return sum(1 for s in later if s.finished), max(1, len(later) + PLAN_PLACEHOLDER_STEPS * pending_plans)
