@@ -117,3 +117,23 @@ def test_two_gpu_stages_from_two_processes_never_overlap(tmp_path):
 
 def _waiting(queue):
     return any("waiting for the GPU" in e.message for job in queue.list() for e in queue.events(job.id))
+
+
+@pytest.mark.gpu
+def test_a_gpu_stage_gets_the_cuda_device_the_settings_allow(tmp_path):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device here")
+    assert choose_device("auto", uses_gpu=True) == "cuda:0"
+    assert choose_device("0", uses_gpu=True) == "cuda:0"
+    assert choose_device("cpu", uses_gpu=True) == "cpu"
+    with pytest.raises(DependencyError):
+        choose_device(str(torch.cuda.device_count()), uses_gpu=True)
+
+    def on_device(ctx, cfg):
+        return {"device": ctx.device, "sum": float(torch.ones(8, device=ctx.device).sum().item())}
+
+    ws = make_workspace(tmp_path / "ws")
+    spec = StageSpec("on_gpu", NoConfig, on_device, reads=(), capture_reads=(), resources=Resources(gpu=True))
+    out = execute_stage(ws.capture("cap"), spec, settings=Settings(gpu="auto"))
+    assert out.result == {"device": "cuda:0", "sum": 8.0}
