@@ -6,8 +6,9 @@ its first unfinished step and a finished step is never run again. A worker holds
 lease (a random token, its pid and host, and a heartbeat time); every write a worker makes checks
 the token, so a worker that lost its lease can change nothing.
 
-Events (progress, log lines, state changes) are stored per job, bounded: the latest progress per
-step, the last ``MAX_LOG_EVENTS`` log lines, every state change. The GUI, the CLI and the
+Events (progress, log lines, metrics, previews, state changes) are stored per job, bounded: the
+latest progress per step, the last ``MAX_LOG_EVENTS`` log lines (and metric and preview events),
+every state change; a worker stores a step's events in batches (core.worker). The GUI, the CLI and the
 server's status endpoint all poll ``events(job_id, after_id)``; code in the same process can also
 listen live with ``add_listener``. The records are in core.jobs_schema, events in core.jobs_events.
 """
@@ -23,16 +24,15 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 
 from core.errors import JobError, NotFoundError
+from core.executor import parse_local_handle
 from core.jobs_events import JobEventLog
 from core.jobs_processes import kill_orphan_stage, pid_alive
 from core.jobs_schema import (
     EVENT_KINDS,
     JOB_STATES,
     MAX_LOG_EVENTS,
-    SCHEMA_SQL,
     SCHEMA_VERSION,
     STEP_STATES,
     Job,
@@ -43,11 +43,17 @@ from core.jobs_schema import (
     Listener,
     Step,
     StepRecord,
+    apply_schema,
+    base_after_plan,
     describe_error,
     encode_steps,
+    insert_steps,
     loads_or,
+    overall_progress,
+    relative_to_workspace,
 )
 from core.stages import StageOutcome, load_stage, make_config
+from core.submit import PLAN_STAGE
 from core.workspace import Workspace
 
 __all__ = [
@@ -68,13 +74,7 @@ class JobQueue(JobEventLog):
         self._local = threading.local()
         self._init_listeners()
         with self._write() as db:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise JobError(f"written by a newer ScanBridge (schema {version})", self.path)
-            for statement in SCHEMA_SQL.split(";"):
-                if statement.strip():
-                    db.execute(statement)
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            apply_schema(db, self.path)
 
     # -- connections ---------------------------------------------------------------------------
 
@@ -124,24 +124,22 @@ class JobQueue(JobEventLog):
         steps = tuple(
             StepRecord(
                 index=s["idx"], stage=s["stage"], config=json.loads(s["config"]), state=s["state"],
-                name=s["name"], run_dir=Path(s["run_dir"]) if s["run_dir"] else None,
+                name=s["name"], run_dir=self.workspace.root / s["run_dir"] if s["run_dir"] else None,
                 result=loads_or(s["result"], {}), reused=bool(s["reused"]), fraction=s["fraction"],
                 eta_s=s["eta_s"], message=s["message"], runs=s["runs"], started=s["started"],
-                ended=s["ended"],
+                ended=s["ended"], inputs=loads_or(s["inputs"], {}),
             )
             for s in db.execute("SELECT * FROM steps WHERE job_id = ? ORDER BY idx", (row["id"],))
         )
-        done = sum(1 for s in steps if s.finished)
-        fraction = row["fraction"] or 0.0
-        current = row["step_index"]
-        partial = fraction if current is not None and not steps[current].finished else 0.0
-        overall = 1.0 if row["state"] == "done" else (done + partial) / max(1, len(steps))
+        fraction, current = row["fraction"] or 0.0, row["step_index"]
+        overall = 1.0 if row["state"] == "done" else overall_progress(
+            steps, current, fraction, row["progress_base"] or 0.0, row["base_steps"] or 0, PLAN_STAGE)
         return Job(
             id=row["id"], capture_id=row["capture_id"], state=row["state"], steps=steps,
             created=row["created"], updated=row["updated"], started=row["started"], ended=row["ended"],
             error=row["error"], error_type=row["error_type"], lease_pid=row["lease_pid"],
             lease_host=row["lease_host"], heartbeat=row["heartbeat"], child_pid=row["child_pid"],
-            cancel_requested=bool(row["cancel_requested"]), attempts=row["attempts"],
+            cancel_requested=bool(row["cancel_requested"]), attempts=row["attempts"], handle=row["handle"],
             progress=JobProgress(current, row["stage"], fraction, overall, row["eta_s"], row["message"]),
         )
 
@@ -195,7 +193,7 @@ class JobQueue(JobEventLog):
                 "INSERT INTO jobs (capture_id, state, created, updated) VALUES (?, 'queued', ?, ?)",
                 (capture_id, now, now),
             ).lastrowid
-            _insert_steps(db, job_id, 0, steps, encoded)
+            insert_steps(db, job_id, 0, steps, encoded)
             self._insert_state(db, job_id, "queued", now)
         return self.get(job_id)
 
@@ -237,6 +235,8 @@ class JobQueue(JobEventLog):
                 raise JobError(f"cannot {verb} a job that is {row['state']}", f"job {job_id}")
             step_sql = "UPDATE steps SET state = 'pending' WHERE job_id = ?"
             db.execute(step_sql if reset_steps else step_sql + " AND state != 'done'", (job_id,))
+            if reset_steps:
+                db.execute("UPDATE jobs SET progress_base = NULL, base_steps = NULL WHERE id = ?", (job_id,))
             db.execute(
                 "UPDATE jobs SET state = 'queued', updated = ?, ended = NULL, error = NULL, "
                 "error_type = NULL, cancel_requested = 0, fraction = NULL, eta_s = NULL WHERE id = ?",
@@ -258,7 +258,7 @@ class JobQueue(JobEventLog):
                 return None
             db.execute(
                 "UPDATE jobs SET state = 'running', lease_token = ?, lease_pid = ?, lease_host = ?, "
-                "heartbeat = ?, child_pid = NULL, attempts = attempts + 1, updated = ?, "
+                "heartbeat = ?, child_pid = NULL, handle = NULL, attempts = attempts + 1, updated = ?, "
                 "started = COALESCE(started, ?) WHERE id = ?",
                 (token, pid, self.host, now, now, now, row["id"]),
             )
@@ -297,10 +297,13 @@ class JobQueue(JobEventLog):
                 "updated = ? WHERE id = ?", (index, step["stage"], now, lease.job_id),
             )
 
-    def set_child(self, lease: Lease, pid: int | None) -> None:
+    def set_handle(self, lease: Lease, handle: str | None) -> None:
+        """Record where the running step executes (core.executor's opaque handle)."""
+        local = parse_local_handle(handle)
         with self._write() as db:
             self._held(db, lease)
-            db.execute("UPDATE jobs SET child_pid = ? WHERE id = ?", (pid, lease.job_id))
+            db.execute("UPDATE jobs SET handle = ?, child_pid = ? WHERE id = ?",
+                       (handle, local[1] if local else None, lease.job_id))
 
     def finish_step(self, lease: Lease, index: int, outcome: StageOutcome,
                     next_steps: Sequence[Step] | None = None) -> None:
@@ -309,17 +312,22 @@ class JobQueue(JobEventLog):
         now = time.time()
         encoded = None if next_steps is None else encode_steps(next_steps)
         with self._write() as db:
-            self._held(db, lease)
+            row = self._held(db, lease)
             if next_steps is not None and encoded is not None:
+                base = base_after_plan(self._job(db, row).steps, row["progress_base"] or 0.0,
+                                       row["base_steps"] or 0, PLAN_STAGE)
+                db.execute("UPDATE jobs SET progress_base = ?, base_steps = ? WHERE id = ?",
+                           (base, index + 1, lease.job_id))
                 db.execute("DELETE FROM steps WHERE job_id = ? AND idx > ?", (lease.job_id, index))
-                _insert_steps(db, lease.job_id, index + 1, next_steps, encoded)
+                insert_steps(db, lease.job_id, index + 1, next_steps, encoded)
             db.execute(
                 "UPDATE steps SET state = 'done', name = ?, run_dir = ?, result = ?, reused = ?, "
                 "fraction = 1, eta_s = 0, ended = ? WHERE job_id = ? AND idx = ?",
-                (outcome.stage, str(outcome.run_dir), json.dumps(outcome.result, default=str),
-                 int(outcome.reused), now, lease.job_id, index),
+                (outcome.stage, relative_to_workspace(self.workspace.root, outcome.run_dir),
+                 json.dumps(outcome.result, default=str), int(outcome.reused), now, lease.job_id, index),
             )
-            db.execute("UPDATE jobs SET child_pid = NULL, updated = ? WHERE id = ?", (now, lease.job_id))
+            db.execute("UPDATE jobs SET child_pid = NULL, handle = NULL, updated = ? WHERE id = ?",
+                       (now, lease.job_id))
 
     def finish_job(self, lease: Lease, state: str, error: BaseException | None = None) -> None:
         """End the job as done, failed or cancelled (the running step gets the same state)."""
@@ -345,7 +353,7 @@ class JobQueue(JobEventLog):
         db.execute(
             "UPDATE jobs SET state = ?, ended = ?, updated = ?, error = ?, error_type = ?, "
             "lease_token = NULL, lease_pid = NULL, lease_host = NULL, heartbeat = NULL, "
-            "child_pid = NULL, cancel_requested = 0, eta_s = NULL, "
+            "child_pid = NULL, handle = NULL, cancel_requested = 0, eta_s = NULL, "
             "message = COALESCE(?, message) WHERE id = ?",
             (state, now, now, error, error_type, error, job_id),
         )
@@ -355,7 +363,7 @@ class JobQueue(JobEventLog):
         db.execute("UPDATE steps SET state = 'pending' WHERE job_id = ? AND state = 'running'", (job_id,))
         db.execute(
             "UPDATE jobs SET state = 'queued', updated = ?, lease_token = NULL, lease_pid = NULL, "
-            "lease_host = NULL, heartbeat = NULL, child_pid = NULL, eta_s = NULL, message = ? "
+            "lease_host = NULL, heartbeat = NULL, child_pid = NULL, handle = NULL, eta_s = NULL, message = ? "
             "WHERE id = ?", (now, why, job_id),
         )
         self._insert_state(db, job_id, "queued", now, why)
@@ -378,8 +386,9 @@ class JobQueue(JobEventLog):
             for row in db.execute("SELECT * FROM jobs WHERE state = 'running'").fetchall():
                 if not self._lease_dead(row, stale_after_s, now):
                     continue
-                if row["child_pid"] and row["lease_host"] == self.host:
-                    kill_orphan_stage(row["child_pid"])
+                host, pid = parse_local_handle(row["handle"]) or (row["lease_host"], row["child_pid"])
+                if pid and host == self.host:
+                    kill_orphan_stage(pid)
                 if row["cancel_requested"]:
                     self._set_ended(db, row["id"], "cancelled", "cancelled by the user", "Cancelled")
                 else:
@@ -388,10 +397,3 @@ class JobQueue(JobEventLog):
                 recovered.append(row["id"])
         return recovered
 
-
-def _insert_steps(db: sqlite3.Connection, job_id: int, first: int, steps: Sequence[Step],
-                  encoded: Sequence[str]) -> None:
-    db.executemany(
-        "INSERT INTO steps (job_id, idx, stage, config) VALUES (?, ?, ?, ?)",
-        [(job_id, first + i, st.stage, c) for i, (st, c) in enumerate(zip(steps, encoded, strict=True))],
-    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from typing import Any
@@ -32,6 +33,8 @@ def add_jobs_command(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("job_id", type=int, metavar="ID")
     p.add_argument("--lines", type=int, default=20, metavar="N", help="log lines to show (default 20)")
     p.add_argument("--debug", action="store_true", help="include the stage's raw output lines")
+    p.add_argument("--json", action="store_true",
+                   help="print the job, its metric and preview events and its log lines as JSON")
     p.set_defaults(func=_show)
 
     for name, text in (
@@ -108,6 +111,12 @@ def _list(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     queue = _queue(args)
     job = queue.get(args.job_id)
+    events = _all_events(queue, job.id)
+    lines = [e for e in events if e.kind == "log" and (args.debug or e.level != "debug")]
+    lines = lines[-args.lines:] if args.lines > 0 else []
+    if args.json:
+        print(json.dumps(_show_json(queue, job, events, lines)))
+        return 0
     print(f"job {job.id}: {job.state}, capture {job.capture_id}, {job.progress.overall:.0%} done")
     print(f"  created {_when(job.created)}, started {_when(job.started)}, ended {_when(job.ended)}, "
           f"claimed {job.attempts} time(s)")
@@ -125,13 +134,35 @@ def _show(args: argparse.Namespace) -> int:
         elif step.state == "running":
             detail = f"{(step.fraction or 0):.0%}  ETA {format_eta(step.eta_s)}  {step.message}"
         print(f"  {step.index + 1}. {step.state:9} {name:20} {detail}")
-    lines = [e for e in _all_events(queue, job.id) if e.kind == "log" and (args.debug or e.level != "debug")]
-    if lines and args.lines > 0:
+    metrics = [e for e in events if e.kind == "metric"]
+    if metrics:
+        last = metrics[-1]
+        print(f"metrics ({len(metrics)} events): [{last.stage}] step {last.step}  "
+              + "  ".join(f"{k}={v:.6g}" for k, v in (last.values or {}).items()))
+    previews = [e for e in events if e.kind == "preview"]
+    if previews:
+        print(f"preview ({len(previews)}): {_preview_file(queue, job, previews[-1])}")
+    if lines:
         print("log:")
-        for e in lines[-args.lines:]:
+        for e in lines:
             print(f"  {time.strftime('%H:%M:%S', time.localtime(e.time))} {e.level.upper():7} "
                   f"[{e.stage}] {e.message}")
     return 0
+
+
+def _preview_file(queue: JobQueue, job: Job, event: JobEvent) -> str:
+    """A preview's image file (its path is stored relative to the capture folder)."""
+    return str(queue.workspace.captures_dir / job.capture_id / event.path)
+
+
+def _show_json(queue: JobQueue, job: Job, events: list[JobEvent], lines: list[JobEvent]) -> dict[str, Any]:
+    return {
+        "job": job.to_json(),
+        "metrics": [e.to_json() for e in events if e.kind == "metric"],
+        "previews": [{**e.to_json(), "file": _preview_file(queue, job, e)} for e in events
+                     if e.kind == "preview"],
+        "log": [e.to_json() for e in lines],
+    }
 
 
 def _all_events(queue: JobQueue, job_id: int) -> list[JobEvent]:

@@ -1,4 +1,8 @@
-"""Progress, ETA and log events, and cancellation: what every long piece of work reports through.
+"""Progress, ETA, log, metric and preview events, and cancellation: what long work reports through.
+
+A metric event is a training step and named finite scalars (``progress.metric(120, loss=0.3)``);
+a preview event names a small image file the stage wrote in its own run folder
+(``progress.preview(path, step=120)``; core.stages keeps only those inside the run folder).
 
 Events are plain data so they can cross process boundaries as JSON lines and reach the GUI,
 the CLI's progress bar and the phone's status endpoint alike.
@@ -6,26 +10,32 @@ the CLI's progress bar and the phone's status endpoint alike.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
-from core.errors import Cancelled
+from core.errors import Cancelled, ConfigError
 
 LEVELS = ("debug", "info", "warning", "error")
+MAX_METRIC_NAMES = 32
 
 
 @dataclass(frozen=True)
 class ProgressEvent:
-    kind: str  # "progress" | "log"
+    kind: str  # "progress" | "log" | "metric" | "preview"
     stage: str
     fraction: float | None = None  # 0..1 of the stage
     eta_s: float | None = None
     message: str = ""
     level: str = "info"
     time: float = 0.0
+    step: int | None = None  # metric and preview: the stage's own step (iteration) number
+    values: dict[str, float] | None = None  # metric: name -> finite scalar
+    path: str = ""  # preview: the image file (relative to the capture folder once recorded)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,12 +94,61 @@ class Progress:
     def warning(self, message: str) -> None:
         self.log(message, "warning")
 
+    def metric(self, step: int, values: Mapping[str, float] | None = None, **named: float) -> None:
+        """Report named scalars at ``step`` (``metric(100, loss=0.2, psnr=21.5)``).
+
+        A NaN or infinite value (a diverged loss) is left out with a warning, not an error, so a
+        long training is not stopped by its own report; a non-number or a bad name is an error.
+        """
+        finite, dropped = checked_metrics({**(values or {}), **named})
+        if dropped:
+            self.warning(f"step {step}: not finite, not reported: {', '.join(dropped)}")
+        if finite:
+            self._emit(ProgressEvent("metric", self.stage, None, None, "", "info", time.time(),
+                                     _step(step), finite))
+
+    def preview(self, path: str | Path, step: int | None = None, caption: str = "") -> None:
+        """Report a small image the stage wrote in its run folder (a render at ``step``)."""
+        self._emit(ProgressEvent("preview", self.stage, None, None, caption, "info", time.time(),
+                                 None if step is None else _step(step), None, str(path)))
+
     def sub(self, start: float, end: float) -> Progress:
         a, b = self._span
         return Progress(
             self.stage, self._sink, clock=self._clock,
             span=(a + (b - a) * start, a + (b - a) * end), started=self._started,
         )
+
+
+def _step(step: int) -> int:
+    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step < 2**62:
+        raise ConfigError(f"a metric step must be a non-negative integer, got {step!r}", "metric.step")
+    return step
+
+
+def checked_metrics(values: Mapping[str, float]) -> tuple[dict[str, float], list[str]]:
+    """The finite named scalars, and the names whose value was NaN, infinite or too large;
+    a non-number or a bad name is an error naming it."""
+    if not values or len(values) > MAX_METRIC_NAMES:
+        raise ConfigError(f"expected 1..{MAX_METRIC_NAMES} named scalars, got {len(values)}", "metric")
+    out: dict[str, float] = {}
+    dropped = []
+    for name, value in values.items():
+        if not isinstance(name, str) or not name or len(name) > 64:
+            raise ConfigError(f"a metric name must be a short string, got {name!r}", "metric")
+        if isinstance(value, bool | str | bytes):
+            raise ConfigError(f"expected a number, got {value!r}", f"metric.{name}")
+        try:  # numpy and 1-element torch scalars convert too
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        except (TypeError, ValueError):
+            raise ConfigError(f"expected a number, got {value!r}", f"metric.{name}") from None
+        if math.isfinite(number):
+            out[name] = number
+        else:
+            dropped.append(name)
+    return out, dropped
 
 
 class CancelToken:

@@ -76,6 +76,8 @@ class Runner:
         sink: Sink | None = None,
         cancel: CancelToken | None = None,
         on_spawn: Callable[[int], None] | None = None,
+        wiring: Mapping[str, str] | None = None,
+        settings_path: Path | None = None,
     ) -> StageOutcome:
         """Run ``stage`` over the capture at ``capture_root`` in a child; return its outcome.
 
@@ -87,6 +89,8 @@ class Runner:
             "stage": stage,
             "config": dict(config or {}),
             "inputs": {k: str(v) for k, v in (inputs or {}).items()},
+            "wiring": dict(wiring or {}),
+            "settings": None if settings_path is None else str(settings_path),
             "parent_pid": os.getpid(),
             "grace_s": self.grace_s,
         }

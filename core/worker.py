@@ -12,6 +12,7 @@ running by a dead worker.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -27,10 +28,13 @@ from typing import Any
 from core import capture_status
 from core.capture import CaptureFolder
 from core.errors import Cancelled, JobError, ScanBridgeError, StageError
+from core.executor import Executor, LocalExecutor, StageRequest
 from core.jobs import Job, JobEvent, JobQueue, Lease, LeaseLost, Step, describe_error
+from core.jobs_events import StepEventSink
 from core.jobs_schema import steps_from_json
-from core.progress import CancelToken, ProgressEvent, Sink
+from core.progress import CancelToken, Sink
 from core.runner import Runner
+from core.settings import load_settings
 from core.stages import NEXT_STEPS, StageOutcome, execute_stage, load_stage
 from core.workspace import Workspace
 
@@ -67,6 +71,7 @@ class Worker:
         queue: JobQueue,
         runner: Runner | None = None,
         *,
+        executor: Executor | None = None,
         heartbeat_s: float = 1.0,
         stale_after_s: float = _DEFAULT_STALE_AFTER_S,
         poll_s: float = 1.0,
@@ -74,6 +79,7 @@ class Worker:
     ) -> None:
         self.queue = queue
         self.runner = runner or Runner()
+        self.executor: Executor = executor or LocalExecutor(self.runner)  # where each step runs
         self.heartbeat_s = heartbeat_s
         self.stale_after_s = stale_after_s
         self.poll_s = poll_s
@@ -165,14 +171,13 @@ class Worker:
             else:
                 stop.token.check()
                 self.queue.start_step(lease, step.index)
-                sink = _StepSink(self.queue, lease.job_id, step.index, self.progress_interval_s)
+                sink = StepEventSink(self.queue, lease.job_id, step.index, self.progress_interval_s)
+                request = StageRequest(capture.root, step.stage, step.config, dict(inputs), step.inputs,
+                                       self.queue.workspace.settings_path)
                 try:
-                    outcome = self.runner.run_stage(
-                        capture.root, step.stage, step.config, inputs, sink=sink, cancel=stop.token,
-                        on_spawn=lambda pid: self.queue.set_child(lease, pid),
-                    )
+                    outcome = self._execute(request, sink, stop, lease)
                 finally:
-                    sink.flush()
+                    sink.close()
                 if stop.reason == "lease lost":
                     raise LeaseLost("lease lost while the step ran", f"job {lease.job_id}")
                 expansion = outcome.result.get(NEXT_STEPS)
@@ -183,6 +188,24 @@ class Worker:
             if NEXT_STEPS not in outcome.result:  # a plan is not data: later runs do not hash it
                 inputs[outcome.stage] = outcome.run_dir
             outcomes.append(outcome)
+
+    def _execute(self, request: StageRequest, sink: StepEventSink, stop: _Stop, lease: Lease) -> StageOutcome:
+        """Submit one step to the executor, pass its events on, forward a stop, take its result."""
+        execution = self.executor.submit(request, lambda handle: self.queue.set_handle(lease, handle))
+        try:
+            while not execution.done():
+                if stop.token.cancelled:
+                    execution.cancel()
+                for event in execution.events(0.05):
+                    sink(event)
+        finally:
+            if not execution.done():  # leaving early (Ctrl-C): stop it and wait for it
+                execution.cancel()
+                with contextlib.suppress(BaseException):
+                    execution.result()
+        for event in execution.events(0):
+            sink(event)
+        return execution.result()
 
     def _heartbeat(self, lease: Lease, stop: _Stop, stop_event: threading.Event | None,
                    done: threading.Event) -> None:
@@ -223,36 +246,6 @@ class Worker:
             pass
 
 
-class _StepSink:
-    """Records a step's events: every log line, progress at most every ``interval_s`` (and the last)."""
-
-    def __init__(self, queue: JobQueue, job_id: int, step_index: int, interval_s: float) -> None:
-        self.queue, self.job_id, self.step_index = queue, job_id, step_index
-        self.interval_s = interval_s
-        self._last_stored = float("-inf")
-        self._unstored: ProgressEvent | None = None
-
-    def __call__(self, event: ProgressEvent) -> None:
-        store = True
-        if event.kind == "progress" and (event.fraction or 0.0) < 1.0:
-            now = time.monotonic()
-            store = now - self._last_stored >= self.interval_s
-            if store:
-                self._last_stored = now
-        if event.kind == "progress":
-            self._unstored = None if store else event
-        self.queue.record_event(self.job_id, self.step_index, event, store=store)
-
-    def flush(self) -> None:
-        """Store the latest progress if it was held back, so a failed step shows where it stopped."""
-        if self._unstored is not None:
-            event, self._unstored = self._unstored, None
-            try:
-                self.queue.record_event(self.job_id, self.step_index, event, store=True, notify=False)
-            except ScanBridgeError:
-                pass  # only a progress figure; the outcome matters more
-
-
 def run_job(
     workspace: Workspace,
     capture_id: str,
@@ -270,7 +263,7 @@ def run_job(
     job = queue.submit(capture_id, steps)
 
     def forward(event: JobEvent) -> None:
-        if sink is not None and event.job_id == job.id and event.kind in ("progress", "log"):
+        if sink is not None and event.job_id == job.id and event.kind != "state":
             sink(event.to_progress_event())
 
     queue.add_listener(forward)
@@ -323,6 +316,8 @@ def _stage_child(fd: int) -> int:
             CaptureFolder(Path(request["capture"])), spec, request["config"],
             {k: Path(v) for k, v in request["inputs"].items()},
             sink=lambda e: send({"type": "event", "event": e.to_json()}), cancel=token,
+            wiring=request.get("wiring") or {},
+            settings=load_settings(Path(request["settings"])) if request.get("settings") else None,
         )
     except BaseException as e:
         send({

@@ -15,6 +15,7 @@ from typing import Any
 
 from core.errors import ConfigError
 from core.fsio import atomic_write_json
+from core.ports import CAPTURE_FRAMES
 from core.stages import NEXT_STEPS, StageContext, StageSpec
 from recon.export.presets import triangle_budget
 from recon.methods import FORMATS, plan
@@ -48,7 +49,8 @@ class PlanStageConfig:
 def run(ctx: StageContext, config: PlanStageConfig) -> dict[str, Any]:
     ctx.progress.update(0.1, f"planning the {config.method} method")
     chosen = plan(ctx.capture, config.method, config.detail, config.formats, config.overrides)
-    steps = [{"stage": s.stage, "config": s.config} for s in chosen.steps]
+    steps = [{"stage": s.stage, "config": s.config, **({"inputs": s.inputs} if s.inputs else {})}
+             for s in chosen.steps]
     atomic_write_json(ctx.out_dir / PLAN_FILE, {
         "requested": chosen.requested, "method": chosen.method, "steps": steps,
         "facts": dataclasses.asdict(chosen.facts),
@@ -58,6 +60,6 @@ def run(ctx: StageContext, config: PlanStageConfig) -> dict[str, Any]:
 
 
 STAGE = StageSpec(
-    name="plan", config_cls=PlanStageConfig, run=run, reuse=False,
+    name="plan", config_cls=PlanStageConfig, run=run, reuse=False, reads=(), capture_reads=(CAPTURE_FRAMES,),
     description="expand the job's method (recon.methods) into its stages, from the capture as it is now",
 )

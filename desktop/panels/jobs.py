@@ -196,6 +196,7 @@ class JobsPanel(QWidget):
 
     def _append_log(self, events: list[JobEvent]) -> None:
         lines = []
+        last_metric: JobEvent | None = None  # one line per poll, not one per training step
         for e in events:
             if e.job_id != self._log_job:
                 continue
@@ -205,6 +206,13 @@ class JobsPanel(QWidget):
                 lines.append(f"{stamp} {e.level.upper():7s} [{e.stage}] {e.message}")
             elif e.kind == "state":
                 lines.append(f"— job is {e.message} —")
+            elif e.kind == "metric":
+                last_metric = e
+            elif e.kind == "preview":
+                lines.append(f"preview [{e.stage}] step {e.step}: {e.path}")
+        if last_metric is not None:
+            values = "  ".join(f"{k}={v:.6g}" for k, v in (last_metric.values or {}).items())
+            lines.append(f"[{last_metric.stage}] step {last_metric.step}  {values}")
         if lines:
             self.log.appendPlainText("\n".join(lines))
 

@@ -15,6 +15,7 @@ from typing import Any
 from core.capture import CaptureFolder
 from core.errors import ConfigError, InputError, StageError
 from core.fsio import atomic_copy
+from core.ports import EXPORTS, TEXTURED_MESH, Port
 from core.stages import StageContext, StageSpec
 from recon.export.exporter import FORMATS, write_exports
 from recon.export.mesh_data import TexturedMesh
@@ -151,11 +152,13 @@ def run_publish(ctx: StageContext, config: PublishStageConfig) -> dict[str, Any]
 
 STAGE = StageSpec(
     name="export", config_cls=ExportStageConfig, run=run, requires=("mesh",),
+    reads=(Port("mesh", TEXTURED_MESH),), writes=(EXPORTS,), capture_reads=(),
     description="USDZ for AR Quick Look (checked), GLB, OBJ and PLY from the textured mesh",
 )
 
 # The last step of every job that makes a model (recon.methods adds it), whatever queued the job.
 PUBLISH_STAGE = StageSpec(
     name="publish", config_cls=PublishStageConfig, run=run_publish, requires=("export",), reuse=False,
+    reads=(Port("export", EXPORTS),), capture_reads=(),
     description="copy the export run's files into the capture's exports/ (temporary name, fsync, rename)",
 )

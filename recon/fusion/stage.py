@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import ConfigError, InputError, ReconstructionError
+from core.ports import POSED_IMAGES, RAW_MESH, Port
 from core.stages import StageContext, StageSpec
 from recon.fusion.frames import read_frame
 from recon.fusion.ply import write_mesh_ply, write_points_ply
@@ -172,5 +173,7 @@ STAGE = StageSpec(
     config_cls=FusionStageConfig,
     run=run,
     version=2,  # 2: the mesh is refined against the depth frames
+    reads=(Port("poses", POSED_IMAGES, optional=True, description="camera poses (else the device's)"),),
+    writes=(RAW_MESH,),
     description="TSDF fusion of posed depth frames (LiDAR captures) into mesh.ply and points.ply",
 )

@@ -24,6 +24,7 @@ from typing import Any
 from core.capture import CaptureFolder, Manifest
 from core.errors import ConfigError, IngestError, ScanBridgeError
 from core.fsio import fsync_dir
+from core.ports import CAPTURE_RAW
 from core.source_paths import inside_root
 from core.stages import StageContext, StageSpec
 from recon.ingest.api import detect_folder, detect_source, read_source
@@ -114,6 +115,6 @@ def run(ctx: StageContext, config: IngestStageConfig) -> dict[str, Any]:
 
 
 STAGE = StageSpec(
-    name="ingest", config_cls=IngestStageConfig, run=run,
+    name="ingest", config_cls=IngestStageConfig, run=run, reads=(), capture_reads=(CAPTURE_RAW,),
     description="read the files uploaded into raw/ into the capture's frames (in place)",
 )

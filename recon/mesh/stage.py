@@ -17,6 +17,7 @@ import numpy as np
 
 from core.errors import ConfigError, InputError
 from core.fsio import atomic_write_json
+from core.ports import POSED_IMAGES, RAW_MESH, TEXTURED_MESH, Port
 from core.stages import StageContext, StageSpec
 from recon.export.mesh_data import TexturedMesh
 from recon.export.obj import write_obj
@@ -32,6 +33,7 @@ from recon.mesh.uv import unwrap
 from recon.mesh.views import load_views, pose_only_views
 
 MESH_SOURCES = ("fusion", "mvs", "surface")
+RAW_MESH_PORT = "raw_mesh"  # the input port the job wires to one of them
 RAW_MESH_FILE = "mesh.ply"
 RESULT_FILE = "textured.npz"
 PLACEMENT_FILE = "placement.json"
@@ -89,7 +91,7 @@ def _check_length(value: object, where: str) -> None:
 
 
 def _raw_mesh_path(inputs: dict[str, Path]) -> Path:
-    for name in MESH_SOURCES:
+    for name in (RAW_MESH_PORT, *MESH_SOURCES):
         if name in inputs:
             path = Path(inputs[name]) / RAW_MESH_FILE
             if not path.is_file():
@@ -224,6 +226,8 @@ STAGE = StageSpec(
     config_cls=MeshStageConfig,
     run=run,
     version=2,  # 2: an unknown scale becomes an estimated size (longest side 30 cm), flagged
-    requires=(),  # one of MESH_SOURCES, checked in run(); "poses" is optional
+    reads=(Port("raw_mesh", RAW_MESH, description=f"the raw mesh of one of {', '.join(MESH_SOURCES)}"),
+           Port("poses", POSED_IMAGES, optional=True)),
+    writes=(TEXTURED_MESH,),
     description="crop, clean, decimate, place (Y-up, on the ground, metric) and texture the raw mesh",
 )

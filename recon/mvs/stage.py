@@ -18,6 +18,7 @@ import numpy as np
 import open3d as o3d
 
 from core.errors import ConfigError, ReconstructionError
+from core.ports import POSED_IMAGES, RAW_MESH, Port
 from core.stages import StageContext, StageSpec
 from recon.fusion.ply import write_mesh_ply, write_points_ply
 from recon.mvs.dense import DenseConfig, dense_depths
@@ -116,5 +117,6 @@ def _run_plane_sweep(ctx: StageContext, config: MVSConfig) -> dict[str, Any]:
 
 STAGE = StageSpec(
     name="mvs", config_cls=MVSConfig, run=run, requires=("poses",),
+    reads=(Port("poses", POSED_IMAGES),), writes=(RAW_MESH,),
     description="dense mesh from photos and poses: CPU plane sweep + TSDF, or PatchMatch on an NVIDIA GPU",
 )

@@ -18,6 +18,7 @@ import pycolmap
 
 from core.capture import Frame, Manifest
 from core.errors import InputError, ReconstructionError
+from core.ports import POSED_IMAGES
 from core.stages import StageContext, StageSpec
 from recon.poses.config import PosesConfig, attempt_ladder
 from recon.poses.diagnose import unregistered_reasons
@@ -205,6 +206,7 @@ STAGE = StageSpec(
     config_cls=PosesConfig,
     run=run,
     version=1,
+    reads=(), writes=(POSED_IMAGES,),
     description="camera poses: device poses with a triangulated sparse cloud, or pycolmap SfM with retries",
 )
 

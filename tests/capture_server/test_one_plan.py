@@ -42,14 +42,15 @@ def wait_ended(queue: JobQueue, job_id: int, timeout_s: float = 300.0) -> Job:
     raise AssertionError(f"job {job_id} did not end: {queue.get(job_id)}")
 
 
-def what_ran(job: Job, workspace: Workspace) -> tuple[list[tuple[str, dict]], list[str]]:
-    """The steps the job's plan expanded into (stage, config), and what it published to exports/
+def what_ran(job: Job, workspace: Workspace) -> tuple[list[tuple[str, dict, str]], list[str]]:
+    """The steps the job's plan expanded into (stage, config, run folder), and what it published to exports/
     (which a share link can serve: making one fails without exports/model.usdz)."""
     assert job.state == "done", job.error
     ShareStore(workspace).create(job.capture_id)
     exports = workspace.capture(job.capture_id).exports_dir
     stages = [s.stage for s in job.steps]
-    planned = [(s.stage, s.config) for s in job.steps[stages.index("plan") + 1:]]
+    # (stage, config, run folder): the run folder's name is the run's hash
+    planned = [(s.stage, s.config, s.run_dir.name) for s in job.steps[stages.index("plan") + 1:]]
     publish = job.steps[-1]
     files = sorted(publish.result["files"].values())
     assert publish.stage == "publish" and all((exports / name).is_file() for name in files)
@@ -116,7 +117,7 @@ def test_cli_server_and_desktop_queue_one_plan_and_each_publish(tmp_path: Path) 
 
     assert from_server == from_cli == from_desktop
     steps, published = from_server
-    assert [stage for stage, _ in steps] == ["fusion", "mesh", "export", "publish"]
+    assert [stage for stage, _, _ in steps] == ["fusion", "mesh", "export", "publish"]
     assert steps[0][1]["preset"] == "object"  # 0.55 m away: the CLI always chose this; the server did not
     assert steps[1][1]["detail"] == "preview" and steps[2][1]["name"] == "mug"
     assert "model.usdz" in published and "poster.png" in published

@@ -14,8 +14,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from PIL import Image
+
 from core.capture import Manifest, utc_now
 from core.errors import StageError
+from core.ports import POSED_IMAGES, RAW_MESH, Port
+from core.resources import Resources
 from core.stages import StageContext, StageSpec
 from core.workspace import Workspace
 
@@ -119,3 +123,67 @@ def _expand_run(ctx: StageContext, cfg: ExpandConfig) -> dict:
 
 # Like recon's plan stage: expands into the steps after it, and is never reused.
 EXPAND = StageSpec(name="expand", config_cls=ExpandConfig, run=_expand_run, reuse=False)
+
+
+@dataclass(frozen=True)
+class CountConfig:
+    to: int = 10  # count from 0 (or the last checkpoint) up to this
+    every: int = 1  # save a checkpoint every this many counts
+    tick_s: float = 0.0  # sleep per count
+    starts: str = ""  # a file that gets "ATTEMPT COUNT" each time an attempt starts counting
+    preview_every: int = 0  # write previews/count-N.png every this many counts (0: never)
+
+
+def _count_run(ctx: StageContext, cfg: CountConfig) -> dict:
+    assert ctx.checkpoints is not None
+    latest = ctx.checkpoints.latest()
+    count = latest.read_json()["count"] if latest else 0
+    if cfg.starts:
+        with open(cfg.starts, "a", encoding="utf-8") as f:
+            f.write(f"{ctx.attempt} {count}\n")
+    while count < cfg.to:
+        ctx.cancel.check()
+        time.sleep(cfg.tick_s)
+        count += 1
+        if count % cfg.every == 0 or count == cfg.to:
+            ctx.checkpoints.save_json(count, {"count": count})
+        ctx.progress.update(count / cfg.to, f"count {count}")
+        ctx.progress.metric(count, count=count, remaining=cfg.to - count)
+        if cfg.preview_every and count % cfg.preview_every == 0:
+            image = ctx.out_dir / "previews" / f"count-{count}.png"
+            image.parent.mkdir(exist_ok=True)
+            Image.new("L", (8, 8), color=count % 256).save(image)
+            ctx.progress.preview(image, step=count, caption=f"count {count}")
+    return {"count": count}
+
+
+# Resumable: counts to N, checkpointing as it goes; a killed attempt continues from its checkpoint.
+COUNT = StageSpec(name="count", config_cls=CountConfig, run=_count_run, resumable=True)
+
+
+# Stages with declared ports (core.ports): an SfM-like stage that reads only the capture, and a
+# dense stage wired to it; "first" (legacy, no ports) may run before them without being read.
+SFM = StageSpec(name="sfm", config_cls=TickConfig, run=_tick_run, reads=(), writes=(POSED_IMAGES,))
+DENSE = StageSpec(name="dense", config_cls=TickConfig, run=_tick_run,
+                  reads=(Port("poses", POSED_IMAGES),), writes=(RAW_MESH,))
+
+
+@dataclass(frozen=True)
+class GpuConfig:
+    hold_s: float = 0.3  # how long it "uses the GPU"
+    intervals: str = ""  # a file that gets "PID START END DEVICE" (time.monotonic) per run
+    tag: str = ""
+
+
+def _gpu_run(ctx: StageContext, cfg: GpuConfig) -> dict:
+    start = time.monotonic()
+    time.sleep(cfg.hold_s)
+    end = time.monotonic()
+    with open(cfg.intervals, "a", encoding="utf-8") as f:
+        f.write(f"{os.getpid()} {start} {end} {ctx.device}\n")
+    return {"device": ctx.device}
+
+
+# Declares that it uses the GPU: it runs only while holding the machine-wide GPU slot.
+GPU = StageSpec(name="gpu_user", config_cls=GpuConfig, run=_gpu_run,
+                resources=Resources(gpu=True, gpu_memory_gb=1.0), capture_reads=())

@@ -67,3 +67,17 @@ def test_finished_and_failed_jobs_are_notified(sample_workspace, make_app, qtbot
                     timeout=90000)
     qtbot.waitUntil(lambda: any(f"Job {bad.id} failed" in t and "too few frames registered" in t
                                 for t in notifier.texts("error")), timeout=90000)
+
+
+def test_the_jobs_log_shows_a_stages_metrics_and_previews(
+        sample_workspace, make_app, qtbot, child_pythonpath):
+    (capture,) = sample_workspace.captures()
+    app = make_app(sample_workspace, start_worker=True)
+    panel = app.window.jobs
+    job = app.services.submit(capture.id, [Step("stages_for_tests:COUNT", {"to": 10, "preview_every": 5})])
+    app.window.show_panel("Jobs")
+    qtbot.waitUntil(lambda: row_state(panel, job.id) == "done", timeout=90000)
+    panel.select_job(job.id)
+    qtbot.waitUntil(lambda: "count=10  remaining=0" in panel.log.toPlainText(), timeout=15000)
+    text = panel.log.toPlainText()
+    assert "preview [count] step 5: runs/count-" in text and "/previews/count-10.png" in text
