@@ -2,7 +2,8 @@
 working size, and the depth-ControlNet control images (clip-wide depth range, blurred by fidelity).
 
 Depth comes from the frame's sensor depth map, else from a mesh rendered at the frame's pose
-(exact geometry, no estimator), else the frame has none (it is then restyled without warping).
+(exact geometry, no estimator), else the frame has none: it is then restyled without warping, with
+a depth estimator's relative depth (``estimate_disparity``) as its ControlNet hint.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -30,6 +32,7 @@ class RestyleFrame:
     depth: np.ndarray | None = None  # (H, W) float32 metres, 0 = unknown
     c2w: np.ndarray | None = None  # (4, 4) OpenCV camera-to-world
     mask: np.ndarray | None = None  # (H, W) bool subject
+    disparity: np.ndarray | None = None  # (H, W) estimated relative inverse depth, where no depth exists
 
     @property
     def view(self) -> View | None:
@@ -118,9 +121,11 @@ def control_images(frames: Sequence[RestyleFrame], blur_sigma_fraction: float) -
         far = max(far, near * 1.01)
     hints = []
     for f in frames:
-        if f.depth is None or near is None:
-            grey = cv2.cvtColor(f.rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
-            hint = grey
+        if (f.depth is None or near is None) and f.disparity is not None:
+            lo, hi = np.percentile(f.disparity, [1, 99])
+            hint = (f.disparity - lo) / max(float(hi - lo), 1e-6)
+        elif f.depth is None or near is None:
+            hint = cv2.cvtColor(f.rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
         else:
             d = np.clip(f.depth, near, far)
             hint = np.where(f.depth > 0, (1.0 / d - 1.0 / far) / (1.0 / near - 1.0 / far), 0.0)
@@ -129,3 +134,15 @@ def control_images(frames: Sequence[RestyleFrame], blur_sigma_fraction: float) -
             hint = cv2.GaussianBlur(hint.astype(np.float32), (0, 0), sigma)
         hints.append(np.repeat(np.clip(hint, 0, 1).astype(np.float32)[..., None], 3, axis=2))
     return hints
+
+
+def estimate_disparity(processor: Any, model: Any, rgb: np.ndarray) -> np.ndarray:
+    """A transformers depth estimator's relative inverse depth (near = large) at the image's size."""
+    import torch
+
+    inputs = processor(images=rgb, return_tensors="pt")
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        predicted = model(**{k: v.to(device) for k, v in inputs.items()}).predicted_depth
+    estimate = predicted[0].float().cpu().numpy()
+    return cv2.resize(estimate, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)

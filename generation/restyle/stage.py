@@ -17,7 +17,7 @@ from core.errors import ConfigError, InputError
 from core.settings import load_settings
 from core.source_paths import inside_root
 from core.stages import StageContext, StageSpec
-from generation.models.presets import MODELS, PRESETS
+from generation.models.presets import DEPTH_ESTIMATOR, MODELS, PRESETS
 from generation.models.registry import LEDGER_NAME, LicenceLedger, ModelRegistry, ResolvedModel
 from generation.restyle.engine import RestyleSettings
 
@@ -42,6 +42,7 @@ class RestyleConfig:
     max_frames: int = 0  # 0: all
     stride: int = 1
     mesh: str = ""  # a mesh PLY inside the capture, rendered for depth where frames have no depth map
+    depth_estimator: str = DEPTH_ESTIMATOR  # for frames with neither a depth map nor a mesh
     fps: float = 12.0
     allow_download: bool = False
     allow_cpu: bool = False
@@ -118,6 +119,7 @@ def run_restyle(ctx: StageContext, config: RestyleConfig) -> dict[str, Any]:
         ctx.progress.warning(line)
     ctx.progress.update(0.0, "reading frames")
     frames = load_frames(ctx.capture, size, max_frames=config.max_frames, stride=config.stride, mesh=mesh)
+    frames, estimated = _estimate_missing_depth(ctx, config, registry, frames)
     ctx.cancel.check()
     family = "sdxl" if models["base"].kind == "sdxl" else "sd15"
     runtime = choose_runtime(family, free_gpu_bytes(), size)
@@ -149,8 +151,34 @@ def run_restyle(ctx: StageContext, config: RestyleConfig) -> dict[str, Any]:
     return {
         "video": "restyle.mp4", "frames": len(frames), "keyframes": result.keyframes, "size": [w, h],
         "mode": settings.mode, "runtime": runtime.why, "inpainted_fraction": result.inpainted_fraction,
-        "models": {k: m.location for k, m in models.items()}, **consistency,
+        "models": {k: m.location for k, m in models.items()}, "estimated_depth": estimated, **consistency,
     }
+
+
+def _estimate_missing_depth(ctx: StageContext, config: RestyleConfig, registry: ModelRegistry,
+                            frames: list) -> tuple[list, int]:
+    """Frames without depth get the depth estimator's relative depth as their hint; (frames, how many)."""
+    from dataclasses import replace
+
+    from generation.models.loader import load_depth_estimator
+    from generation.models.runtime import free_gpu_bytes
+    from generation.restyle.frames import estimate_disparity
+
+    missing = [i for i, f in enumerate(frames) if f.depth is None]
+    if not missing:
+        return frames, 0
+    model = registry.resolve(config.depth_estimator, "depth-estimator")
+    for line in licence_ledger(ctx.capture).notices_to_show([model]):
+        ctx.progress.warning(line)
+    ctx.progress.log(f"{len(missing)} frame(s) have no depth map or mesh: estimating it with {model.name}")
+    device = "cpu" if free_gpu_bytes() is None else "cuda"
+    processor, net = load_depth_estimator(model, device=device, allow_download=config.allow_download,
+                                          models_dir=registry.models_dir)
+    frames = list(frames)
+    for i in missing:
+        ctx.cancel.check()
+        frames[i] = replace(frames[i], disparity=estimate_disparity(processor, net, frames[i].rgb))
+    return frames, len(missing)
 
 
 STAGE = StageSpec(

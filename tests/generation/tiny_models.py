@@ -70,3 +70,25 @@ def save_tiny_sd15(root: Path, seed: int = 0) -> tuple[Path, Path]:
     base.save_pretrained(root / "base")
     controlnet.save_pretrained(root / "controlnet")
     return root / "base", root / "controlnet"
+
+
+def save_tiny_depth_anything(folder: Path, seed: int = 0) -> Path:
+    """A tiny random Depth Anything (Dinov2 backbone) and its image processor, saved like the hub's."""
+    from transformers import (
+        DepthAnythingConfig,
+        DepthAnythingForDepthEstimation,
+        Dinov2Config,
+        DPTImageProcessor,
+    )
+
+    torch.manual_seed(seed)
+    backbone = Dinov2Config(image_size=28, patch_size=14, hidden_size=32, num_hidden_layers=4,
+                            num_attention_heads=4, intermediate_size=37,
+                            out_features=["stage1", "stage2", "stage3", "stage4"],
+                            reshape_hidden_states=False)
+    model = DepthAnythingForDepthEstimation(DepthAnythingConfig(
+        backbone_config=backbone, reassemble_hidden_size=32, neck_hidden_sizes=[8, 16, 32, 32],
+        fusion_hidden_size=16, head_hidden_size=8))
+    model.save_pretrained(folder)
+    DPTImageProcessor(size={"height": 28, "width": 28}, keep_aspect_ratio=False).save_pretrained(folder)
+    return folder
