@@ -50,6 +50,15 @@ def working_size(width: int, height: int, long_side: int) -> tuple[int, int]:
     return fit(width), fit(height)
 
 
+def nearest_at_centres(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Resize by taking the source pixel under each target pixel's centre (no mixing of depths;
+    cv2's INTER_NEAREST takes a corner-side pixel instead, shifting the map by up to half a pixel)."""
+    src_h, src_w = image.shape[:2]
+    rows = np.minimum(((np.arange(height) + 0.5) * src_h / height).astype(np.int64), src_h - 1)
+    cols = np.minimum(((np.arange(width) + 0.5) * src_w / width).astype(np.int64), src_w - 1)
+    return image[rows[:, None], cols[None, :]]
+
+
 def pick_frames(frames: Sequence[Frame], max_frames: int, stride: int) -> list[Frame]:
     chosen = [f for f in frames if f.image][:: max(1, stride)]
     return chosen[:max_frames] if max_frames > 0 else chosen
@@ -72,7 +81,7 @@ def load_frames(capture: CaptureFolder, long_side: int, *, max_frames: int = 0, 
         depth = None
         if frame.depth:
             raw = read_depth_png(capture.path(frame.depth)).astype(np.float32) * frame.depth_scale
-            depth = cv2.resize(raw, (w, h), interpolation=cv2.INTER_NEAREST)
+            depth = nearest_at_centres(raw, w, h)
         elif scene is not None and c2w is not None:
             from recon.mesh.raycast import depth_buffer
 

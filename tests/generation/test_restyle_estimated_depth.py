@@ -66,3 +66,26 @@ def test_an_estimated_depth_becomes_the_hint_of_a_frame_without_depth():
     lo, hi = np.percentile(disparity, [1, 99])
     expected = np.clip((disparity - lo) / (hi - lo), 0, 1)
     np.testing.assert_allclose(hint[..., 0], expected, atol=1e-5)
+
+
+def test_frames_without_depth_take_it_from_a_mesh_rendered_at_their_pose(photos_only, sample_capture):
+    import trimesh
+
+    from generation.restyle.frames import load_frames
+
+    _workspace, with_depth = sample_capture
+    _workspace, capture = photos_only
+    # The sample's ground is the plane y = 0: a large quad of it is a mesh we know exactly.
+    ground = trimesh.Trimesh(vertices=[[-3, 0, -3], [3, 0, -3], [3, 0, 3], [-3, 0, 3]],
+                             faces=[[0, 2, 1], [0, 3, 2]])
+    (capture.root / "runs").mkdir(exist_ok=True)
+    ground.export(capture.root / "runs" / "ground.ply")
+    rendered = load_frames(capture, 64, max_frames=2, mesh=capture.root / "runs" / "ground.ply")
+    sensor = load_frames(with_depth, 64, max_frames=2)
+    for r, s in zip(rendered, sensor, strict=True):
+        on_ground = (s.depth > 0) & ~s.mask
+        assert on_ground.sum() > 200
+        relative = np.abs(r.depth[on_ground] - s.depth[on_ground]) / s.depth[on_ground]
+        assert np.median(relative) < 0.01  # same surface, from the frame's own pose
+        behind = s.mask & (r.depth > 0)  # object pixels whose ray meets the plane at all
+        assert (r.depth[behind] < s.depth[behind] - 0.01).sum() == 0  # the plane lies behind the object
