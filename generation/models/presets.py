@@ -37,7 +37,7 @@ MODELS: dict[str, ModelSpec] = {m.name: m for m in (
               "CreativeML OpenRAIL++-M", "https://huggingface.co/diffusers/controlnet-depth-sdxl-1.0", 5.0),
     ModelSpec("lcm-lora-sd15", "lora", "latent-consistency/lcm-lora-sdv1-5",
               "CreativeML OpenRAIL++-M", "https://huggingface.co/latent-consistency/lcm-lora-sdv1-5", 0.14,
-              note="needs the peft package (pip install 'scanbridge[gen-train]')"),
+              note="needs the peft package (pip install 'scanbridge[gen]')"),
     ModelSpec("depth-anything-v2-small", "depth-estimator", "depth-anything/Depth-Anything-V2-Small-hf",
               "Apache-2.0", "https://huggingface.co/depth-anything/Depth-Anything-V2-Small-hf", 0.1,
               note="only for frames without sensor or rendered depth"),
