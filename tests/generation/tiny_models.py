@@ -92,3 +92,39 @@ def save_tiny_depth_anything(folder: Path, seed: int = 0) -> Path:
     model.save_pretrained(folder)
     DPTImageProcessor(size={"height": 28, "width": 28}, keep_aspect_ratio=False).save_pretrained(folder)
     return folder
+
+
+def save_tiny_sdxl(root: Path, seed: int = 0) -> tuple[Path, Path]:
+    """Write ``root/base`` (an SDXL pipeline folder) and ``root/controlnet``; returns both."""
+    from diffusers import (
+        AutoencoderKL,
+        ControlNetModel,
+        EulerDiscreteScheduler,
+        StableDiffusionXLPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    torch.manual_seed(seed)
+    sdxl = {"cross_attention_dim": 64, "addition_embed_type": "text_time", "addition_time_embed_dim": 8,
+            "projection_class_embeddings_input_dim": 80, "transformer_layers_per_block": (1, 2),
+            "use_linear_projection": True, "attention_head_dim": (2, 4), "block_out_channels": (32, 64),
+            "layers_per_block": 1, "norm_num_groups": 8, "in_channels": 4,
+            "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D")}
+    unet = UNet2DConditionModel(sample_size=16, out_channels=4,
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), **sdxl)
+    controlnet = ControlNetModel(conditioning_embedding_out_channels=(8, 16), **sdxl)
+    text = CLIPTextConfig(vocab_size=514, bos_token_id=0, eos_token_id=1, pad_token_id=1, hidden_size=32,
+                          intermediate_size=37, num_attention_heads=4, num_hidden_layers=2, projection_dim=32)
+    vae = AutoencoderKL(
+        block_out_channels=(8, 16), in_channels=3, out_channels=3, latent_channels=4,
+        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+        norm_num_groups=8, layers_per_block=1, sample_size=32)
+    scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                       steps_offset=1)
+    base = StableDiffusionXLPipeline(
+        vae=vae, text_encoder=CLIPTextModel(text), text_encoder_2=CLIPTextModelWithProjection(text),
+        tokenizer=tiny_tokenizer(), tokenizer_2=tiny_tokenizer(), unet=unet, scheduler=scheduler)
+    base.save_pretrained(root / "base")
+    controlnet.save_pretrained(root / "controlnet")
+    return root / "base", root / "controlnet"
