@@ -20,6 +20,8 @@ PIPELINE_CLASSES = {
     ("sd15", "mask"): "StableDiffusionControlNetInpaintPipeline",
     ("sdxl", "stylize"): "StableDiffusionXLControlNetImg2ImgPipeline",
     ("sdxl", "mask"): "StableDiffusionXLControlNetInpaintPipeline",
+    ("sd15", "render"): "StableDiffusionControlNetPipeline",
+    ("sdxl", "render"): "StableDiffusionXLControlNetPipeline",
 }
 
 
@@ -95,11 +97,14 @@ def apply_runtime(pipe: Any, runtime: RuntimeSettings) -> None:
         pipe.vae.enable_tiling()
 
 
-def mask_pipeline(pipe: Any, family: str) -> Any:
-    """The inpainting twin of a loaded restyle pipeline, sharing its weights (nothing is loaded)."""
+def mode_pipeline(pipe: Any, family: str, mode: str) -> Any:
+    """The pipeline for ``mode`` (stylize: img2img, mask: inpainting, render: text-to-image), made from a
+    loaded restyle pipeline and sharing its weights (nothing is loaded again)."""
     import diffusers
 
-    twin = getattr(diffusers, PIPELINE_CLASSES[(family, "mask")]).from_pipe(pipe)
+    if mode == "stylize":
+        return pipe
+    twin = getattr(diffusers, PIPELINE_CLASSES[(family, mode)]).from_pipe(pipe)
     twin.set_progress_bar_config(disable=True)
     return twin
 

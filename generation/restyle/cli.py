@@ -1,4 +1,4 @@
-"""``scanbridge restyle SOURCE --prompt TEXT [--mode stylize|mask] -o out.mp4``: runs the restyle stage
+"""``scanbridge restyle SOURCE --prompt TEXT [--mode stylize|mask|render] -o out.mp4``: runs the restyle stage
 as a job (progress, cancel with Ctrl-C, resume with ``scanbridge jobs``) and copies its MP4 to -o."""
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ def add_restyle_command(subparsers: Any, common: argparse.ArgumentParser) -> Non
     p.add_argument("source", metavar="SOURCE", help="capture id, or a path to import first")
     p.add_argument("--prompt", required=True, help="the look to give the capture")
     p.add_argument("--negative-prompt", default="", metavar="TEXT")
-    p.add_argument("--mode", choices=("stylize", "mask"), default="stylize",
-                   help="stylize the whole frame, or only the subject (its mask, or the near depth)")
+    p.add_argument("--mode", choices=("stylize", "mask", "render"), default="stylize",
+                   help="stylize the whole frame; only the subject (its mask, or the near depth); or render "
+                        "a finished look from the geometry alone (depth maps or --mesh; photos unused)")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.mp4")
     p.add_argument("--preset", choices=list(PRESETS), default="sd15-depth")
     p.add_argument("--base", default="", metavar="MODEL", help="base model name, folder or hub id")

@@ -1,4 +1,7 @@
-"""Restyling a sequence of capture frames: Gen-1's stylize and mask modes with temporal consistency.
+"""Restyling a sequence of capture frames: Gen-1's stylize, mask and render modes, temporally consistent.
+
+stylize: img2img from the photo, structure from depth. mask: the same, only on the subject.
+render: text-to-image from depth alone (untextured geometry -> a finished look; the photos are unused).
 
 Keyframes (every ``keyframe_every``-th frame, and the last) go through the depth-ControlNet
 pipeline in batches; with ``cross_frame`` on, each batch also carries the first keyframe and the
@@ -23,7 +26,7 @@ from generation.restyle.attention import FrameLayout, cross_frame_attention
 from generation.restyle.frames import RestyleFrame, control_images, subject_mask
 from generation.restyle.warp import warp_image
 
-MODES = ("stylize", "mask")
+MODES = ("stylize", "mask", "render")
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,7 @@ class RestyleSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= hi:
                 raise ConfigError(f"must be a whole number from 1 to {hi}, got {value!r}", name)
-        if self.steps * self.strength < 1:
+        if self.mode != "render" and self.steps * self.strength < 1:
             raise ConfigError("steps x strength must be at least 1", "steps")
 
     @property
@@ -123,12 +126,16 @@ def restyle_frames(pipe: Any, frames: Sequence[RestyleFrame], settings: RestyleS
             if masks is not None:
                 extra["mask_image"] = [Image.fromarray((masks[i] * 255).astype(np.uint8)) for i in indices]
             h, w = frames[indices[0]].rgb.shape[:2]
+            hint_batch = np.stack([hints[i] for i in indices])
+            if settings.mode == "render":  # text-to-image: the depth hint is the pipeline's image
+                extra["image"] = hint_batch
+            else:
+                extra.update(image=np.stack([frames[i].rgb for i in indices]).astype(np.float32) / 255.0,
+                             control_image=hint_batch, strength=settings.strength)
             images = pipe(
                 prompt=[settings.prompt] * len(indices),
                 negative_prompt=[settings.negative_prompt] * len(indices) if settings.guidance > 1 else None,
-                image=np.stack([frames[i].rgb for i in indices]).astype(np.float32) / 255.0,
-                control_image=np.stack([hints[i] for i in indices]),
-                strength=settings.strength, num_inference_steps=settings.steps,
+                num_inference_steps=settings.steps,
                 guidance_scale=settings.guidance, controlnet_conditioning_scale=settings.controlnet_scale,
                 generator=[torch.Generator().manual_seed(settings.seed) for _ in indices],
                 height=h, width=w, output_type="np", callback_on_step_end=check_cancel, **extra,

@@ -26,7 +26,7 @@ from generation.restyle.engine import RestyleSettings
 class RestyleConfig:
     prompt: str = ""
     negative_prompt: str = ""
-    mode: str = "stylize"  # stylize | mask
+    mode: str = "stylize"  # stylize | mask | render
     preset: str = "sd15-depth"
     base: str = ""  # a model name, folder or hub id instead of the preset's base model
     controlnet: str = ""  # likewise for its depth ControlNet
@@ -94,7 +94,7 @@ def engine_settings(config: RestyleConfig) -> RestyleSettings:
 def run_restyle(ctx: StageContext, config: RestyleConfig) -> dict[str, Any]:
     from dataclasses import replace
 
-    from generation.models.loader import load_restyle_pipeline, mask_pipeline, unet_parameters
+    from generation.models.loader import load_restyle_pipeline, mode_pipeline, unet_parameters
     from generation.models.runtime import choose_runtime, free_gpu_bytes, refuse_full_size_on_cpu
     from generation.restyle.engine import restyle_frames
     from generation.restyle.frames import load_frames
@@ -119,6 +119,9 @@ def run_restyle(ctx: StageContext, config: RestyleConfig) -> dict[str, Any]:
         ctx.progress.warning(line)
     ctx.progress.update(0.0, "reading frames")
     frames = load_frames(ctx.capture, size, max_frames=config.max_frames, stride=config.stride, mesh=mesh)
+    if settings.mode == "render" and any(f.depth is None for f in frames):
+        raise ConfigError("render mode draws from the capture's geometry: it needs depth maps on every "
+                          "frame, or a mesh (--mesh) to render them from", "mode")
     frames, estimated = _estimate_missing_depth(ctx, config, registry, frames)
     ctx.cancel.check()
     family = "sdxl" if models["base"].kind == "sdxl" else "sd15"
@@ -132,8 +135,7 @@ def run_restyle(ctx: StageContext, config: RestyleConfig) -> dict[str, Any]:
     refuse_full_size_on_cpu(runtime, family, unet_parameters(pipe), size=size,
                             steps=max(1, int(settings.steps * settings.strength)), frames=keyframes,
                             allow_cpu=config.allow_cpu)
-    if settings.mode == "mask":
-        pipe = mask_pipeline(pipe, family)
+    pipe = mode_pipeline(pipe, family, settings.mode)
     settings = replace(settings, batch=runtime.batch)
     ctx.cancel.check()
     result = restyle_frames(pipe, frames, settings, progress=ctx.progress.sub(0.1, 0.95), cancel=ctx.cancel)

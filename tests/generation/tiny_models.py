@@ -32,6 +32,16 @@ def tiny_tokenizer():
     return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
 
 
+def _wake_up(controlnet) -> None:
+    """A new ControlNet's hint embedding and output convolutions are zero (so training starts from the
+    plain UNet): give them random weights, or the tiny ControlNet would have no effect at all."""
+    with torch.no_grad():
+        zeroed = [*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block,
+                  controlnet.controlnet_cond_embedding.conv_out]
+        for conv in zeroed:
+            torch.nn.init.normal_(conv.weight, std=0.3)
+
+
 def tiny_sd15_parts(seed: int = 0) -> dict:
     from diffusers import AutoencoderKL, ControlNetModel, DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
@@ -49,6 +59,7 @@ def tiny_sd15_parts(seed: int = 0) -> dict:
         block_out_channels=(32, 64), layers_per_block=1, in_channels=4,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), cross_attention_dim=32,
         conditioning_embedding_out_channels=(8, 16), norm_num_groups=8, attention_head_dim=8)
+    _wake_up(controlnet)
     vae = AutoencoderKL(
         block_out_channels=(8, 16), in_channels=3, out_channels=3, latent_channels=4,
         down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
@@ -114,6 +125,7 @@ def save_tiny_sdxl(root: Path, seed: int = 0) -> tuple[Path, Path]:
     unet = UNet2DConditionModel(sample_size=16, out_channels=4,
                                 up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), **sdxl)
     controlnet = ControlNetModel(conditioning_embedding_out_channels=(8, 16), **sdxl)
+    _wake_up(controlnet)
     text = CLIPTextConfig(vocab_size=514, bos_token_id=0, eos_token_id=1, pad_token_id=1, hidden_size=32,
                           intermediate_size=37, num_attention_heads=4, num_hidden_layers=2, projection_dim=32)
     vae = AutoencoderKL(
