@@ -77,10 +77,34 @@ def resolve_models(config: RestyleConfig, registry: ModelRegistry) -> dict[str, 
     return models
 
 
+def _check_whole(config: RestyleConfig, name: str, lo: int, hi: int) -> None:
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ConfigError(f"must be a whole number from {lo} to {hi}, got {value!r}", name)
+
+
 def engine_settings(config: RestyleConfig) -> RestyleSettings:
+    """The engine's settings from a stage config (which may come from anywhere: every field is checked)."""
+    texts = ("prompt", "negative_prompt", "preset", "base", "controlnet", "lora", "mesh", "depth_estimator")
+    for name in texts:
+        if not isinstance(getattr(config, name), str) or len(getattr(config, name)) > 2000:
+            raise ConfigError("must be text of at most 2000 characters", name)
+    if config.preset not in PRESETS:
+        raise ConfigError(f"unknown preset (known: {', '.join(PRESETS)})", "preset")
     preset = PRESETS[config.preset]
     if not config.prompt.strip():
         raise ConfigError("a text prompt is needed", "prompt")
+    for name, lo, hi in (("seed", 0, 2**63 - 1), ("max_frames", 0, 100_000), ("stride", 1, 1000),
+                         ("steps", 0, 200), ("size", 0, 2048)):
+        _check_whole(config, name, lo, hi)
+    for name in ("fidelity", "strength", "guidance", "fps"):
+        if isinstance(getattr(config, name), bool) or not isinstance(getattr(config, name), (int, float)):
+            raise ConfigError(f"must be a number, got {getattr(config, name)!r}", name)
+    if not 0.5 <= config.fps <= 120:
+        raise ConfigError(f"must be from 0.5 to 120, got {config.fps}", "fps")
+    for name in ("cross_frame", "allow_download", "allow_cpu"):
+        if not isinstance(getattr(config, name), bool):
+            raise ConfigError(f"must be true or false, got {getattr(config, name)!r}", name)
     settings = RestyleSettings(
         prompt=config.prompt, negative_prompt=config.negative_prompt, mode=config.mode,
         fidelity=config.fidelity, strength=config.strength, steps=config.steps or preset.steps,
@@ -104,10 +128,8 @@ def run_restyle(ctx: StageContext, config: RestyleConfig) -> dict[str, Any]:
     settings = engine_settings(config)
     preset = PRESETS[config.preset]
     size = config.size or preset.size
-    if isinstance(size, bool) or not isinstance(size, int) or not 8 <= size <= 2048:
+    if size < 8:
         raise ConfigError(f"must be from 8 to 2048 pixels, got {size!r}", "size")
-    if not 0.5 <= config.fps <= 120:
-        raise ConfigError(f"must be from 0.5 to 120, got {config.fps}", "fps")
     mesh = None
     if config.mesh:
         mesh = inside_root(ctx.capture.root, config.mesh, "mesh")

@@ -117,3 +117,18 @@ def test_a_preset_whose_models_are_not_here_fails_with_a_dependency_error(sample
     _workspace, capture = sample_capture
     with pytest.raises(DependencyError, match="sdxl-controlnet-depth.*--download"):
         execute_stage(capture, STAGE, {**TINY, "preset": "sdxl-depth", "max_frames": 1})
+
+
+@pytest.mark.parametrize("bad, where", [
+    ({"seed": 10**400}, "seed"), ({"fps": float("nan")}, "fps"), ({"max_frames": -1}, "max_frames"),
+    ({"prompt": 5}, "prompt"), ({"fidelity": float("inf")}, "fidelity"), ({"size": 10**6}, "size"),
+    ({"mode": "melt"}, "mode"), ({"cross_frame": "yes"}, "cross_frame"),
+    ({"mesh": "../../../etc/passwd"}, "mesh"),
+])
+def test_hostile_stage_options_are_one_error_naming_the_option_before_models_load(sample_capture, bad, where):
+    from core.errors import ConfigError, InputError
+
+    _workspace, capture = sample_capture
+    with pytest.raises((ConfigError, InputError)) as err:
+        execute_stage(capture, STAGE, {**TINY, **bad})
+    assert err.value.where == where
