@@ -70,7 +70,7 @@ def test_cross_frame_attention_and_warping_are_more_consistent_than_per_frame(sa
     _workspace, capture = sample_capture
     frames = load_frames(capture, 64, max_frames=5)  # 30 degrees apart around the object
     views = [f.view for f in frames]
-    common = {k: TINY[k] for k in ("steps", "strength", "guidance", "prompt")}
+    common = {**{k: TINY[k] for k in ("strength", "guidance", "prompt")}, "steps": 2}
     per_frame = restyle_frames(tiny_pipe, frames,
                                RestyleSettings(cross_frame=False, keyframe_every=1, **common))
     ours = restyle_frames(tiny_pipe, frames, RestyleSettings(cross_frame=True, keyframe_every=2, **common))
