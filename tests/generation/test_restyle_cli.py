@@ -53,3 +53,22 @@ def test_only_mp4_output_is_written(sample_capture, tmp_path):
                    "-o", str(tmp_path / "o.usdz")])
     with pytest.raises(ConfigError, match="mp4"):
         args.func(args)
+
+
+def test_pyproject_registers_the_restyle_command_and_stage():
+    import importlib
+    import tomllib
+    from pathlib import Path
+
+    from core.stages import StageSpec
+
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]
+    groups = project["entry-points"]
+
+    def load(target: str):
+        module, _, attr = target.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+    assert load(groups["scanbridge.commands"]["restyle"]) is add_restyle_command
+    stage = load(groups["scanbridge.stages"]["restyle"])
+    assert isinstance(stage, StageSpec) and stage.name == "restyle"
