@@ -1,0 +1,69 @@
+"""The models a user can choose, and the presets that combine them.
+
+Nothing here is shipped: each entry names where the weights come from (a hub id that diffusers or
+transformers fetches on first use when the user allows downloads, or a local folder the user
+registered) and the licence the user accepts by using them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# What a model is for; the loader picks the class from it.
+KINDS = ("sd15", "sdxl", "controlnet", "lora", "depth-estimator")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str  # our short name, also the key of a user's local folder in settings.model_paths
+    kind: str  # one of KINDS
+    hub_id: str  # where diffusers / transformers fetch it from when downloads are allowed
+    licence: str
+    licence_url: str
+    size_gb: float  # download size, said before a first download
+    note: str = ""
+
+
+MODELS: dict[str, ModelSpec] = {m.name: m for m in (
+    ModelSpec("sd15", "sd15", "stable-diffusion-v1-5/stable-diffusion-v1-5",
+              "CreativeML OpenRAIL-M (use restrictions apply)",
+              "https://huggingface.co/spaces/CompVis/stable-diffusion-license", 5.2),
+    ModelSpec("sd15-controlnet-depth", "controlnet", "lllyasviel/control_v11f1p_sd15_depth",
+              "CreativeML OpenRAIL-M", "https://huggingface.co/lllyasviel/control_v11f1p_sd15_depth", 1.4),
+    ModelSpec("sdxl", "sdxl", "stabilityai/stable-diffusion-xl-base-1.0",
+              "CreativeML OpenRAIL++-M (use restrictions apply)",
+              "https://huggingface.co/stabilityai/stable-diffusion-xl-base-1.0/blob/main/LICENSE.md", 7.0),
+    ModelSpec("sdxl-controlnet-depth", "controlnet", "diffusers/controlnet-depth-sdxl-1.0",
+              "CreativeML OpenRAIL++-M", "https://huggingface.co/diffusers/controlnet-depth-sdxl-1.0", 5.0),
+    ModelSpec("lcm-lora-sd15", "lora", "latent-consistency/lcm-lora-sdv1-5",
+              "CreativeML OpenRAIL++-M", "https://huggingface.co/latent-consistency/lcm-lora-sdv1-5", 0.14,
+              note="needs the peft package (pip install 'scanbridge[gen]')"),
+    ModelSpec("depth-anything-v2-small", "depth-estimator", "depth-anything/Depth-Anything-V2-Small-hf",
+              "Apache-2.0", "https://huggingface.co/depth-anything/Depth-Anything-V2-Small-hf", 0.1,
+              note="only for frames without sensor or rendered depth"),
+)}
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    base: str  # a MODELS name (sd15 or sdxl kind)
+    controlnet: str
+    lora: str | None = None
+    scheduler: str = "ddim"  # "ddim" or "lcm"
+    steps: int = 25
+    guidance: float = 7.5
+    size: int = 512  # the long side of a keyframe
+    description: str = ""
+
+
+PRESETS: dict[str, Preset] = {p.name: p for p in (
+    Preset("sd15-depth", "sd15", "sd15-controlnet-depth",
+           description="Stable Diffusion 1.5 + depth ControlNet"),
+    Preset("sdxl-depth", "sdxl", "sdxl-controlnet-depth", steps=30, guidance=6.0, size=1024,
+           description="SDXL + depth ControlNet: better detail, about 3x the memory and time"),
+    Preset("sd15-lcm", "sd15", "sd15-controlnet-depth", lora="lcm-lora-sd15", scheduler="lcm", steps=6,
+           guidance=1.5, description="fast mode: SD 1.5 + depth ControlNet with LCM-LoRA, 4-8 steps"),
+)}
+
+DEPTH_ESTIMATOR = "depth-anything-v2-small"

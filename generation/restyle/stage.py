@@ -1,0 +1,211 @@
+"""The ``restyle`` pipeline stage: a capture's frames restyled by a diffusion model into an MP4 and PNGs.
+
+Writes ``frames/<frame id>.png`` and ``restyle.mp4`` in its run folder, and reports the warped error
+between consecutive output frames (and of the input photos, for scale) as its consistency figure.
+Models are resolved through generation.models for the capture's workspace (its settings.json
+``model_paths`` and its models/ folder); nothing is downloaded unless ``allow_download``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.capture import CaptureFolder
+from core.errors import ConfigError, InputError
+from core.settings import load_settings
+from core.source_paths import inside_root
+from core.stages import StageContext, StageSpec
+from generation.models.presets import DEPTH_ESTIMATOR, MODELS, PRESETS
+from generation.models.registry import LEDGER_NAME, LicenceLedger, ModelRegistry, ResolvedModel
+from generation.restyle.engine import RestyleSettings
+
+
+@dataclass(frozen=True)
+class RestyleConfig:
+    prompt: str = ""
+    negative_prompt: str = ""
+    mode: str = "stylize"  # stylize | mask | render
+    preset: str = "sd15-depth"
+    base: str = ""  # a model name, folder or hub id instead of the preset's base model
+    controlnet: str = ""  # likewise for its depth ControlNet
+    lora: str = ""  # "" the preset's, "none" for no LoRA
+    fidelity: float = 0.7
+    strength: float = 0.75
+    steps: int = 0  # 0: the preset's
+    guidance: float = -1.0  # below 0: the preset's
+    seed: int = 0
+    size: int = 0  # long side of a frame in pixels; 0: the preset's
+    keyframe_every: int = 4
+    cross_frame: bool = True
+    max_frames: int = 0  # 0: all
+    stride: int = 1
+    mesh: str = ""  # a mesh PLY inside the capture, rendered for depth where frames have no depth map
+    depth_estimator: str = DEPTH_ESTIMATOR  # for frames with neither a depth map nor a mesh
+    fps: float = 12.0
+    allow_download: bool = False
+    allow_cpu: bool = False
+
+
+def workspace_root(capture: CaptureFolder) -> Path:
+    return capture.root.parent.parent
+
+
+def model_registry(capture: CaptureFolder, allow_download: bool) -> ModelRegistry:
+    root = workspace_root(capture)
+    settings = load_settings(root / "settings.json")
+    return ModelRegistry(root / "models", settings.model_paths, allow_download=allow_download)
+
+
+def licence_ledger(capture: CaptureFolder) -> LicenceLedger:
+    return LicenceLedger(workspace_root(capture) / "models" / LEDGER_NAME)
+
+
+def resolve_models(config: RestyleConfig, registry: ModelRegistry) -> dict[str, ResolvedModel]:
+    """The base, controlnet and (optional) lora models the config asks for."""
+    preset = PRESETS.get(config.preset)
+    if preset is None:
+        raise ConfigError(f"unknown preset (known: {', '.join(PRESETS)})", "preset")
+    models = {
+        "base": registry.resolve(config.base or preset.base, MODELS[preset.base].kind),
+        "controlnet": registry.resolve(config.controlnet or preset.controlnet, "controlnet"),
+    }
+    lora = preset.lora if config.lora == "" else (None if config.lora == "none" else config.lora)
+    if lora:
+        models["lora"] = registry.resolve(lora, "lora")
+    return models
+
+
+def _check_whole(config: RestyleConfig, name: str, lo: int, hi: int) -> None:
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ConfigError(f"must be a whole number from {lo} to {hi}, got {value!r}", name)
+
+
+def engine_settings(config: RestyleConfig) -> RestyleSettings:
+    """The engine's settings from a stage config (which may come from anywhere: every field is checked)."""
+    texts = ("prompt", "negative_prompt", "preset", "base", "controlnet", "lora", "mesh", "depth_estimator")
+    for name in texts:
+        if not isinstance(getattr(config, name), str) or len(getattr(config, name)) > 2000:
+            raise ConfigError("must be text of at most 2000 characters", name)
+    if config.preset not in PRESETS:
+        raise ConfigError(f"unknown preset (known: {', '.join(PRESETS)})", "preset")
+    preset = PRESETS[config.preset]
+    if not config.prompt.strip():
+        raise ConfigError("a text prompt is needed", "prompt")
+    for name, lo, hi in (("seed", 0, 2**63 - 1), ("max_frames", 0, 100_000), ("stride", 1, 1000),
+                         ("steps", 0, 200), ("size", 0, 2048)):
+        _check_whole(config, name, lo, hi)
+    for name in ("fidelity", "strength", "guidance", "fps"):
+        if isinstance(getattr(config, name), bool) or not isinstance(getattr(config, name), (int, float)):
+            raise ConfigError(f"must be a number, got {getattr(config, name)!r}", name)
+    if not 0.5 <= config.fps <= 120:
+        raise ConfigError(f"must be from 0.5 to 120, got {config.fps}", "fps")
+    for name in ("cross_frame", "allow_download", "allow_cpu"):
+        if not isinstance(getattr(config, name), bool):
+            raise ConfigError(f"must be true or false, got {getattr(config, name)!r}", name)
+    settings = RestyleSettings(
+        prompt=config.prompt, negative_prompt=config.negative_prompt, mode=config.mode,
+        fidelity=config.fidelity, strength=config.strength, steps=config.steps or preset.steps,
+        guidance=preset.guidance if config.guidance < 0 else config.guidance, seed=config.seed,
+        keyframe_every=config.keyframe_every, cross_frame=config.cross_frame,
+    )
+    settings.check()
+    return settings
+
+
+def run_restyle(ctx: StageContext, config: RestyleConfig) -> dict[str, Any]:
+    from dataclasses import replace
+
+    from generation.models.loader import load_restyle_pipeline, mode_pipeline, unet_parameters
+    from generation.models.runtime import choose_runtime, free_gpu_bytes, refuse_full_size_on_cpu
+    from generation.restyle.engine import restyle_frames
+    from generation.restyle.frames import load_frames
+    from generation.restyle.video import write_frames, write_mp4
+    from generation.restyle.warp import warped_error
+
+    settings = engine_settings(config)
+    preset = PRESETS[config.preset]
+    size = config.size or preset.size
+    if size < 8:
+        raise ConfigError(f"must be from 8 to 2048 pixels, got {size!r}", "size")
+    mesh = None
+    if config.mesh:
+        mesh = inside_root(ctx.capture.root, config.mesh, "mesh")
+        if not mesh.is_file():
+            raise InputError("no such mesh in the capture", config.mesh)
+    registry = model_registry(ctx.capture, config.allow_download)
+    models = resolve_models(config, registry)
+    for line in licence_ledger(ctx.capture).notices_to_show(models.values()):
+        ctx.progress.warning(line)
+    ctx.progress.update(0.0, "reading frames")
+    frames = load_frames(ctx.capture, size, max_frames=config.max_frames, stride=config.stride, mesh=mesh)
+    if settings.mode == "render" and any(f.depth is None for f in frames):
+        raise ConfigError("render mode draws from the capture's geometry: it needs depth maps on every "
+                          "frame, or a mesh (--mesh) to render them from", "mode")
+    frames, estimated = _estimate_missing_depth(ctx, config, registry, frames)
+    ctx.cancel.check()
+    family = "sdxl" if models["base"].kind == "sdxl" else "sd15"
+    runtime = choose_runtime(family, free_gpu_bytes(), size)
+    ctx.progress.log(f"runtime: {runtime.why}")
+    ctx.progress.update(0.02, "loading models")
+    pipe = load_restyle_pipeline(models["base"], models["controlnet"], runtime, lora=models.get("lora"),
+                                 scheduler=preset.scheduler, allow_download=config.allow_download,
+                                 models_dir=registry.models_dir)
+    keyframes = -(-len(frames) // settings.keyframe_every)
+    refuse_full_size_on_cpu(runtime, family, unet_parameters(pipe), size=size,
+                            steps=max(1, int(settings.steps * settings.strength)), frames=keyframes,
+                            allow_cpu=config.allow_cpu)
+    pipe = mode_pipeline(pipe, family, settings.mode)
+    settings = replace(settings, batch=runtime.batch)
+    ctx.cancel.check()
+    result = restyle_frames(pipe, frames, settings, progress=ctx.progress.sub(0.1, 0.95), cancel=ctx.cancel)
+    write_frames(result.frames, ctx.out_dir / "frames", [f.frame_id for f in frames])
+    write_mp4(result.frames, ctx.out_dir / "restyle.mp4", fps=config.fps)
+    views = [f.view for f in frames]
+    consistency: dict[str, float] = {}
+    if len(frames) > 1 and all(v is not None for v in views):
+        try:
+            consistency = {"warped_error": warped_error(result.frames, views),
+                           "input_warped_error": warped_error([f.rgb for f in frames], views)}
+        except ValueError:
+            pass  # no consecutive frames overlap
+    h, w = frames[0].rgb.shape[:2]
+    return {
+        "video": "restyle.mp4", "frames": len(frames), "keyframes": result.keyframes, "size": [w, h],
+        "mode": settings.mode, "runtime": runtime.why, "inpainted_fraction": result.inpainted_fraction,
+        "models": {k: m.location for k, m in models.items()}, "estimated_depth": estimated, **consistency,
+    }
+
+
+def _estimate_missing_depth(ctx: StageContext, config: RestyleConfig, registry: ModelRegistry,
+                            frames: list) -> tuple[list, int]:
+    """Frames without depth get the depth estimator's relative depth as their hint; (frames, how many)."""
+    from dataclasses import replace
+
+    from generation.models.loader import load_depth_estimator
+    from generation.models.runtime import free_gpu_bytes
+    from generation.restyle.frames import estimate_disparity
+
+    missing = [i for i, f in enumerate(frames) if f.depth is None]
+    if not missing:
+        return frames, 0
+    model = registry.resolve(config.depth_estimator, "depth-estimator")
+    for line in licence_ledger(ctx.capture).notices_to_show([model]):
+        ctx.progress.warning(line)
+    ctx.progress.log(f"{len(missing)} frame(s) have no depth map or mesh: estimating it with {model.name}")
+    device = "cpu" if free_gpu_bytes() is None else "cuda"
+    processor, net = load_depth_estimator(model, device=device, allow_download=config.allow_download,
+                                          models_dir=registry.models_dir)
+    frames = list(frames)
+    for i in missing:
+        ctx.cancel.check()
+        frames[i] = replace(frames[i], disparity=estimate_disparity(processor, net, frames[i].rgb))
+    return frames, len(missing)
+
+
+STAGE = StageSpec(
+    name="restyle", config_cls=RestyleConfig, run=run_restyle, version=1,
+    description="restyle a capture's frames with a depth-ControlNet diffusion model into an MP4",
+)

@@ -1,0 +1,142 @@
+"""Tiny random Stable Diffusion 1.5 + depth ControlNet weights, built in code and saved as the
+folders a user would download (a diffusers pipeline folder and a ControlNet folder), so tests load
+them through the same registry code as real weights. Nothing is downloaded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+
+def _byte_chars() -> list[str]:
+    """The printable stand-in for each byte that byte-level BPE vocabularies use (GPT-2 / CLIP)."""
+    kept = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
+    chars = {b: chr(b) for b in kept}
+    extra = 0
+    for b in range(256):
+        if b not in chars:
+            chars[b] = chr(256 + extra)
+            extra += 1
+    return [chars[b] for b in range(256)]
+
+
+def tiny_tokenizer():
+    from transformers import CLIPTokenizer
+
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for c in _byte_chars():
+        vocab[c] = len(vocab)
+    for c in _byte_chars():
+        vocab[c + "</w>"] = len(vocab)
+    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
+
+
+def _wake_up(controlnet) -> None:
+    """A new ControlNet's hint embedding and output convolutions are zero (so training starts from the
+    plain UNet): give them random weights, or the tiny ControlNet would have no effect at all."""
+    with torch.no_grad():
+        zeroed = [*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block,
+                  controlnet.controlnet_cond_embedding.conv_out]
+        for conv in zeroed:
+            torch.nn.init.normal_(conv.weight, std=0.3)
+
+
+def tiny_sd15_parts(seed: int = 0) -> dict:
+    from diffusers import AutoencoderKL, ControlNetModel, DDIMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(seed)
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=514, bos_token_id=0, eos_token_id=1, pad_token_id=1, hidden_size=32,
+        intermediate_size=37, num_attention_heads=4, num_hidden_layers=2, projection_dim=32))
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64), layers_per_block=1, sample_size=16, in_channels=4, out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32, norm_num_groups=8, attention_head_dim=8)
+    controlnet = ControlNetModel(
+        block_out_channels=(32, 64), layers_per_block=1, in_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), cross_attention_dim=32,
+        conditioning_embedding_out_channels=(8, 16), norm_num_groups=8, attention_head_dim=8)
+    _wake_up(controlnet)
+    vae = AutoencoderKL(
+        block_out_channels=(8, 16), in_channels=3, out_channels=3, latent_channels=4,
+        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+        norm_num_groups=8, layers_per_block=1, sample_size=32)
+    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                              clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+    return {"text_encoder": text_encoder, "unet": unet, "controlnet": controlnet, "vae": vae,
+            "scheduler": scheduler, "tokenizer": tiny_tokenizer()}
+
+
+def save_tiny_sd15(root: Path, seed: int = 0) -> tuple[Path, Path]:
+    """Write ``root/base`` (a Stable Diffusion pipeline folder) and ``root/controlnet``; returns both."""
+    from diffusers import StableDiffusionPipeline
+
+    parts = tiny_sd15_parts(seed)
+    controlnet = parts.pop("controlnet")
+    base = StableDiffusionPipeline(**parts, safety_checker=None, feature_extractor=None,
+                                   requires_safety_checker=False)
+    base.save_pretrained(root / "base")
+    controlnet.save_pretrained(root / "controlnet")
+    return root / "base", root / "controlnet"
+
+
+def save_tiny_depth_anything(folder: Path, seed: int = 0) -> Path:
+    """A tiny random Depth Anything (Dinov2 backbone) and its image processor, saved like the hub's."""
+    from transformers import (
+        DepthAnythingConfig,
+        DepthAnythingForDepthEstimation,
+        Dinov2Config,
+        DPTImageProcessor,
+    )
+
+    torch.manual_seed(seed)
+    backbone = Dinov2Config(image_size=28, patch_size=14, hidden_size=32, num_hidden_layers=4,
+                            num_attention_heads=4, intermediate_size=37,
+                            out_features=["stage1", "stage2", "stage3", "stage4"],
+                            reshape_hidden_states=False)
+    model = DepthAnythingForDepthEstimation(DepthAnythingConfig(
+        backbone_config=backbone, reassemble_hidden_size=32, neck_hidden_sizes=[8, 16, 32, 32],
+        fusion_hidden_size=16, head_hidden_size=8))
+    model.save_pretrained(folder)
+    DPTImageProcessor(size={"height": 28, "width": 28}, keep_aspect_ratio=False).save_pretrained(folder)
+    return folder
+
+
+def save_tiny_sdxl(root: Path, seed: int = 0) -> tuple[Path, Path]:
+    """Write ``root/base`` (an SDXL pipeline folder) and ``root/controlnet``; returns both."""
+    from diffusers import (
+        AutoencoderKL,
+        ControlNetModel,
+        EulerDiscreteScheduler,
+        StableDiffusionXLPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    torch.manual_seed(seed)
+    sdxl = {"cross_attention_dim": 64, "addition_embed_type": "text_time", "addition_time_embed_dim": 8,
+            "projection_class_embeddings_input_dim": 80, "transformer_layers_per_block": (1, 2),
+            "use_linear_projection": True, "attention_head_dim": (2, 4), "block_out_channels": (32, 64),
+            "layers_per_block": 1, "norm_num_groups": 8, "in_channels": 4,
+            "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D")}
+    unet = UNet2DConditionModel(sample_size=16, out_channels=4,
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), **sdxl)
+    controlnet = ControlNetModel(conditioning_embedding_out_channels=(8, 16), **sdxl)
+    _wake_up(controlnet)
+    text = CLIPTextConfig(vocab_size=514, bos_token_id=0, eos_token_id=1, pad_token_id=1, hidden_size=32,
+                          intermediate_size=37, num_attention_heads=4, num_hidden_layers=2, projection_dim=32)
+    vae = AutoencoderKL(
+        block_out_channels=(8, 16), in_channels=3, out_channels=3, latent_channels=4,
+        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+        norm_num_groups=8, layers_per_block=1, sample_size=32)
+    scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                       steps_offset=1)
+    base = StableDiffusionXLPipeline(
+        vae=vae, text_encoder=CLIPTextModel(text), text_encoder_2=CLIPTextModelWithProjection(text),
+        tokenizer=tiny_tokenizer(), tokenizer_2=tiny_tokenizer(), unet=unet, scheduler=scheduler)
+    base.save_pretrained(root / "base")
+    controlnet.save_pretrained(root / "controlnet")
+    return root / "base", root / "controlnet"
