@@ -44,16 +44,23 @@ class FrameRenderer:
         zs = np.maximum(z, self.near)
         screen = np.stack([intrinsics.fx * ss * cam[:, 0] / zs + intrinsics.cx * ss,
                            intrinsics.fy * ss * cam[:, 1] / zs + intrinsics.cy * ss], axis=1)  # (N, 2)
-        front = (z[self.faces] > self.near).all(axis=1)  # (M,)
-        keys = _rasterise(screen[self.faces], zs[self.faces].astype(np.float32), front, w, h)
-        image = np.broadcast_to(self.background, (h * w, 3)).copy()
+        corners = [self.faces[:, i] for i in range(3)]
+        front = (z[corners[0]] > self.near) & (z[corners[1]] > self.near) & (z[corners[2]] > self.near)
+        keys = _rasterise(screen, zs.astype(np.float32), corners, front, w, h)
         covered = np.nonzero(keys != _EMPTY)[0]
+        if ss == 1:
+            image = np.empty((h * w, 3), np.uint8)
+            image[:] = self.background.astype(np.uint8)
+            if covered.size:
+                tri = (keys[covered] & 0xFFFFFFFF).astype(np.int64)
+                colour = self._shade(tri, covered, screen, zs, w, c2w)
+                image[covered] = np.clip(np.rint(colour), 0, 255).astype(np.uint8)
+            return image.reshape(h, w, 3)
+        image = np.broadcast_to(self.background, (h * w, 3)).copy()
         if covered.size:
             tri = (keys[covered] & 0xFFFFFFFF).astype(np.int64)
             image[covered] = self._shade(tri, covered, screen, zs, w, c2w)
-        if ss > 1:
-            image = image.reshape(intrinsics.height, ss, intrinsics.width, ss, 3).mean(axis=(1, 3))
-        image = image.reshape(intrinsics.height, intrinsics.width, 3)
+        image = image.reshape(intrinsics.height, ss, intrinsics.width, ss, 3).mean(axis=(1, 3))
         return np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
     def _shade(self, tri: np.ndarray, pixels: np.ndarray, screen: np.ndarray, z: np.ndarray, w: int,
@@ -80,12 +87,15 @@ class FrameRenderer:
         return colour * (0.35 + 0.65 * np.clip(n @ light, 0.0, 1.0))[:, None]
 
 
-def _rasterise(tri_xy: np.ndarray, tri_z: np.ndarray, keep: np.ndarray, w: int, h: int) -> np.ndarray:
+def _rasterise(screen: np.ndarray, depth: np.ndarray, corners: list[np.ndarray], keep: np.ndarray, w: int,
+               h: int) -> np.ndarray:
     """Per pixel (h*w,) int64: the nearest triangle's key (float32 depth bits << 32 | triangle),
-    or _EMPTY. tri_xy (M, 3, 2) pixels, tri_z (M, 3) depths > 0, keep (M,) triangles to draw."""
+    or _EMPTY. screen (N, 2) vertex pixels, depth (N,) > 0, corners: the faces' three vertex
+    index columns (M,) each, keep (M,) triangles to draw."""
     keys = np.full(w * h, _EMPTY, np.int64)
-    lo = np.ceil(tri_xy.min(axis=1) - 0.5).astype(np.int64)  # (M, 2) first pixel centre inside the box
-    hi = np.floor(tri_xy.max(axis=1) - 0.5).astype(np.int64)
+    a, b, c = (screen[i] for i in corners)  # (M, 2) each
+    lo = np.ceil(np.minimum(np.minimum(a, b), c) - 0.5).astype(np.int64)  # (M, 2) first pixel centre inside
+    hi = np.floor(np.maximum(np.maximum(a, b), c) - 0.5).astype(np.int64)
     keep = keep & (hi[:, 0] >= lo[:, 0]) & (hi[:, 1] >= lo[:, 1])
     keep &= (hi[:, 0] >= 0) & (hi[:, 1] >= 0) & (lo[:, 0] < w) & (lo[:, 1] < h)
     lo = np.maximum(lo, 0)
@@ -94,6 +104,8 @@ def _rasterise(tri_xy: np.ndarray, tri_z: np.ndarray, keep: np.ndarray, w: int, 
     small = keep & (box.max(axis=1) <= _TILE)
     window = 1 << np.ceil(np.log2(np.maximum(box, 1))).astype(np.int64)  # (M, 2)
     group = window[:, 0] * (2 * _TILE) + window[:, 1]
+    tri_xy = _LazyCorners(screen, corners)
+    tri_z = _LazyCorners(depth, corners)
     for g in np.unique(group[small]):
         ids = np.nonzero(small & (group == g))[0]
         _raster_items(ids, lo[ids], int(window[ids[0], 0]), int(window[ids[0], 1]), tri_xy, tri_z, w, h, keys)
@@ -109,8 +121,8 @@ def _rasterise(tri_xy: np.ndarray, tri_z: np.ndarray, keep: np.ndarray, w: int, 
     return keys
 
 
-def _raster_items(tris: np.ndarray, origins: np.ndarray, kw: int, kh: int, tri_xy: np.ndarray,
-                  tri_z: np.ndarray, w: int, h: int, keys: np.ndarray) -> None:
+def _raster_items(tris: np.ndarray, origins: np.ndarray, kw: int, kh: int, tri_xy: _LazyCorners,
+                  tri_z: _LazyCorners, w: int, h: int, keys: np.ndarray) -> None:
     per_batch = max(1, _BATCH_FRAGMENTS // (kw * kh))
     dx = np.arange(kw, dtype=np.float32)[None, None, :]  # (1, 1, kw)
     dy = np.arange(kh, dtype=np.float32)[None, :, None]  # (1, kh, 1)
@@ -131,8 +143,18 @@ def _raster_items(tris: np.ndarray, origins: np.ndarray, kw: int, kh: int, tri_x
         px, py = origin[b, 0] + ix, origin[b, 1] + iy
         on = (px < w) & (py < h)
         b, px, py = b[on], px[on], py[on]
-        zt = tri_z[batch[b]]  # (F, 3)
+        zt = tri_z[batch][b]  # (F, 3)
         inv_z = l0[inside][on] / zt[:, 0] + l1[inside][on] / zt[:, 1] + l2[inside][on] / zt[:, 2]
         depth = (1.0 / np.maximum(inv_z, 1e-30)).astype(np.float32)
         key = (depth.view(np.int32).astype(np.int64) << 32) | batch[b]
         np.minimum.at(keys, py * w + px, key)
+
+
+class _LazyCorners:
+    """``values[faces]`` for the triangles asked for, without building it for every triangle."""
+
+    def __init__(self, values: np.ndarray, corners: list[np.ndarray]) -> None:
+        self.values, self.corners = values, corners
+
+    def __getitem__(self, tris: np.ndarray) -> np.ndarray:
+        return np.stack([self.values[c[tris]] for c in self.corners], axis=1)
