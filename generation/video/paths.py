@@ -119,8 +119,8 @@ def capture_path(capture_poses: Sequence[np.ndarray], placement: np.ndarray, int
         raise InputError("the capture has fewer than two posed frames, so it has no path to follow",
                          "capture")
     m = np.asarray(placement, float)
-    scale = np.cbrt(abs(np.linalg.det(m[:3, :3])))
-    if not (np.isfinite(m).all() and scale > 1e-12):
+    scale = np.cbrt(abs(np.linalg.det(m[:3, :3]))) if m.shape == (4, 4) and np.isfinite(m).all() else 0.0
+    if not scale > 1e-12:
         raise InputError("the placement matrix is not a similarity transform", "placement.json")
     rotation = m[:3, :3] / scale
     c2w = np.stack([np.asarray(p, float) for p in capture_poses])  # (K, 4, 4)

@@ -73,7 +73,8 @@ class VideoStageConfig:
 
 
 def _finite_in(value: Any, lo: float, hi: float, where: str, inclusive: bool = False) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = ok and (isinstance(value, int) or math.isfinite(value))  # 10**400 is an int no float can hold
     ok = ok and (lo <= value <= hi if inclusive else lo < value <= hi)
     if not ok:
         raise ConfigError(f"must be a number above {lo:g} and at most {hi:g}, got {value!r}", where)
