@@ -131,3 +131,19 @@ def test_nearest_surface_hides_the_one_behind_in_either_order():
         r, g, b = image[16, 7]
         assert r > 100 and g < 30  # the far red one around it
         assert tuple(image[0, 0]) == (0, 0, 255)  # background in the corner
+
+
+@pytest.mark.parametrize("path", ["turntable", "fly"])
+def test_turntable_and_default_fly_through_keep_the_model_in_view(tmp_path, path):
+    capture = _capture_with_model(tmp_path / "ball")
+    video = execute_stage(capture, STAGE, {"path": path, "seconds": 1.0, "fps": 6.0, "width": 64,
+                                           "height": 48})
+    cap = cv2.VideoCapture(str(video.run_dir / "clip.mp4"))
+    frames = []
+    while (got := cap.read())[0]:
+        frames.append(got[1])
+    assert len(frames) == 6
+    for frame in frames:
+        model = np.abs(frame.astype(int) - [28, 24, 24]).sum(axis=-1) > 30
+        assert 0.02 < model.mean() < 0.9  # seen, and not filling the whole frame
+        assert model[24, 32]  # the camera looks at the model's middle
