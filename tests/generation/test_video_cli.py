@@ -89,6 +89,8 @@ def test_video_command_writes_a_decodable_clip_that_matches_the_poster(sample_wi
     assert solid.mean() > 0.1  # the model fills a fair part of the picture
     ours_covered = np.abs(frame.astype(int) - [24, 24, 28]).sum(axis=-1) > 0
     assert ours_covered[solid].mean() > 0.99 and not ours_covered[poster[..., 3] == 0].mean() > 0.02
+    rendered = np.abs(frame.astype(float) - poster[..., :3].astype(float))[solid]
+    assert rendered.mean() < 1.0, rendered.mean()  # the same picture, up to rounding
     diff = np.abs(decoded.astype(float) - poster[..., :3].astype(float))[solid]
     assert diff.mean() < 6.0, diff.mean()  # H.264 loses a little; a wrong camera or texture loses a lot
 
