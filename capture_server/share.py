@@ -2,8 +2,9 @@
 
 A link is ``<server>/s/<token>``: a small page whose only content is Apple's AR Quick Look anchor
 (``<a rel="ar" href="…/model.usdz"><img src="…/poster.png"></a>``), the USDZ itself
-(``model/vnd.usdz+zip``), the poster (``image/png``) and a QR code of the link. Opening a link
-needs no device token; making one does (or a local call: ``scanbridge share``).
+(``model/vnd.usdz+zip``), the poster (``image/png``), a QR code of the link, and, when
+``scanbridge video`` has published one, the capture's clip (``video/mp4``, with range requests).
+Opening a link needs no device token; making one does (or a local call: ``scanbridge share``).
 
 Links live in ``<workspace>/server/shares.json`` (replaced atomically, under a file lock so the
 CLI and a running server can both add links). Only the SHA-256 of each token is stored. An unknown
