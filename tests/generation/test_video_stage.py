@@ -147,3 +147,17 @@ def test_turntable_and_default_fly_through_keep_the_model_in_view(tmp_path, path
         model = np.abs(frame.astype(int) - [28, 24, 24]).sum(axis=-1) > 30
         assert 0.02 < model.mean() < 0.9  # seen, and not filling the whole frame
         assert model[24, 32]  # the camera looks at the model's middle
+
+
+def test_video_command_without_a_model_is_one_clear_error(tmp_path, capsys):
+    from core.cli import main
+    from core.workspace import Workspace
+
+    ws = Workspace(tmp_path / "ws")
+    capture = _capture_with_model(ws.captures_dir / "ball-1")
+    (capture.runs_dir / "mesh-0123456789ab" / "status.json").unlink()
+    code = main(["--workspace", str(ws.root), "video", "ball-1", "--size", "64x48", "--seconds", "0.2"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "ball-1" in err and "no textured model" in err
+    assert not (capture.exports_dir / "clip.mp4").exists()
