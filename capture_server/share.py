@@ -43,6 +43,8 @@ MAX_HOURS = 365 * 24.0
 USDZ_TYPE = "model/vnd.usdz+zip"
 MODEL_NAME = "model.usdz"
 POSTER_NAME = "poster.png"
+VIDEO_NAME = "clip.mp4"  # `scanbridge video` publishes it to exports/
+VIDEO_TYPE = "video/mp4"
 _TOKEN_BYTES = 24  # 192 bits, 32 URL-safe characters
 _TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 _NO_SUCH_LINK = "no such share link"  # the same words for unknown and expired tokens
@@ -78,7 +80,7 @@ def share_paths(token: str) -> dict[str, str]:
     """Server-relative paths of a link's page and files."""
     page = f"/s/{token}"
     return {"page": page, "usdz": f"{page}/{MODEL_NAME}", "poster": f"{page}/{POSTER_NAME}",
-            "qr": f"{page}/qr.png"}
+            "qr": f"{page}/qr.png", "video": f"{page}/{VIDEO_NAME}"}
 
 
 class ShareStore:
@@ -160,10 +162,13 @@ def exported_model(workspace: Workspace, capture_id: str) -> Path:
     return path
 
 
-def share_page(token: str, title: str) -> str:
-    """The AR Quick Look page: the ``<img>`` is the anchor's only child, as Apple requires."""
+def share_page(token: str, title: str, video: bool = False) -> str:
+    """The AR Quick Look page: the ``<img>`` is the anchor's only child, as Apple requires; with
+    ``video``, the capture's clip plays below it."""
     paths = share_paths(token)
     name = html.escape(title)
+    clip = (f'<video src="{paths["video"]}" controls playsinline muted loop preload="metadata" width="512">'
+            f'</video>\n<p><a href="{paths["video"]}" download>Download the video</a></p>\n') if video else ""
     return f"""<!doctype html>
 <html lang="en">
 <head>
@@ -173,7 +178,7 @@ def share_page(token: str, title: str) -> str:
 <title>{name} in AR</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 0; padding: 1rem; text-align: center; }}
-img {{ max-width: 100%; height: auto; border-radius: 12px; }}
+img, video {{ max-width: 100%; height: auto; border-radius: 12px; }}
 p {{ color: #444; }}
 </style>
 </head>
@@ -183,7 +188,7 @@ p {{ color: #444; }}
  width="512" height="512"></a>
 <p>Tap the picture to place the model in your room (AR Quick Look, iPhone and iPad).</p>
 <p><a href="{paths["usdz"]}" download>Download the USDZ</a></p>
-</body>
+{clip}</body>
 </html>
 """
 
@@ -250,7 +255,8 @@ def share_routes(workspace: Workspace, store: ShareStore | None = None) -> list[
         share = await resolve(request)
         capture = await anyio.to_thread.run_sync(workspace.capture, share.capture_id)
         title = (await anyio.to_thread.run_sync(capture.load)).name
-        return HTMLResponse(share_page(request.path_params["token"], title), headers=no_store)
+        video = (capture.exports_dir / VIDEO_NAME).is_file()
+        return HTMLResponse(share_page(request.path_params["token"], title, video), headers=no_store)
 
     async def model(request: Request) -> Response:
         share = await resolve(request)
@@ -264,6 +270,13 @@ def share_routes(workspace: Workspace, store: ShareStore | None = None) -> list[
             return FileResponse(path, media_type="image/png", headers=no_store)
         png = await anyio.to_thread.run_sync(placeholder_poster)
         return Response(png, media_type="image/png", headers=no_store)
+
+    async def video(request: Request) -> Response:
+        share = await resolve(request)
+        path = workspace.capture(share.capture_id).exports_dir / VIDEO_NAME
+        if not path.is_file():
+            raise NotFoundError("the capture has no video yet (scanbridge video)", share.capture_id)
+        return FileResponse(path, media_type=VIDEO_TYPE, headers=no_store)  # answers Range with 206
 
     async def qr(request: Request) -> Response:
         await resolve(request)
@@ -291,6 +304,7 @@ def share_routes(workspace: Workspace, store: ShareStore | None = None) -> list[
         Route(f"/s/{{token}}/{MODEL_NAME}", model, methods=["GET"], name="share_usdz"),
         Route(f"/s/{{token}}/{POSTER_NAME}", poster, methods=["GET"], name="share_poster"),
         Route("/s/{token}/qr.png", qr, methods=["GET"], name="share_qr"),
+        Route(f"/s/{{token}}/{VIDEO_NAME}", video, methods=["GET"], name="share_video"),
         Route("/s/{rest:path}", nothing, methods=["GET"], name="share_nothing"),  # the same 404 for all
         Route("/v1/captures/{capture_id}/share", create, methods=["POST"], name="share_create"),
     ]
