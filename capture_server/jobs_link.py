@@ -17,6 +17,7 @@ from core.capture import CaptureFolder, Manifest
 from core.errors import ConfigError
 from core.eta import HISTORY_JOBS, estimate, liveness, typical_durations
 from core.jobs import Job, JobQueue, Step
+from core.model_size import job_model_size
 from core.settings import Settings
 from core.submit import INGEST_STAGE, PLAN_STAGE, method_job, needs_ingest, registered_stages
 from core.worker import Worker
@@ -40,8 +41,10 @@ def plan_for(capture: CaptureFolder, manifest: Manifest, settings: Settings) -> 
 def job_json(job: Job, typical: dict[str, float] | None = None, now: float | None = None) -> dict[str, Any]:
     """The job as the phone page and API clients see it: ``overall`` and ``eta_s`` are the whole
     job's (core.eta, as the desktop's Jobs view and ``scanbridge jobs`` show them); ``fraction``
-    and ``step_eta_s`` are the current step's."""
+    and ``step_eta_s`` are the current step's; ``size`` is what its export says of the model's
+    size (``estimated``: a guess, the user should set the real size), None before it exports."""
     p = job.progress
+    size = job_model_size(job)
     est = estimate(job, time.time() if now is None else now, typical)
     return {
         "id": job.id,
@@ -53,6 +56,7 @@ def job_json(job: Job, typical: dict[str, float] | None = None, now: float | Non
             "message": p.message, "liveness": liveness(est),
         },
         "steps": [{"stage": s.stage, "state": s.state, "fraction": s.fraction} for s in job.steps],
+        "size": size.to_json() if size is not None else None,
     }
 
 

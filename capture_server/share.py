@@ -35,6 +35,8 @@ from capture_server.errors import RequestError
 from capture_server.identity import server_dir
 from core.errors import ManifestError, NotFoundError
 from core.fsio import atomic_write_json
+from core.jobs import JobQueue
+from core.model_size import ModelSize, latest_model_size
 from core.workspace import Workspace
 
 SHARES_FILE = "shares.json"
@@ -43,8 +45,6 @@ MAX_HOURS = 365 * 24.0
 USDZ_TYPE = "model/vnd.usdz+zip"
 MODEL_NAME = "model.usdz"
 POSTER_NAME = "poster.png"
-VIDEO_NAME = "clip.mp4"  # `scanbridge video` publishes it to exports/
-VIDEO_TYPE = "video/mp4"
 _TOKEN_BYTES = 24  # 192 bits, 32 URL-safe characters
 _TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 _NO_SUCH_LINK = "no such share link"  # the same words for unknown and expired tokens
@@ -80,7 +80,7 @@ def share_paths(token: str) -> dict[str, str]:
     """Server-relative paths of a link's page and files."""
     page = f"/s/{token}"
     return {"page": page, "usdz": f"{page}/{MODEL_NAME}", "poster": f"{page}/{POSTER_NAME}",
-            "qr": f"{page}/qr.png", "video": f"{page}/{VIDEO_NAME}"}
+            "qr": f"{page}/qr.png"}
 
 
 class ShareStore:
@@ -162,13 +162,21 @@ def exported_model(workspace: Workspace, capture_id: str) -> Path:
     return path
 
 
-def share_page(token: str, title: str, video: bool = False) -> str:
-    """The AR Quick Look page: the ``<img>`` is the anchor's only child, as Apple requires; with
-    ``video``, the capture's clip plays below it."""
+def size_note(size: ModelSize | None) -> str:
+    """What the page says of the model's size when it is a guess ("" when it is measured)."""
+    if size is None or not size.estimated:
+        return ""
+    side = f" (longest side {size.longest_side_m * 100:.0f} cm)" if size.longest_side_m else ""
+    return (f"Size is an estimate{side}: the scan had nothing to measure by, so the model may "
+            "look bigger or smaller than the real thing.")
+
+
+def share_page(token: str, title: str, size: ModelSize | None = None) -> str:
+    """The AR Quick Look page: the ``<img>`` is the anchor's only child, as Apple requires."""
     paths = share_paths(token)
     name = html.escape(title)
-    clip = (f'<video src="{paths["video"]}" controls playsinline muted loop preload="metadata" width="512">'
-            f'</video>\n<p><a href="{paths["video"]}" download>Download the video</a></p>\n') if video else ""
+    note = size_note(size)
+    size_line = f'<p class="size-estimated">{html.escape(note)}</p>\n' if note else ""
     return f"""<!doctype html>
 <html lang="en">
 <head>
@@ -178,7 +186,7 @@ def share_page(token: str, title: str, video: bool = False) -> str:
 <title>{name} in AR</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 0; padding: 1rem; text-align: center; }}
-img, video {{ max-width: 100%; height: auto; border-radius: 12px; }}
+img {{ max-width: 100%; height: auto; border-radius: 12px; }}
 p {{ color: #444; }}
 </style>
 </head>
@@ -187,8 +195,8 @@ p {{ color: #444; }}
 <a rel="ar" href="{paths["usdz"]}"><img src="{paths["poster"]}" alt="{name}: tap to view in AR"
  width="512" height="512"></a>
 <p>Tap the picture to place the model in your room (AR Quick Look, iPhone and iPad).</p>
-<p><a href="{paths["usdz"]}" download>Download the USDZ</a></p>
-{clip}</body>
+{size_line}<p><a href="{paths["usdz"]}" download>Download the USDZ</a></p>
+</body>
 </html>
 """
 
@@ -245,6 +253,7 @@ def share_json(new: NewShare, base_url: str) -> dict[str, Any]:
 def share_routes(workspace: Workspace, store: ShareStore | None = None) -> list[Route]:
     """The public, read-only link routes (GET and HEAD only) and the token-gated creation route."""
     store = store or ShareStore(workspace)
+    jobs = JobQueue(workspace)
     no_store = {"Cache-Control": "private, no-store", "Referrer-Policy": "no-referrer",
                 "X-Robots-Tag": "noindex"}
 
@@ -255,8 +264,8 @@ def share_routes(workspace: Workspace, store: ShareStore | None = None) -> list[
         share = await resolve(request)
         capture = await anyio.to_thread.run_sync(workspace.capture, share.capture_id)
         title = (await anyio.to_thread.run_sync(capture.load)).name
-        video = (capture.exports_dir / VIDEO_NAME).is_file()
-        return HTMLResponse(share_page(request.path_params["token"], title, video), headers=no_store)
+        size = await anyio.to_thread.run_sync(latest_model_size, jobs, share.capture_id)
+        return HTMLResponse(share_page(request.path_params["token"], title, size), headers=no_store)
 
     async def model(request: Request) -> Response:
         share = await resolve(request)
@@ -270,13 +279,6 @@ def share_routes(workspace: Workspace, store: ShareStore | None = None) -> list[
             return FileResponse(path, media_type="image/png", headers=no_store)
         png = await anyio.to_thread.run_sync(placeholder_poster)
         return Response(png, media_type="image/png", headers=no_store)
-
-    async def video(request: Request) -> Response:
-        share = await resolve(request)
-        path = workspace.capture(share.capture_id).exports_dir / VIDEO_NAME
-        if not path.is_file():
-            raise NotFoundError("the capture has no video yet (scanbridge video)", share.capture_id)
-        return FileResponse(path, media_type=VIDEO_TYPE, headers=no_store)  # answers Range with 206
 
     async def qr(request: Request) -> Response:
         await resolve(request)
@@ -304,7 +306,6 @@ def share_routes(workspace: Workspace, store: ShareStore | None = None) -> list[
         Route(f"/s/{{token}}/{MODEL_NAME}", model, methods=["GET"], name="share_usdz"),
         Route(f"/s/{{token}}/{POSTER_NAME}", poster, methods=["GET"], name="share_poster"),
         Route("/s/{token}/qr.png", qr, methods=["GET"], name="share_qr"),
-        Route(f"/s/{{token}}/{VIDEO_NAME}", video, methods=["GET"], name="share_video"),
         Route("/s/{rest:path}", nothing, methods=["GET"], name="share_nothing"),  # the same 404 for all
         Route("/v1/captures/{capture_id}/share", create, methods=["POST"], name="share_create"),
     ]
