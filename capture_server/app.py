@@ -25,6 +25,7 @@ from capture_server.coverage import capture_coverage
 from capture_server.errors import Conflict, RateLimited, RequestError, StorageFull, Unauthorized, http_status
 from capture_server.identity import ServerIdentity
 from capture_server.live import LiveRecorder, parse_frame_message
+from capture_server.live_preview import live_preview_routes
 from capture_server.openapi import openapi_schema
 from capture_server.sessions import DeviceSessions, run_until_revoked
 from capture_server.tus import TusEndpoint, tus_headers
@@ -265,6 +266,7 @@ def build_app(state: ServerState) -> Starlette:
         WebSocketRoute("/v1/captures/{capture_id}/live", live, name="live"),
         Route("/v1/captures/{capture_id}/results/{name}", result_file, methods=["GET"]),
         *tus.routes(),
+        *live_preview_routes(state.workspace),
     ]
 
     async def on_error(request: Request, exc: Exception) -> Response:

@@ -9,12 +9,15 @@ uploaded, and the job publishes to exports/ as its last step; nothing of recon i
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from core.capture import CaptureFolder, Manifest
 from core.errors import ConfigError
+from core.eta import HISTORY_JOBS, estimate, liveness, typical_durations
 from core.jobs import Job, JobQueue, Step
+from core.model_size import job_model_size
 from core.settings import Settings
 from core.submit import INGEST_STAGE, PLAN_STAGE, method_job, needs_ingest, registered_stages
 from core.worker import Worker
@@ -35,17 +38,25 @@ def plan_for(capture: CaptureFolder, manifest: Manifest, settings: Settings) -> 
         return [], f"cannot process with the settings' default method: {e}"
 
 
-def job_json(job: Job) -> dict[str, Any]:
+def job_json(job: Job, typical: dict[str, float] | None = None, now: float | None = None) -> dict[str, Any]:
+    """The job as the phone page and API clients see it: ``overall`` and ``eta_s`` are the whole
+    job's (core.eta, as the desktop's Jobs view and ``scanbridge jobs`` show them); ``fraction``
+    and ``step_eta_s`` are the current step's; ``size`` is what its export says of the model's
+    size (``estimated``: a guess, the user should set the real size), None before it exports."""
     p = job.progress
+    size = job_model_size(job)
+    est = estimate(job, time.time() if now is None else now, typical)
     return {
         "id": job.id,
         "state": job.state,
         "error": job.error,
         "progress": {
-            "step": p.step_index, "stage": p.stage, "fraction": p.fraction, "overall": p.overall,
-            "eta_s": p.eta_s, "message": p.message,
+            "step": p.step_index, "stage": p.stage, "fraction": p.fraction, "overall": est.fraction,
+            "eta_s": est.eta_s if job.state == "running" else None, "step_eta_s": p.eta_s,
+            "message": p.message, "liveness": liveness(est),
         },
         "steps": [{"stage": s.stage, "state": s.state, "fraction": s.fraction} for s in job.steps],
+        "size": size.to_json() if size is not None else None,
     }
 
 
@@ -61,7 +72,10 @@ class JobLink:
 
     def latest(self, capture_id: str) -> dict[str, Any] | None:
         jobs = self.queue.list(capture_id=capture_id, limit=1)
-        return job_json(jobs[0]) if jobs else None
+        return job_json(jobs[0], self.typical()) if jobs else None
+
+    def typical(self) -> dict[str, float]:
+        return typical_durations(self.queue.list(limit=HISTORY_JOBS))
 
     def export_run_dir(self, capture_id: str) -> Path | None:
         """The run folder of the export step of the capture's latest finished job."""

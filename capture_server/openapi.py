@@ -68,7 +68,10 @@ def openapi_schema(max_upload_bytes: int) -> dict[str, Any]:
                     "id": {"type": "integer"},
                     "state": {"enum": ["queued", "running", "done", "failed", "cancelled"]},
                     "error": {"type": ["string", "null"]},
-                    "progress": {"type": "object"}, "steps": {"type": "array"}}},
+                    "progress": {"type": "object"}, "steps": {"type": "array"},
+                    "size": {"type": ["object", "null"], "properties": {
+                        "scale": {"type": "string"}, "estimated": {"type": "boolean"},
+                        "longest_side_m": {"type": ["number", "null"]}}}}},
             },
         },
         "security": [{"device": []}],
@@ -155,6 +158,23 @@ def openapi_schema(max_upload_bytes: int) -> dict[str, Any]:
                 "parameters": _CAPTURE_PATH,
                 "responses": {"101": {"description": "switching to WebSocket; each stored frame is acked"},
                               "403": {"description": "no valid token (handshake refused)"}},
+            }},
+            "/v1/live": {"get": {
+                "summary": "Captures streaming live frames now (frames in the last 10 s), newest first",
+                "responses": {"200": _resp("streaming captures", {"type": "object", "properties": {
+                    "captures": {"type": "array", "items": {"type": "object", "properties": {
+                        "id": {"type": "string"}, "name": {"type": "string"}, "frames": {"type": "integer"},
+                        "updated": {"type": "number"}}}},
+                    "streaming_within_s": {"type": "number"}}}), **_errors(401)},
+            }},
+            "/v1/captures/{capture_id}/live/preview.png": {"get": {
+                "summary": "A coarse top-down picture of the live frames' depth points (brighter is higher; "
+                           "red: where the phone was)",
+                "parameters": _CAPTURE_PATH,
+                "responses": {"200": {"description": "PNG, 256 x 256",
+                                      "content": {"image/png": {"schema": {"type": "string",
+                                                                           "format": "binary"}}}},
+                              **_errors(401, 404)},
             }},
             "/v1/captures/{capture_id}/results": {"get": {
                 "summary": "Files in the capture's exports", "parameters": _CAPTURE_PATH,

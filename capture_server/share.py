@@ -37,6 +37,8 @@ from capture_server.errors import RequestError
 from capture_server.identity import server_dir
 from core.errors import ManifestError, NotFoundError
 from core.fsio import atomic_write_json
+from core.jobs import JobQueue
+from core.model_size import ModelSize, latest_model_size
 from core.workspace import Workspace
 
 SHARES_FILE = "shares.json"
@@ -164,13 +166,24 @@ def exported_model(workspace: Workspace, capture_id: str) -> Path:
     return path
 
 
-def share_page(token: str, title: str, video: bool = False) -> str:
+def size_note(size: ModelSize | None) -> str:
+    """What the page says of the model's size when it is a guess ("" when it is measured)."""
+    if size is None or not size.estimated:
+        return ""
+    side = f" (longest side {size.longest_side_m * 100:.0f} cm)" if size.longest_side_m else ""
+    return (f"Size is an estimate{side}: the scan had nothing to measure by, so the model may "
+            "look bigger or smaller than the real thing.")
+
+
+def share_page(token: str, title: str, video: bool = False, size: ModelSize | None = None) -> str:
     """The AR Quick Look page: the ``<img>`` is the anchor's only child, as Apple requires; with
     ``video``, the capture's clip plays below it."""
     paths = share_paths(token)
     name = html.escape(title)
     clip = (f'<video src="{paths["video"]}" controls playsinline muted loop preload="metadata" width="512">'
             f'</video>\n<p><a href="{paths["video"]}" download>Download the video</a></p>\n') if video else ""
+    note = size_note(size)
+    size_line = f'<p class="size-estimated">{html.escape(note)}</p>\n' if note else ""
     return f"""<!doctype html>
 <html lang="en">
 <head>
@@ -189,7 +202,7 @@ p {{ color: #444; }}
 <a rel="ar" href="{paths["usdz"]}"><img src="{paths["poster"]}" alt="{name}: tap to view in AR"
  width="512" height="512"></a>
 <p>Tap the picture to place the model in your room (AR Quick Look, iPhone and iPad).</p>
-<p><a href="{paths["usdz"]}" download>Download the USDZ</a></p>
+{size_line}<p><a href="{paths["usdz"]}" download>Download the USDZ</a></p>
 {clip}</body>
 </html>
 """
@@ -247,6 +260,7 @@ def share_json(new: NewShare, base_url: str) -> dict[str, Any]:
 def share_routes(workspace: Workspace, store: ShareStore | None = None) -> list[Route]:
     """The public, read-only link routes (GET and HEAD only) and the token-gated creation route."""
     store = store or ShareStore(workspace)
+    jobs = JobQueue(workspace)
     no_store = {"Cache-Control": "private, no-store", "Referrer-Policy": "no-referrer",
                 "X-Robots-Tag": "noindex"}
 
@@ -258,7 +272,8 @@ def share_routes(workspace: Workspace, store: ShareStore | None = None) -> list[
         capture = await anyio.to_thread.run_sync(workspace.capture, share.capture_id)
         title = (await anyio.to_thread.run_sync(capture.load)).name
         video = (capture.exports_dir / VIDEO_NAME).is_file()
-        return HTMLResponse(share_page(request.path_params["token"], title, video), headers=no_store)
+        size = await anyio.to_thread.run_sync(latest_model_size, jobs, share.capture_id)
+        return HTMLResponse(share_page(request.path_params["token"], title, video, size), headers=no_store)
 
     async def model(request: Request) -> Response:
         share = await resolve(request)

@@ -8,6 +8,7 @@ import sys
 import time
 from typing import Any
 
+from core.eta import HISTORY_JOBS, estimate, liveness, typical_durations
 from core.jobs import JOB_STATES, Job, JobEvent, JobQueue
 from core.workspace import Workspace
 
@@ -94,17 +95,25 @@ def _stage_label(job: Job) -> str:
     return f"{index + 1}/{len(job.steps)} {step.name or job.progress.stage or step.stage}"
 
 
+def _typical(queue: JobQueue) -> dict[str, float]:
+    """The stages' typical durations from the latest jobs, as the desktop and the server take them."""
+    return typical_durations(queue.list(limit=HISTORY_JOBS))
+
+
 def _list(args: argparse.Namespace) -> int:
-    jobs = _queue(args).list(state=args.state, limit=args.limit)
+    queue = _queue(args)
+    jobs = queue.list(state=args.state, limit=args.limit)
     if not jobs:
         print("no jobs")
         return 0
+    typical, now = _typical(queue), time.time()
     print(f"{'ID':>5}  {'STATE':9}  {'CAPTURE':28}  {'STEP':22}  {'DONE':>5}  {'ETA':>7}  MESSAGE")
     for job in jobs:
-        message = job.error if job.state == "failed" else job.progress.message
-        eta = format_eta(job.progress.eta_s) if job.state == "running" else ""
+        est = estimate(job, now, typical)
+        message = job.error if job.state == "failed" else (liveness(est) or job.progress.message)
+        eta = format_eta(est.eta_s) if job.state == "running" else ""
         print(f"{job.id:>5}  {job.state:9}  {job.capture_id[:28]:28}  {_stage_label(job)[:22]:22}  "
-              f"{job.progress.overall:>5.0%}  {eta:>7}  {(message or '')[:60]}")
+              f"{est.fraction:>5.0%}  {eta:>7}  {(message or '')[:60]}")
     return 0
 
 
@@ -117,7 +126,11 @@ def _show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(_show_json(queue, job, events, lines)))
         return 0
-    print(f"job {job.id}: {job.state}, capture {job.capture_id}, {job.progress.overall:.0%} done")
+    est = estimate(job, time.time(), _typical(queue))
+    eta = f", ETA {format_eta(est.eta_s)}" if job.state == "running" else ""
+    print(f"job {job.id}: {job.state}, capture {job.capture_id}, {est.fraction:.0%} done{eta}")
+    if liveness(est):
+        print(f"  {liveness(est)}")
     print(f"  created {_when(job.created)}, started {_when(job.started)}, ended {_when(job.ended)}, "
           f"claimed {job.attempts} time(s)")
     if job.state == "running":

@@ -67,6 +67,8 @@ def method_job(capture: CaptureFolder, method: str, detail: str,
 
 
 def default_method_job(capture: CaptureFolder, settings: Settings, method: str | None = None,
-                       detail: str | None = None) -> list[Step]:
+                       detail: str | None = None,
+                       overrides: Mapping[str, Mapping[str, Any]] | None = None) -> list[Step]:
     """``method_job`` with the settings' default method and detail where none is given."""
-    return method_job(capture, method or settings.default_method, detail or settings.default_detail)
+    return method_job(capture, method or settings.default_method, detail or settings.default_detail,
+                      overrides)

@@ -12,7 +12,7 @@ import json
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from core.capture import CaptureFolder
 from core.errors import ConfigError, InputError, JobError, NotFoundError, ScanBridgeError
 from core.fsio import atomic_write_json
 from core.jobs import Job, JobEvent, JobQueue, Step
+from core.model_size import ModelSize, latest_model_size, latest_plan
 from core.progress import Progress
 from core.runner import Runner
 from core.settings import Settings, load_settings, save_settings
@@ -140,12 +141,22 @@ class Services:
 
     # -- processing and jobs -------------------------------------------------------------------
 
-    def process(self, capture_id: str, method: str | None = None, detail: str | None = None) -> Job:
+    def process(self, capture_id: str, method: str | None = None, detail: str | None = None,
+                overrides: Mapping[str, Mapping[str, Any]] | None = None) -> Job:
         """Queue the capture's processing job: the same one the CLI and the server queue (the
         method expands in the worker; the job publishes to exports/). No method or detail: the
-        settings' defaults."""
+        settings' defaults. ``overrides``: options per stage, e.g. ``{"mesh": {"real_size_m": 0.2}}``."""
         capture = self.workspace.capture(capture_id)
-        return self.queue.submit(capture_id, default_method_job(capture, self.settings(), method, detail))
+        steps = default_method_job(capture, self.settings(), method, detail, overrides)
+        return self.queue.submit(capture_id, steps)
+
+    def model_size(self, capture_id: str) -> ModelSize | None:
+        """What the capture's latest model says of its size (None before a job exported one)."""
+        return latest_model_size(self.queue, capture_id)
+
+    def last_plan(self, capture_id: str) -> tuple[str, str] | None:
+        """The method and detail the capture was last processed with."""
+        return latest_plan(self.queue, capture_id)
 
     def process_defaults(self) -> tuple[str, str]:
         """The settings' default method and detail (what Process uses when none is chosen). Cheap."""

@@ -1,5 +1,6 @@
 """Result view: an interactive viewer of a capture's meshes and point clouds; export as USDZ, GLB,
-OBJ or PLY with a detail preset; "Share to phone" with a QR code and link."""
+OBJ or PLY with a detail preset; "Share to phone" with a QR code and link; "size estimated" when
+the model had nothing to measure by, and "Set real size…" to process it again at a known size."""
 
 from __future__ import annotations
 
@@ -18,8 +19,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.jobs import Job
+from core.model_size import ModelSize
 from desktop.capture_info import ResultFile
 from desktop.context import AppContext
+from desktop.panels.real_size import RealSizeDialog
 from desktop.qr import qr_image
 from desktop.services import DETAILS
 from desktop.viewer.scene import Scene
@@ -72,6 +76,8 @@ class ResultView(QWidget):
         self.capture_id: str | None = None
         self.results: list[ResultFile] = []
         self.share_dialog: ShareDialog | None = None
+        self.size_dialog: RealSizeDialog | None = None
+        self.size: ModelSize | None = None
         layout = QVBoxLayout(self)
         top = QHBoxLayout()
         self.title = QLabel("Open a capture's result from the Capture view")
@@ -92,6 +98,15 @@ class ResultView(QWidget):
         bottom = QHBoxLayout()
         self.info = QLabel()
         bottom.addWidget(self.info, 1)
+        self.size_label = QLabel()
+        self.size_label.setStyleSheet("color: #b86e00; font-weight: 600;")
+        self.size_label.hide()
+        bottom.addWidget(self.size_label)
+        self.real_size_button = QPushButton("Set real size…")
+        self.real_size_button.setToolTip("Enter the object's longest side; the capture is processed again "
+                                         "at that size")
+        self.real_size_button.setEnabled(False)
+        bottom.addWidget(self.real_size_button)
         bottom.addWidget(QLabel("Export as"))
         self.format = QComboBox()
         self.format.addItems(FORMATS)
@@ -108,6 +123,7 @@ class ResultView(QWidget):
         self.export_button.clicked.connect(lambda: self.export(self.format.currentText(),
                                                                self.detail.currentText()))
         self.share_button.clicked.connect(self.share)
+        self.real_size_button.clicked.connect(self.ask_real_size)
 
     def open(self, capture_id: str) -> None:
         self.capture_id = capture_id
@@ -118,6 +134,56 @@ class ResultView(QWidget):
             return
         self.ctx.tasks.run(lambda: self.ctx.services.result_files(capture_id), self._listed,
                            lambda e: self.ctx.notifier.error(e, "Cannot list results"))
+        self._show_size(None)
+        self.ctx.tasks.run(lambda: (capture_id, self.ctx.services.model_size(capture_id)),
+                           lambda found: self._show_size(found[1]) if found[0] == self.capture_id else None,
+                           lambda e: self.ctx.notifier.error(e, "Cannot read the model's size"))
+
+    def _show_size(self, size: ModelSize | None) -> None:
+        self.size = size
+        self.real_size_button.setEnabled(size is not None)
+        if size is None or not size.estimated:
+            self.size_label.hide()
+            return
+        side = f": longest side {size.longest_side_m * 100:.0f} cm" if size.longest_side_m else ""
+        self.size_label.setText(f"Size estimated{side}")
+        self.size_label.setToolTip("The scan had nothing to measure by (no depth in metres, no marker). "
+                                   "Use Set real size… to give its real size.")
+        self.size_label.show()
+
+    def ask_real_size(self) -> RealSizeDialog | None:
+        if self.capture_id is None or self.size is None:
+            return None
+        side = self.size.longest_side_m
+        self.size_dialog = RealSizeDialog(side * 100 if side else None, self.size.estimated, self)
+        self.size_dialog.accepted.connect(lambda: self.set_real_size(self.size_dialog.longest_side_m()))
+        self.size_dialog.open()
+        return self.size_dialog
+
+    def set_real_size(self, longest_side_m: float) -> None:
+        """Queue the capture again, as Process does, with the mesh stage's ``real_size_m``: the
+        same method and detail as last time (the steps before mesh are reused)."""
+        capture_id = self.capture_id
+        if capture_id is None:
+            return
+        self.real_size_button.setEnabled(False)  # one job per click
+
+        def queue() -> Job:
+            method, detail = self.ctx.services.last_plan(capture_id) or (None, None)
+            overrides = {"mesh": {"real_size_m": longest_side_m}}
+            return self.ctx.services.process(capture_id, method, detail, overrides)
+
+        def done(job: Job) -> None:
+            self.real_size_button.setEnabled(self.size is not None)
+            self.ctx.notifier.notify(f"Queued job {job.id}: processing again with the longest side "
+                                     f"{longest_side_m * 100:g} cm", "info")
+            self.ctx.signals.jobs_changed.emit()
+
+        def failed(error: BaseException) -> None:
+            self.real_size_button.setEnabled(self.size is not None)
+            self.ctx.notifier.error(error, "Cannot process at the real size")
+
+        self.ctx.tasks.run(queue, done, failed)
 
     def _listed(self, results: list[ResultFile]) -> None:
         shown = [r for r in results if r.path.suffix.lower() != ".usdz"]

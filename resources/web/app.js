@@ -10,6 +10,7 @@
   const PENDING_KEY = "scanbridge.pendingCapture"; // a capture whose uploads may still be resumed
   const CHUNK_BYTES = 8 * 1024 * 1024;
   const POLL_MS = 2000;
+  const LIVE_POLL_MS = 2000; // how often the page looks for a live scan streaming from another device
   const $ = (id) => document.getElementById(id);
 
   let token = localStorage.getItem(TOKEN_KEY);
@@ -102,6 +103,7 @@
     token = null;
     localStorage.removeItem(TOKEN_KEY);
     stopPolling();
+    stopLiveWatch();
     showPairing();
     if (reason) say(reason);
   }
@@ -120,6 +122,7 @@
     show("capture-section", true);
     show("forget-button", true);
     updateModeInputs();
+    if (!liveTimer) startLiveWatch();
   }
 
   // -- choosing files ------------------------------------------------------------------------
@@ -321,6 +324,55 @@
         + (out.not_queued_because ? ": " + out.not_queued_because : "") + ". Start it on the computer.";
     }
     startPolling(captureId, mode);
+  }
+
+  // -- a live scan streaming from another device (LiDAR app, `scanbridge send --live`) ---------
+
+  let liveTimer = null;
+  let livePreviewUrl = null;
+
+  function stopLiveWatch() {
+    if (liveTimer) clearTimeout(liveTimer);
+    liveTimer = null;
+  }
+
+  async function fetchPreview(captureId) {
+    const response = await fetch("/v1/captures/" + encodeURIComponent(captureId) + "/live/preview.png", {
+      headers: { "Authorization": "Bearer " + token }, cache: "no-store",
+    });
+    if (!response.ok) return null; // no depth with a pose yet
+    return URL.createObjectURL(await response.blob());
+  }
+
+  function startLiveWatch() {
+    const tick = async () => {
+      try {
+        const live = await api("/v1/live");
+        const now = (live.captures || [])[0];
+        if (now) {
+          show("live-section", true);
+          document.body.dataset.liveCapture = now.id;
+          $("live-title").textContent = "Live scan: " + (now.name || now.id);
+          $("live-summary").textContent = now.frames + " frames so far. Move slowly around the object "
+            + "or room; the picture is what has been seen from above.";
+          const url = await fetchPreview(now.id);
+          if (url) {
+            if (livePreviewUrl) URL.revokeObjectURL(livePreviewUrl);
+            livePreviewUrl = url;
+            $("live-preview").src = url;
+          }
+          await refreshCoverage(now.id);
+        } else if (document.body.dataset.liveCapture) {
+          $("live-summary").textContent = "The stream has stopped.";
+          delete document.body.dataset.liveCapture;
+        }
+      } catch (e) {
+        // the live view is a hint; the rest of the page goes on without it
+      }
+      if (token) liveTimer = setTimeout(tick, LIVE_POLL_MS);
+    };
+    stopLiveWatch();
+    tick();
   }
 
   function stopPolling() {
