@@ -13,7 +13,8 @@ def add_import_command(subparsers: Any, common: argparse.ArgumentParser) -> None
     # Not parents=[common]: its default (None) would overwrite a --workspace given before "import".
     p = subparsers.add_parser(
         "import",
-        help="make a capture from photos, a zip, a video, transforms.json, or a Stray or Record3D export",
+        help="make a capture from photos, a zip, a video, transforms.json, a COLMAP or Meshroom model, "
+             "or a Stray Scanner, Record3D (.r3d) or Polycam export",
         description="Read SOURCE into a new capture in the workspace and print its id and folder.",
     )
     p.add_argument(
