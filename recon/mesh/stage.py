@@ -31,7 +31,7 @@ from recon.mesh.placement import UP_CHOICES, place, resolve_up
 from recon.mesh.uv import unwrap
 from recon.mesh.views import load_views, pose_only_views
 
-MESH_SOURCES = ("fusion", "mvs", "surface")
+MESH_SOURCES = ("fusion", "mvs", "surface", "splat")
 RAW_MESH_FILE = "mesh.ply"
 RESULT_FILE = "textured.npz"
 PLACEMENT_FILE = "placement.json"
