@@ -44,6 +44,7 @@ class SplatConfig:
     ssim_weight: float = 0.2
     checkpoint_every: int = 100
     voxels_per_distance: float = 150.0  # TSDF voxel = median rendered depth / this
+    mesh_render_scale: float = 2.0  # depth for the mesh is rendered at this times the training size
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -63,6 +64,9 @@ class SplatConfig:
         w = self.ssim_weight
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= w <= 1.0:
             raise ConfigError(f"expected a number in 0..1, got {w!r}", "splat.ssim_weight")
+        s = self.mesh_render_scale
+        if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0.25 <= s <= 8.0:
+            raise ConfigError(f"expected a number in 0.25..8, got {s!r}", "splat.mesh_render_scale")
         v = self.voxels_per_distance
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not 10.0 <= v <= 5000.0:
             raise ConfigError(f"expected a number in 10..5000, got {v!r}", "splat.voxels_per_distance")
@@ -121,8 +125,10 @@ def run(ctx: StageContext, config: SplatConfig) -> dict[str, Any]:
                    resume_from=latest_checkpoint(checkpoints), metrics_path=ctx.out_dir / METRICS)
     write_splat_ply(ctx.out_dir / PLY_FILE, result.params)
     write_splat_usd(ctx.out_dir / USD_FILE, result.params)
-    mesh = fuse_rendered_depth(result.params, result.background, views, render, config.voxels_per_distance,
-                               ctx.progress.sub(0.85, 1.0), ctx.cancel)
+    # Gaussians are continuous: rendered finer than they were trained, their edges blur less.
+    mesh_views = load_views(ctx.capture, ctx.inputs.get("poses"), round(max_side * config.mesh_render_scale))
+    mesh = fuse_rendered_depth(result.params, result.background, mesh_views, render,
+                               config.voxels_per_distance, ctx.progress.sub(0.85, 1.0), ctx.cancel)
     write_mesh_ply(ctx.out_dir / MESH_FILE, mesh.vertices, mesh.faces, mesh.normals, mesh.colors)
     return {
         "device": device, "steps": result.step, "splats": int(result.params["means"].shape[0]),
