@@ -1,6 +1,6 @@
 """The ``mesh`` stage: raw mesh -> cropped, cleaned, decimated, placed, UV-mapped and textured.
 
-Reads mesh.ply from the first of ``fusion``, ``mvs``, ``surface`` given in ctx.inputs, the
+Reads mesh.ply from the first of ``fusion``, ``mvs``, ``surface``, ``splat`` given in ctx.inputs, the
 posed photos from ``poses`` (poses.json) when given, else capture.json. Writes into its run
 folder: textured.npz (recon.export TexturedMesh arrays; read it with :func:`load_result`),
 model.obj + model.mtl + model_basecolor.png, and placement.json (scale status and transform).

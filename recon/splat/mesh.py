@@ -1,4 +1,5 @@
-"""The mesh from splats: render expected depth for every training view, keep pixels the
+"""The mesh from splats: render median depth (expected depth where the rasterizer has no
+median, gsplat's) for every training view, keep pixels the
 Gaussians cover (alpha >= 0.5), and fuse them with recon.fusion's TSDF in the capture's world
 frame and units, so the shared mesh -> texture -> export path takes it."""
 
@@ -28,7 +29,8 @@ def fuse_rendered_depth(params: dict[str, Tensor], background: Tensor, views: li
         cancel.check()
         h, w = view.rgb.shape[:2]
         out = render(params, torch.from_numpy(view.viewmat), torch.from_numpy(view.K), w, h, background)
-        depth = out.depth.cpu().numpy().astype(np.float32)
+        depth = (out.median_depth if out.median_depth is not None else out.depth).cpu().numpy()
+        depth = depth.astype(np.float32)
         depth[out.alpha.cpu().numpy() < MIN_ALPHA] = 0.0
         rgb = (out.rgb.clamp(0, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
         rendered.append((view, depth, rgb))

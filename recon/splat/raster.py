@@ -38,6 +38,9 @@ class Render:
     depth: Tensor  # [H, W] expected z-depth of the visible Gaussians (0 where alpha is 0)
     means2d: Tensor  # [N, 2], its .grad after backward drives densification
     radii: Tensor  # [N]
+    # [H, W] depth of the Gaussian where transmittance drops below 0.5 (0: never); no mixing of
+    # foreground and background at silhouettes, so it is what the mesh fuses. None: not rendered.
+    median_depth: Tensor | None = None
 
 
 def project(means: Tensor, covars: Tensor, viewmat: Tensor, K: Tensor, width: int, height: int,
@@ -135,7 +138,7 @@ def rasterize(params: dict[str, Tensor], viewmat: Tensor, K: Tensor, width: int,
     t_ids = torch.arange(tiles_x * tiles_y)
     corner = torch.stack([(t_ids % tiles_x) * TILE, (t_ids // tiles_x) * TILE], dim=-1).to(means.dtype)
     step = max(1, MAX_PAIRS_PER_CHUNK // (TILE * TILE * lists.shape[1]))
-    rgb_parts, alpha_parts, depth_parts = [], [], []
+    rgb_parts, alpha_parts, depth_parts, median_parts = [], [], [], []
     for s in range(0, lists.shape[0], step):
         idx = lists[s:s + step]  # [t, K]
         pix = corner[s:s + step, None, :] + local  # [t, 64, 2]
@@ -153,6 +156,10 @@ def rasterize(params: dict[str, Tensor], viewmat: Tensor, K: Tensor, width: int,
         alpha_parts.append(acc)
         ed = torch.einsum("tpk,tk->tp", weights, dep[idx])
         depth_parts.append(torch.where(acc > 1e-6, ed / acc.clamp(min=1e-6), torch.zeros_like(acc)))
+        opaque = trans < 0.5  # [t, 64, K]
+        first = opaque.to(torch.uint8).argmax(dim=-1)  # [t, 64]
+        median = torch.gather(dep[idx][:, None, :].expand_as(trans), -1, first[..., None])[..., 0]
+        median_parts.append(torch.where(opaque.any(dim=-1), median, torch.zeros_like(median)).detach())
 
     def image(parts: list[Tensor], channels: int) -> Tensor:
         x = torch.cat(parts).reshape(tiles_y, tiles_x, TILE, TILE, channels)
@@ -162,4 +169,5 @@ def rasterize(params: dict[str, Tensor], viewmat: Tensor, K: Tensor, width: int,
     rgb = image(rgb_parts, 3)
     alpha = image([a[..., None] for a in alpha_parts], 1)[..., 0]
     depth = image([e[..., None] for e in depth_parts], 1)[..., 0]
-    return Render(rgb, alpha, depth, means2d, proj.radii)
+    median = image([m[..., None] for m in median_parts], 1)[..., 0]
+    return Render(rgb, alpha, depth, means2d, proj.radii, median)

@@ -80,9 +80,11 @@ def test_compositing_matches_front_to_back_pixel_loop():
     colors = colors_from_sh(p, campos)
     opacity = torch.sigmoid(p["opacity_logits"])
     order = [int(i) for i in torch.argsort(depths[0]) if radii[0, i] > 0]
-    for row, col in [(3, 4), (15, 20), (10, 30), (22, 8), (29, 39), (0, 0), (17, 13)]:
+    checked_median = 0
+    densest = [divmod(int(i), W) for i in out.alpha.flatten().topk(3).indices]  # covered pixels too
+    for row, col in [(3, 4), (15, 20), (10, 30), (22, 8), (29, 39), (0, 0), (17, 13), *densest]:
         x, y = col + 0.5, row + 0.5
-        T, rgb = 1.0, torch.zeros(3)
+        T, rgb, median = 1.0, torch.zeros(3), 0.0
         for i in order:
             dx, dy = x - float(means2d[0, i, 0]), y - float(means2d[0, i, 1])
             a, b, c = (float(v) for v in conics[0, i])
@@ -92,9 +94,14 @@ def test_compositing_matches_front_to_back_pixel_loop():
                 continue
             rgb += T * alpha * colors[i]
             T *= 1 - alpha
+            if T < 0.5 and median == 0.0:
+                median = float(depths[0, i])
         rgb += T * background
         assert torch.allclose(out.rgb[row, col], rgb, atol=1e-4), (row, col)
         assert out.alpha[row, col] == pytest.approx(1 - T, abs=1e-4)
+        assert out.median_depth[row, col] == pytest.approx(median, abs=1e-5)
+        checked_median += median > 0
+    assert checked_median >= 2  # some of the pixels are covered
 
 
 def test_gradients_reach_every_parameter():

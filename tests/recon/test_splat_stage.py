@@ -137,3 +137,13 @@ def test_bad_options_are_one_config_error_naming_the_field():
         SplatConfig(sh_degree=3)
     with pytest.raises(ConfigError, match="splat.steps"):
         SplatConfig(steps=-1)
+
+
+def test_the_splat_method_plans_splat_then_the_shared_mesh_path(trained):
+    from recon.methods import plan
+
+    chosen = plan(trained["capture"], "splat", detail="preview")
+    assert chosen.method == "splat"
+    # Every frame has metric depth and a device pose: no poses stage, the capture's poses are used.
+    assert [s.stage for s in chosen.steps] == ["splat", "mesh", "export", "publish"]
+    assert chosen.steps[0].config["detail"] == "preview"
