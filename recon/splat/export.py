@@ -49,11 +49,11 @@ def write_splat_ply(path: Path, params: dict[str, Tensor]) -> Path:
 
 def read_splat_ply(path: Path) -> dict[str, Tensor]:
     """Parameters back from a standard splat PLY (ours or another tool's, degree 0 or 1 kept)."""
-    from plyfile import PlyData
+    from plyfile import PlyData, PlyParseError
 
     try:
         vertex = PlyData.read(str(path))["vertex"]
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, PlyParseError) as e:
         raise InputError(f"not a splat PLY: {e}", path) from None
     names = set(vertex.data.dtype.names or ())
     need = set(ply_property_names(0)) - {"nx", "ny", "nz"}
