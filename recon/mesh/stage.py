@@ -1,6 +1,7 @@
 """The ``mesh`` stage: raw mesh -> cropped, cleaned, decimated, placed, UV-mapped and textured.
 
-Reads mesh.ply from the first of ``fusion``, ``mvs``, ``surface``, ``splat`` given in ctx.inputs, the
+Reads mesh.ply from the run wired to its ``raw_mesh`` port (one of ``fusion``, ``mvs``, ``surface``,
+``splat``, ``nerf``), the
 posed photos from ``poses`` (poses.json) when given, else capture.json. Writes into its run
 folder: textured.npz (recon.export TexturedMesh arrays; read it with :func:`load_result`),
 model.obj + model.mtl + model_basecolor.png, and placement.json (scale status and transform).
@@ -32,7 +33,7 @@ from recon.mesh.placement import DEFAULT_LONGEST_SIDE_M, ESTIMATED, UP_CHOICES, 
 from recon.mesh.uv import unwrap
 from recon.mesh.views import load_views, pose_only_views
 
-MESH_SOURCES = ("fusion", "mvs", "surface", "splat")
+MESH_SOURCES = ("fusion", "mvs", "surface", "splat", "nerf")
 RAW_MESH_PORT = "raw_mesh"  # the input port the job wires to one of them
 RAW_MESH_FILE = "mesh.ply"
 RESULT_FILE = "textured.npz"

@@ -81,7 +81,7 @@ def test_methods_say_why_they_do_not_apply(tmp_path):
 def test_names_options_and_overrides_are_checked(tmp_path):
     near = make_capture(tmp_path / "near", depth_mm=600, photos=True)
     with pytest.raises(ConfigError, match="known: auto, ") as unknown:
-        plan(near, "nerf")
+        plan(near, "no-such-method")
     assert unknown.value.where == "method"
     with pytest.raises(ConfigError) as no_stage:
         plan(near, "fusion", overrides={"mvs": {"max_views": 3}})

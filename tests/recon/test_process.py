@@ -42,7 +42,7 @@ def test_plan_picks_fusion_for_metric_depth_and_refuses_what_cannot_work(rgbd_ca
     assert chosen.steps[2].config["name"] == "rgbd-orbit"
     assert [s.stage for s in plan(cap, "mvs").steps] == ["poses", "mvs", "mesh", "export", "publish"]
     with pytest.raises(ConfigError, match="method"):
-        plan(cap, "nerf")
+        plan(cap, "no-such-method")
 
 
 def test_fusion_to_usdz_keeps_geometry_and_true_size(rgbd_capture, tmp_path):
