@@ -44,7 +44,7 @@ class SurfaceField(nn.Module):
         self.sdf_net = nn.Sequential(nn.Linear(3 + n_enc, HIDDEN), nn.Softplus(beta=100),
                                      nn.Linear(HIDDEN, 1 + GEO_FEATURES))
         with torch.no_grad():  # start as the sphere: the learned part begins near zero
-            self.sdf_net[-1].weight.mul_(0.01)
+            self.sdf_net[-1].weight.mul_(0.1)
             self.sdf_net[-1].bias.zero_()
         self.color_net = nn.Sequential(nn.Linear(GEO_FEATURES + 3 + 3, HIDDEN), nn.ReLU(),
                                        nn.Linear(HIDDEN, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, 3))

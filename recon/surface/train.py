@@ -27,7 +27,7 @@ from recon.surface.scene_data import RaySet
 
 CHECKPOINT_FILE = "checkpoint.pt"
 REPORTS = 50
-DEPTH_POINTS_PER_RAY = 4  # progress events per run
+DEPTH_POINTS_PER_RAY = 16  # progress events per run
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ def _learning_rate_factor(step: int, steps: int) -> float:
     warmup = max(1, steps // 50)
     if step < warmup:
         return (step + 1) / warmup
-    return 0.1 ** ((step - warmup) / max(1, steps - warmup))  # exponential decay to a tenth
+    return 0.3 ** ((step - warmup) / max(1, steps - warmup))  # exponential decay to 30 %
 
 
 def _active_levels(step: int, steps: int, levels: int) -> int:
