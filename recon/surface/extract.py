@@ -40,24 +40,34 @@ def _sdf_grid(field: SurfaceField, lo: np.ndarray, hi: np.ndarray, counts: np.nd
     return values.reshape(tuple(int(c) for c in counts))
 
 
-def _inside_box(field: SurfaceField, device: str) -> tuple[np.ndarray, np.ndarray]:
+def _inside_box(field: SurfaceField, device: str, limit: tuple[np.ndarray, np.ndarray] | None,
+                ) -> tuple[np.ndarray, np.ndarray]:
     lo, hi = np.full(3, -1.0), np.full(3, 1.0)
+    if limit is not None:
+        lo, hi = np.maximum(lo, limit[0]), np.minimum(hi, limit[1])
     counts = np.full(3, COARSE_CELLS + 1)
     values = _sdf_grid(field, lo, hi, counts, device)
     inside = np.argwhere(values < 0)
     if len(inside) == 0:
         raise ReconstructionError("the trained field has no surface (the SDF is positive everywhere)")
     cell = (hi - lo) / COARSE_CELLS
-    return np.maximum(lo, lo + (inside.min(0) - 1) * cell), np.minimum(hi, lo + (inside.max(0) + 1) * cell)
+    return (np.maximum(lo, lo + (inside.min(0) - 1) * cell),
+            np.minimum(hi, lo + (inside.max(0) + 1) * cell))
 
 
 def extract_mesh(field: SurfaceField, normalisation: Normalisation, resolution: int,
                  device: str) -> SurfaceMesh:
     from skimage.measure import marching_cubes
 
-    box_lo, box_hi = _inside_box(field, device)
+    limit = None
+    if normalisation.object_box is not None:
+        limit = (normalisation.to_field(np.array(normalisation.object_box[0])),
+                 normalisation.to_field(np.array(normalisation.object_box[1])))
+    box_lo, box_hi = _inside_box(field, device, limit)
     cell = float((box_hi - box_lo).max()) / resolution
     lo, hi = box_lo - 2 * cell, box_hi + 2 * cell
+    if limit is not None:  # cut where depth saw the object end, leaving an open rim there
+        lo, hi = np.maximum(lo, limit[0]), np.minimum(hi, limit[1])
     counts = np.ceil((hi - lo) / cell).astype(int) + 1
     values = _sdf_grid(field, lo, lo + (counts - 1) * cell, counts, device)
     if not (values.min() < 0 < values.max()):

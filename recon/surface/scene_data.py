@@ -24,12 +24,17 @@ from recon.fusion.frames import read_color, read_depth_png
 MIN_FRAMES = 3
 SPHERE_MARGIN = 1.25  # the object's bounding sphere fills 1 / SPHERE_MARGIN of the unit sphere
 MAX_DEPTH_M = 100.0
+BOX_GROWTH = 0.03  # of the object box's size, on each side
+BOX_MARGIN_M = 0.002
 
 
 @dataclass(frozen=True)
 class Normalisation:
     centre: tuple[float, float, float]  # world point at the field's origin
     scale: float  # world metres per field unit
+    # World box where masked depth saw the object (grown a little), or None without masked depth:
+    # the mesh is cut to it, since what no view can see (under the object) is left unconstrained.
+    object_box: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
     def to_field(self, points: np.ndarray) -> np.ndarray:
         return (points - np.asarray(self.centre)) / self.scale
@@ -139,17 +144,20 @@ def _normalisation(frames: list[_FrameData]) -> Normalisation:
             keep = f.mask.reshape(-1) & (depth > 0)
             object_points.append(origins[keep] + dirs[keep] * (depth[keep] * z_to_t[keep])[:, None])
     points = np.concatenate(object_points) if object_points else np.zeros((0, 3))
+    box = None
     if len(points) >= 100:
-        lo, hi = np.percentile(points, 0.5, axis=0), np.percentile(points, 99.5, axis=0)
+        lo, hi = np.percentile(points, 0.2, axis=0), np.percentile(points, 99.8, axis=0)
         centre = (lo + hi) / 2.0
         radius = float(np.linalg.norm(hi - lo)) / 2.0
+        grow = BOX_GROWTH * (hi - lo) + BOX_MARGIN_M
+        box = (tuple(float(v) for v in lo - grow), tuple(float(v) for v in hi + grow))
     else:
         centre = _look_at_point(frames)
         distances = [np.linalg.norm(f.c2w[:3, 3] - centre) for f in frames]
         radius = 0.5 * float(np.median(distances))
     if not np.isfinite(centre).all() or not np.isfinite(radius) or radius <= 0:
         raise ReconstructionError("cannot find the object's extent from the cameras and depth")
-    return Normalisation(tuple(float(v) for v in centre), radius * SPHERE_MARGIN)
+    return Normalisation(tuple(float(v) for v in centre), radius * SPHERE_MARGIN, box)
 
 
 def load_rays(capture: CaptureFolder, *, max_side: int, use_depth: bool = True, use_masks: bool = True,
