@@ -58,11 +58,12 @@ def test_training_brings_the_surface_to_the_object(capture):
     # World frame, metres: the mesh lies where the object is, within a few centimetres.
     lo, hi = np.array(OBJECT_BOUNDS[0]), np.array(OBJECT_BOUNDS[1])
     assert np.all(mesh.vertices.min(axis=0) > lo - 0.04) and np.all(mesh.vertices.max(axis=0) < hi + 0.04)
-    # Faces wind counter-clockwise seen from outside: their normals agree with the SDF gradient.
+    # Faces wind counter-clockwise seen from outside: the object is star-shaped about its box's
+    # centre, so nearly every face's normal points away from it.
     v, f = np.asarray(mesh.vertices), np.asarray(mesh.faces)
     face_normals = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
-    agree = (face_normals * np.asarray(mesh.normals)[f].mean(axis=1)).sum(axis=1) > 0
-    assert agree.mean() > 0.95
+    outwards = v[f].mean(axis=1) - (lo + hi) / 2.0
+    assert ((face_normals * outwards).sum(axis=1) > 0).mean() > 0.9
 
 
 def test_cancel_then_resume_runs_only_the_remaining_steps(capture, tmp_path):
