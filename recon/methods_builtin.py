@@ -11,7 +11,7 @@ from recon.methods import CaptureFacts, MachineNeeds, Method, PlanRequest
 OBJECT_DEPTH_M = 1.5  # median depth below this: an object on a table, fused at 4 mm
 
 
-def _mesh_and_export(facts: CaptureFacts, request: PlanRequest) -> list[Step]:
+def mesh_and_export(facts: CaptureFacts, request: PlanRequest) -> list[Step]:
     """The shared end of every reconstruction: mesh (clean, decimate, place, texture), export."""
     return [Step("mesh", {"detail": request.detail}),
             Step("export", {"detail": request.detail, "formats": list(request.formats), "name": facts.name})]
@@ -35,17 +35,17 @@ def _fusion_unavailable(facts: CaptureFacts) -> str | None:
 def _fusion_steps(facts: CaptureFacts, request: PlanRequest) -> list[Step]:
     near = facts.median_depth_m is not None and facts.median_depth_m < OBJECT_DEPTH_M
     # The mesh stage bakes the texture from the photos at their device poses (capture.json).
-    return [Step("fusion", {"preset": "object" if near else "room"}), *_mesh_and_export(facts, request)]
+    return [Step("fusion", {"preset": "object" if near else "room"}), *mesh_and_export(facts, request)]
 
 
-def _photos_unavailable(facts: CaptureFacts) -> str | None:
+def photos_unavailable(facts: CaptureFacts) -> str | None:
     if (reason := _no_frames(facts)) is not None:
         return reason
     return None if facts.photos else "dense stereo needs photos; this capture has depth maps only"
 
 
 def _mvs_steps(facts: CaptureFacts, request: PlanRequest) -> list[Step]:
-    return [Step("poses"), Step("mvs"), *_mesh_and_export(facts, request)]
+    return [Step("poses"), Step("mvs"), *mesh_and_export(facts, request)]
 
 
 def _auto_picks(facts: CaptureFacts) -> str:
@@ -62,7 +62,7 @@ FUSION = Method(
 MVS = Method(
     name="mvs",
     description="photos only: poses (device or SfM), then dense stereo fused into a mesh",
-    unavailable=_photos_unavailable, steps=_mvs_steps,
+    unavailable=photos_unavailable, steps=_mvs_steps,
     needs=MachineNeeds("optional", note="PatchMatch on an NVIDIA GPU, else CPU plane sweep"),
 )
 
@@ -75,5 +75,5 @@ AUTO = Method(
 POSES = Method(
     name="poses",
     description="camera poses only (device poses refined, or SfM), to check coverage; no model",
-    unavailable=_photos_unavailable, steps=lambda facts, request: [Step("poses")], makes_model=False,
+    unavailable=photos_unavailable, steps=lambda facts, request: [Step("poses")], makes_model=False,
 )

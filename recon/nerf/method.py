@@ -7,19 +7,19 @@ from __future__ import annotations
 
 from core.jobs_schema import Step
 from recon.methods import CaptureFacts, MachineNeeds, Method, PlanRequest
-from recon.methods_builtin import _mesh_and_export, _photos_unavailable
+from recon.methods_builtin import mesh_and_export, photos_unavailable
 from recon.nerf.settings import PRESETS
 
 
 def _nerf_steps(facts: CaptureFacts, request: PlanRequest) -> list[Step]:
     detail = request.detail if request.detail in PRESETS else "medium"
-    return [Step("poses"), Step("nerf", {"detail": detail}), *_mesh_and_export(facts, request)]
+    return [Step("poses"), Step("nerf", {"detail": detail}), *mesh_and_export(facts, request)]
 
 
 NERF = Method(
     name="nerf",
     description="nerfacto (nerfstudio) trained on the posed photos; its rendered depth fused into a mesh",
-    unavailable=_photos_unavailable, steps=_nerf_steps,
+    unavailable=photos_unavailable, steps=_nerf_steps,
     needs=MachineNeeds("optional", 6.0,
                        note="a CUDA GPU (minutes); on a CPU only --detail preview (~20 min)",),
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from core.jobs_schema import Step
 from recon.methods import CaptureFacts, MachineNeeds, Method, PlanRequest
+from recon.methods_builtin import mesh_and_export
 
 
 def _unavailable(facts: CaptureFacts) -> str | None:
@@ -17,9 +18,7 @@ def _unavailable(facts: CaptureFacts) -> str | None:
 
 def _steps(facts: CaptureFacts, request: PlanRequest) -> list[Step]:
     poses = [] if facts.rgbd else [Step("poses")]
-    return [*poses, Step("splat", {"detail": request.detail}),
-            Step("mesh", {"detail": request.detail}),
-            Step("export", {"detail": request.detail, "formats": list(request.formats), "name": facts.name})]
+    return [*poses, Step("splat", {"detail": request.detail}), *mesh_and_export(facts, request)]
 
 
 SPLAT = Method(
