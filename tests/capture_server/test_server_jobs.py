@@ -59,8 +59,8 @@ def test_the_settings_default_method_and_detail_are_what_the_server_queues(works
     finally:
         server.stop()
     capture = workspace.capture(cid)
-    steps, reason = jobs_link.plan_for(capture, capture.load(), Settings(default_method="nerf"))
-    assert steps == [] and "unknown method 'nerf'" in reason
+    steps, reason = jobs_link.plan_for(capture, capture.load(), Settings(default_method="no-such-method"))
+    assert steps == [] and "unknown method 'no-such-method'" in reason
 
 
 def test_live_depth_frames_need_no_ingest(live_server: LiveServer) -> None:

@@ -115,5 +115,5 @@ def test_submit_queues_the_method_job_with_the_settings_defaults(ws, capsys):
     assert [s.stage for s in defaults.steps] == ["plan"] and defaults.state == "queued"
     assert defaults.steps[0].config == {"method": "mvs", "detail": "reduced", "overrides": {}}
     assert chosen.steps[0].config == {"method": "fusion", "detail": "preview", "overrides": {}}
-    assert main(["jobs", "submit", "cap", "--workspace", str(ws.root), "--method", "nerf"]) != 0
-    assert "unknown method 'nerf'" in capsys.readouterr().err
+    assert main(["jobs", "submit", "cap", "--workspace", str(ws.root), "--method", "no-such-method"]) != 0
+    assert "unknown method 'no-such-method'" in capsys.readouterr().err
