@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,19 @@ import numpy as np
 
 from core.capture import Camera, CaptureFolder
 from core.errors import InputError, StageError
+
+
+def look_at_point(c2ws: Iterable[np.ndarray]) -> np.ndarray:
+    """(3,) the point closest, in least squares, to every camera's optical axis (OpenCV +z) for
+    camera-to-world matrices ``c2ws``: where the cameras look."""
+    a = np.zeros((3, 3))
+    b = np.zeros(3)
+    for c2w in c2ws:
+        d = c2w[:3, 2] / np.linalg.norm(c2w[:3, 2])
+        off_axis = np.eye(3) - np.outer(d, d)
+        a += off_axis
+        b += off_axis @ c2w[:3, 3]
+    return np.linalg.lstsq(a, b, rcond=None)[0]
 
 
 @dataclass(frozen=True)

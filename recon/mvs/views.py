@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from core.capture import Camera
+from recon.posed import look_at_point as cameras_look_at
 
 
 @dataclass(frozen=True)
@@ -48,14 +49,7 @@ def make_view(name: str, rgb: np.ndarray, camera: Camera, c2w: np.ndarray, max_s
 
 def look_at_point(views: list[View]) -> np.ndarray:
     """The point closest, in least squares, to every camera's optical axis: where they look."""
-    A = np.zeros((3, 3))
-    b = np.zeros(3)
-    for v in views:
-        d = v.axis / np.linalg.norm(v.axis)
-        P = np.eye(3) - np.outer(d, d)
-        A += P
-        b += P @ v.center
-    return np.linalg.lstsq(A, b, rcond=None)[0]
+    return cameras_look_at(v.c2w for v in views)
 
 
 def select_neighbours(views: list[View], ref: int, k: int, min_deg: float = 4.0,

@@ -12,18 +12,12 @@ from core.progress import CancelToken, Progress
 from recon.fusion.tsdf import FusedMesh, FusionConfig, TSDFFusion
 from recon.nerf.data import TrainingView
 from recon.nerf.model import TrainedNerf
+from recon.posed import look_at_point as cameras_look_at
 
 
 def look_at_point(views: Sequence[TrainingView]) -> np.ndarray:
     """The point closest, in least squares, to every camera's optical axis."""
-    a = np.zeros((3, 3))
-    b = np.zeros(3)
-    for v in views:
-        d = v.c2w[:3, 2] / np.linalg.norm(v.c2w[:3, 2])
-        p = np.eye(3) - np.outer(d, d)
-        a += p
-        b += p @ v.c2w[:3, 3]
-    return np.linalg.lstsq(a, b, rcond=None)[0]
+    return cameras_look_at(v.c2w for v in views)
 
 
 def evenly(views: Sequence[TrainingView], count: int) -> list[TrainingView]:

@@ -20,6 +20,7 @@ import torch
 from core.capture import CaptureFolder, Frame
 from core.errors import InputError, ReconstructionError
 from recon.fusion.frames import read_color, read_depth_png
+from recon.posed import look_at_point as cameras_look_at
 
 MIN_FRAMES = 3
 SPHERE_MARGIN = 1.25  # the object's bounding sphere fills 1 / SPHERE_MARGIN of the unit sphere
@@ -123,18 +124,6 @@ def _pixel_rays(frame: _FrameData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return origins, d_world, z_to_t
 
 
-def _look_at_point(frames: list[_FrameData]) -> np.ndarray:
-    """The point closest (least squares) to every camera's optical axis."""
-    a = np.zeros((3, 3))
-    b = np.zeros(3)
-    for f in frames:
-        d = f.c2w[:3, 2] / np.linalg.norm(f.c2w[:3, 2])
-        proj = np.eye(3) - np.outer(d, d)
-        a += proj
-        b += proj @ f.c2w[:3, 3]
-    return np.linalg.lstsq(a, b, rcond=None)[0]
-
-
 def _normalisation(frames: list[_FrameData]) -> Normalisation:
     object_points = []
     for f in frames:
@@ -152,7 +141,7 @@ def _normalisation(frames: list[_FrameData]) -> Normalisation:
         grow = BOX_GROWTH * (hi - lo) + BOX_MARGIN_M
         box = (tuple(float(v) for v in lo - grow), tuple(float(v) for v in hi + grow))
     else:
-        centre = _look_at_point(frames)
+        centre = cameras_look_at(f.c2w for f in frames)
         distances = [np.linalg.norm(f.c2w[:3, 3] - centre) for f in frames]
         radius = 0.5 * float(np.median(distances))
     if not np.isfinite(centre).all() or not np.isfinite(radius) or radius <= 0:
