@@ -166,12 +166,6 @@ class ServerSession:
         raise RequestError("unreachable", upload_url)
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(4 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def client_state_dir() -> Path:

@@ -5,7 +5,6 @@ quarantine that sets a damaged or unpublishable upload aside instead of failing 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import math
 import os
@@ -87,11 +86,3 @@ def quarantine(uploads_dir: Path, upload_id: str, why: str) -> Path:
             os.replace(src, target / src.name)
     log.warning("upload %s in %s was set aside in %s: %s", upload_id, uploads_dir.parent.name, target, why)
     return target
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(4 << 20):
-            h.update(block)
-    return h.hexdigest()

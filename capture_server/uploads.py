@@ -32,10 +32,10 @@ from capture_server.errors import (
     UploadGone,
 )
 from capture_server.names import files_below, kind_for, name_clash, path_inside, safe_relative_name
-from capture_server.upload_state import UploadInfo, file_sha256, quarantine
+from capture_server.upload_state import UploadInfo, quarantine
 from core.capture import CaptureFolder
 from core.errors import ManifestError, ScanBridgeError
-from core.fsio import atomic_write_json, fsync_dir
+from core.fsio import atomic_write_json, file_sha256, fsync_dir
 from core.workspace import Workspace
 
 UPLOADS_DIR = ".uploads"

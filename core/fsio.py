@@ -6,6 +6,7 @@ A reader never sees a half-written file; after a crash either the old or the new
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -79,3 +80,12 @@ def publish_dir(staging: Path, final: Path) -> Path:
     os.rename(staging, final)
     fsync_dir(final.parent)
     return final
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes (hex), read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(4 << 20):
+            digest.update(block)
+    return digest.hexdigest()

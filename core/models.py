@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import ConfigError, DependencyError
-from core.fsio import atomic_write_json
+from core.fsio import atomic_write_json, file_sha256
 
 HASH_CACHE_NAME = ".model-hashes.json"  # beside the weights' folder: path -> (signature, sha256)
 
@@ -79,17 +79,14 @@ def _file_sha256(file: Path) -> str:
     entry = cache.get(file.name)
     if isinstance(entry, list) and len(entry) == 2 and entry[0] == signature:
         return str(entry[1])
-    digest = hashlib.sha256()
-    with open(file, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    cache[file.name] = [signature, digest.hexdigest()]
+    digest = file_sha256(file)
+    cache[file.name] = [signature, digest]
     if os.access(file.parent, os.W_OK):  # a read-only model folder is hashed each time instead
         try:
             atomic_write_json(cache_path, cache)
         except OSError:
             pass
-    return digest.hexdigest()
+    return digest
 
 
 def _read_cache(path: Path) -> dict:
