@@ -152,21 +152,20 @@ def metres_to_mm_png(depth_m: np.ndarray, dst: Path) -> Path:
     return dst
 
 
-def write_uint16_png(data: np.ndarray, dst: Path) -> Path:
-    """Write a 16-bit [H, W] map as PNG."""
+def _write_map_png(data: np.ndarray, dst: Path) -> Path:
     dst.parent.mkdir(parents=True, exist_ok=True)
-    ok, buf = cv2.imencode(".png", data.astype(np.uint16))
+    ok, buf = cv2.imencode(".png", data)
     if not ok:
         raise IngestError("could not encode map as PNG", dst)
     dst.write_bytes(buf.tobytes())
     return dst
+
+
+def write_uint16_png(data: np.ndarray, dst: Path) -> Path:
+    """Write a 16-bit [H, W] map as PNG."""
+    return _write_map_png(data.astype(np.uint16), dst)
 
 
 def write_uint8_png(data: np.ndarray, dst: Path) -> Path:
     """Write an 8-bit [H, W] map as PNG."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    ok, buf = cv2.imencode(".png", data.astype(np.uint8))
-    if not ok:
-        raise IngestError("could not encode map as PNG", dst)
-    dst.write_bytes(buf.tobytes())
-    return dst
+    return _write_map_png(data.astype(np.uint8), dst)
