@@ -31,8 +31,12 @@ class ProcessResult:
 
 def process(workspace: Workspace, capture: CaptureFolder, *, method: str = "auto", detail: str = "medium",
             out: Path | None = None, sink: Sink | None = None,
-            mesh_options: dict[str, Any] | None = None) -> ProcessResult:
-    """Run the capture's job to the end (it publishes to exports/), then copy the model to ``out``."""
+            mesh_options: dict[str, Any] | None = None,
+            export_options: dict[str, Any] | None = None) -> ProcessResult:
+    """Run the capture's job to the end (it publishes to exports/), then copy the model to ``out``.
+
+    ``mesh_options`` and ``export_options`` override those stages' options (for the export: which
+    ``formats`` to write, ``texture_format``, ``texture_quality``, ``up``)."""
     from core.worker import run_job
     from recon.export.stage import copy_published
 
@@ -40,7 +44,12 @@ def process(workspace: Workspace, capture: CaptureFolder, *, method: str = "auto
         raise ConfigError(f"unknown output format {out.suffix!r}; use .usdz, .glb, .obj or .ply", out)
     if out is not None and not load_method(method).makes_model:
         raise ConfigError(f"the {method} method makes no model to write to {out.name}", "method")
-    steps = method_job(capture, method, detail, {"mesh": mesh_options} if mesh_options else None)
+    formats = (export_options or {}).get("formats")
+    if out is not None and formats is not None and out.suffix.lower().lstrip(".") not in formats:
+        raise ConfigError(f"{out.name} is not among the formats to write ({', '.join(formats)})", "formats")
+    overrides = {stage: options for stage, options in (("mesh", mesh_options), ("export", export_options))
+                 if options}
+    steps = method_job(capture, method, detail, overrides or None)
     outcomes = run_job(workspace, capture.id, steps, sink)
     chosen = next(o.result["method"] for o in outcomes if o.stage == PLAN_STAGE)
     publish = next((o for o in outcomes if o.stage == PUBLISH_STAGE), None)
