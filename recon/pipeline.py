@@ -29,6 +29,20 @@ class ProcessResult:
     published: dict[str, Path]
 
 
+def check_output(out: Path | None, method: str, formats: list[str] | None = None) -> None:
+    """ConfigError when ``method`` cannot write ``out``: an unknown suffix, a method that makes no
+    model, or a suffix that is not among ``formats`` (the files to publish)."""
+    if out is None:
+        return
+    fmt = out.suffix.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown output format {out.suffix!r}; use .usdz, .glb, .obj or .ply", out)
+    if not load_method(method).makes_model:
+        raise ConfigError(f"the {method} method makes no model to write to {out.name}", "method")
+    if formats is not None and fmt not in formats:
+        raise ConfigError(f"{out.name} is not among the formats to write ({', '.join(formats)})", "formats")
+
+
 def process(workspace: Workspace, capture: CaptureFolder, *, method: str = "auto", detail: str = "medium",
             out: Path | None = None, sink: Sink | None = None,
             mesh_options: dict[str, Any] | None = None,
@@ -40,13 +54,7 @@ def process(workspace: Workspace, capture: CaptureFolder, *, method: str = "auto
     from core.worker import run_job
     from recon.export.stage import copy_published
 
-    if out is not None and out.suffix.lower().lstrip(".") not in FORMATS:
-        raise ConfigError(f"unknown output format {out.suffix!r}; use .usdz, .glb, .obj or .ply", out)
-    if out is not None and not load_method(method).makes_model:
-        raise ConfigError(f"the {method} method makes no model to write to {out.name}", "method")
-    formats = (export_options or {}).get("formats")
-    if out is not None and formats is not None and out.suffix.lower().lstrip(".") not in formats:
-        raise ConfigError(f"{out.name} is not among the formats to write ({', '.join(formats)})", "formats")
+    check_output(out, method, (export_options or {}).get("formats"))
     overrides = {stage: options for stage, options in (("mesh", mesh_options), ("export", export_options))
                  if options}
     steps = method_job(capture, method, detail, overrides or None)

@@ -103,12 +103,13 @@ def run_process(args: argparse.Namespace) -> int:
     from core.progress import Progress
     from core.settings import load_settings
     from core.workspace import Workspace
-    from recon.pipeline import process
+    from recon.pipeline import check_output, process
 
     workspace = Workspace(getattr(args, "workspace", None))
     settings = load_settings(workspace.settings_path)
     method = args.method or settings.default_method
     detail = args.detail or settings.default_detail
+    check_output(args.output, method, args.formats)  # before anything is imported
     with command_progress(args) as show:
         if workspace.has_capture(args.source):
             capture = workspace.capture(args.source)
