@@ -39,7 +39,7 @@ class PosedFrame:
     mask: Path | None = None
 
 
-def _camera_from_nerfstudio(d: dict[str, Any], where: str) -> Camera:
+def camera_from_nerfstudio(d: dict[str, Any], where: str) -> Camera:
     try:
         if d.get("camera_model") == FISHEYE:
             fisheye = tuple(float(d.get(k, 0.0)) for k in ("k1", "k2", "k3", "k4"))
@@ -84,7 +84,7 @@ def load_posed_frames(capture: CaptureFolder, poses_run: Path | None) -> list[Po
             raise InputError("c2w must be a finite 4x4 matrix", where)
         mask = masks.get(fr["id"])
         out.append(PosedFrame(
-            fr["id"], _camera_from_nerfstudio(fr["camera"], where + ".camera"), c2w,
+            fr["id"], camera_from_nerfstudio(fr["camera"], where + ".camera"), c2w,
             capture.path(fr["image"]) if fr.get("image") else None,
             capture.path(fr["depth"]) if fr.get("depth") else None,
             capture.path(mask) if mask else None,

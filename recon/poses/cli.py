@@ -43,6 +43,9 @@ def add_poses_command(subparsers: Any, common: argparse.ArgumentParser) -> None:
                    help="also write DIR: a self-contained nerfstudio dataset (transforms.json beside "
                         "copies of the frames) that nerfstudio and 'scanbridge import' read at the same "
                         "scale")
+    p.add_argument("--colmap", type=Path, default=None, metavar="DIR",
+                   help="also write DIR: the COLMAP model undistorted (images/ resampled as pinhole views, "
+                        "sparse/0/ with PINHOLE cameras), as 3D Gaussian Splatting-style tools want it")
     add_output_options(p)
     p.set_defaults(func=run_poses)
 
@@ -116,4 +119,9 @@ def run_poses(args: argparse.Namespace) -> int:
 
         result["dataset"] = export_nerfstudio_dataset(outcome.run_dir, capture.root, args.dataset)
         lines.append(f"wrote {result['dataset']}")
+    if args.colmap is not None:
+        from recon.poses.colmap_export import export_undistorted_colmap
+
+        result["colmap"] = export_undistorted_colmap(outcome.run_dir, capture.root, args.colmap)
+        lines.append(f"wrote {result['colmap']} (undistorted, PINHOLE)")
     return report_result(args, result, lines)

@@ -78,16 +78,23 @@ def test_import_quiet_prints_only_the_result(photos, tmp_path):
     assert first.count("\t") == 1 and second.startswith("8 frames, source ")
 
 
-def test_poses_json(photos, tmp_path):
+def test_poses_json_and_undistorted_colmap(photos, tmp_path):
+    import pycolmap
+
     out = tmp_path / "t.json"
     done = _cli("--workspace", str(tmp_path / "ws"), "poses", str(photos), "-o", str(out), "--json",
-                "--matcher", "exhaustive")
+                "--matcher", "exhaustive", "--colmap", str(tmp_path / "for-3dgs"))
     assert done.returncode == 0, done.stderr
     events = _json_lines(done.stdout)
     assert any(e["event"] == "progress" and e["stage"] == "poses" for e in events)
     result = events[-1]
     assert result["event"] == "result" and result["registered"] == result["total"] == 8
     assert result["transforms"] == str(out) and len(json.loads(out.read_text())["frames"]) == 8
+    # The SfM model (SIMPLE_RADIAL) as PINHOLE cameras and resampled images, still consistent.
+    model = pycolmap.Reconstruction(result["colmap"])
+    assert {c.model.name for c in model.cameras.values()} == {"PINHOLE"} and model.num_reg_images() == 8
+    assert model.compute_mean_reprojection_error() < 1.0
+    assert all((tmp_path / "for-3dgs" / "images" / im.name).is_file() for im in model.images.values())
 
 
 @pytest.fixture(scope="module")

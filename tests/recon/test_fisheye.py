@@ -148,7 +148,7 @@ def test_fisheye_goes_to_sfm_and_back_to_transforms_json_unchanged():
     """SfM gets COLMAP's own fisheye model, and the poses stage's transforms.json / poses.json
     camera (nerfstudio's OPENCV_FISHEYE keys) reads back as the same camera."""
     from core.capture import Camera
-    from recon.posed import _camera_from_nerfstudio
+    from recon.posed import camera_from_nerfstudio
     from recon.poses.features import colmap_camera
     from recon.poses.outputs import camera_json
 
@@ -158,4 +158,4 @@ def test_fisheye_goes_to_sfm_and_back_to_transforms_json_unchanged():
     written = camera_json(sfm)
     assert written["camera_model"] == "OPENCV_FISHEYE"
     assert [written[k] for k in ("k1", "k2", "k3", "k4")] == pytest.approx(K1_4)
-    assert _camera_from_nerfstudio(written, "test") == camera
+    assert camera_from_nerfstudio(written, "test") == camera
