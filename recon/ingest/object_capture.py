@@ -155,3 +155,13 @@ def up_from_gravity(c2ws: Mapping[str, np.ndarray], gravity: Mapping[str, list[f
     if np.linalg.norm(mean) < 0.5:
         return None
     return -mean / np.linalg.norm(mean)
+
+
+def gravity_up(choice: str, c2ws: Mapping[str, np.ndarray],
+               source: Mapping[str, object]) -> np.ndarray | None:
+    """The world's up from the capture's measured gravity (``source.gravity``, as this reader
+    writes it) when the up direction is left to ``auto``; None otherwise or without gravity."""
+    gravity = source.get("gravity")
+    if choice != "auto" or not isinstance(gravity, Mapping) or not gravity:
+        return None
+    return up_from_gravity(c2ws, gravity)

@@ -103,3 +103,13 @@ def test_depth_of_another_shape_or_not_float_is_refused(folder, tmp_path):
     assert cv2.imwrite(str(folder / "IMG_0001_depth.TIF"), np.zeros((30, 40), np.uint16))
     with pytest.raises(IngestError, match="float"):
         ingest(folder, Workspace(tmp_path / "ws2"))
+
+
+def test_the_mesh_stage_takes_up_from_gravity_only_when_left_to_auto():
+    from recon.ingest.object_capture import gravity_up
+
+    c2w = look_at(np.array([1.0, 1.0, 1.0]), np.zeros(3))  # world +y up
+    source = {"kind": "object-capture", "gravity": {"a": list(c2w[:3, :3].T @ [0.0, -1.0, 0.0])}}
+    np.testing.assert_allclose(gravity_up("auto", {"a": c2w}, source), [0, 1, 0], atol=1e-9)
+    assert gravity_up("+z", {"a": c2w}, source) is None  # the user's choice wins
+    assert gravity_up("auto", {"a": c2w}, {"kind": "images"}) is None
