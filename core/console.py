@@ -1,8 +1,10 @@
-"""Progress for the CLI, fed by progress events: a bar per stage on a terminal, plain lines in a log.
+"""Progress and results for the CLI, fed by progress events: a bar per stage on a terminal, plain
+lines in a log, or JSON lines for scripts.
 
 A bar rewrites its line with carriage returns, which fills a log file or a CI transcript with
 garbage; when stderr is not a terminal, each stage prints a plain line at every tenth of its
-progress instead.
+progress instead. Commands that run work share --json and --quiet (``add_output_options``,
+``command_progress``, ``report_result``; core.cli reports errors through ``report_error``).
 """
 
 from __future__ import annotations

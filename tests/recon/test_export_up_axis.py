@@ -108,3 +108,22 @@ def test_bad_options_write_nothing(tmp_path):
         with pytest.raises(ConfigError):
             write_exports(_tall_box(), tmp_path / "e", formats=("obj", "ply"), **bad)
     assert not (tmp_path / "e").exists() or not any((tmp_path / "e").iterdir())
+
+
+def test_export_options_reach_the_export_stage_through_the_plan(tmp_path):
+    """What the CLI passes (and the desktop can: services.process overrides) is the export
+    stage's config, checked when the job is planned."""
+    from test_ingest_support import write_jpeg
+
+    from core.workspace import Workspace
+    from recon.ingest import ingest
+    from recon.methods import plan
+
+    for i in range(3):
+        write_jpeg(tmp_path / "photos" / f"p{i}.jpg", seed=i)
+    capture = ingest(tmp_path / "photos", Workspace(tmp_path / "ws"))
+    options = {"formats": ["obj", "ply"], "texture_format": "jpeg", "texture_quality": 80, "up": "z"}
+    export = next(s for s in plan(capture, "mvs", overrides={"export": options}).steps if s.stage == "export")
+    assert {k: export.config[k] for k in options} == {**options, "formats": ["obj", "ply"]}
+    with pytest.raises(ConfigError, match="export.up"):
+        plan(capture, "mvs", overrides={"export": {"up": "x"}})
