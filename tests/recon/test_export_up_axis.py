@@ -127,3 +127,24 @@ def test_export_options_reach_the_export_stage_through_the_plan(tmp_path):
     assert {k: export.config[k] for k in options} == {**options, "formats": ["obj", "ply"]}
     with pytest.raises(ConfigError, match="export.up"):
         plan(capture, "mvs", overrides={"export": {"up": "x"}})
+
+
+def test_jpeg_textures_in_usdz_and_glb_pass_their_checks(tmp_path):
+    import json
+    import struct
+    import zipfile
+
+    from recon.export import check_usdz
+
+    written = write_exports(_tall_box(), tmp_path, formats=("usdz", "glb"), texture_format="jpeg",
+                            texture_quality=85, preset="preview")
+    report = check_usdz(written["usdz"])
+    assert report.passed, report.summary()
+    with zipfile.ZipFile(written["usdz"]) as z:
+        textures = [n for n in z.namelist() if n.startswith("textures/")]
+        assert len(textures) == 1 and textures[0].endswith(".jpg")
+        assert z.read(textures[0])[:3] == b"\xff\xd8\xff"
+    data = written["glb"].read_bytes()
+    (length,) = struct.unpack_from("<I", data, 12)
+    gltf = json.loads(data[20:20 + length])
+    assert [image["mimeType"] for image in gltf["images"]] == ["image/jpeg"]
