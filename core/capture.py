@@ -21,7 +21,7 @@ MANIFEST_NAME = "capture.json"
 MODES = ("guided", "free", "import", "rgbd")
 STATUSES = ("new", "receiving", "ingested", "processing", "processed", "failed")
 SCALES = ("metric", "unscaled")
-CAMERA_MODELS = ("PINHOLE", "OPENCV")
+CAMERA_MODELS = ("PINHOLE", "OPENCV", "OPENCV_FISHEYE")
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class Camera:
     cx: float
     cy: float
     model: str = "PINHOLE"
-    # OpenCV k1, k2, p1, p2 when model == "OPENCV".
+    # OpenCV k1, k2, p1, p2 when model == "OPENCV"; fisheye k1, k2, k3, k4 when "OPENCV_FISHEYE".
     distortion: tuple[float, ...] = ()
 
     def scaled(self, width: int, height: int) -> Camera:
@@ -139,7 +139,8 @@ def parse_camera(d: Any, where: str) -> Camera:
     model = _str(d.get("model", "PINHOLE"), f"{where}.model", CAMERA_MODELS)
     dist = d.get("distortion", [])
     if not isinstance(dist, list) or len(dist) not in (0, 4):
-        raise ManifestError("expected a list of 4 numbers (k1, k2, p1, p2) or []", f"{where}.distortion")
+        raise ManifestError("expected a list of 4 numbers (k1, k2, p1, p2; fisheye k1..k4) or []",
+                            f"{where}.distortion")
     return Camera(
         width=_int(_req(d, "width", where), f"{where}.width"),
         height=_int(_req(d, "height", where), f"{where}.height"),

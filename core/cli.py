@@ -104,19 +104,31 @@ def workspace_arg(args: argparse.Namespace) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from core.console import report_error
+
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(_command_name(argv))
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse printed the usage error (or --help) on stderr
+        if e.code not in (0, None) and "--json" in argv:
+            report_error(InputError("bad usage (see the message on stderr)"), EXIT_BAD_INPUT, True)
+        raise
+    as_json = bool(getattr(args, "json", False))
     try:
         return int(args.func(args) or 0)
-    except Cancelled as e:
-        print(f"cancelled: {e}", file=sys.stderr)
-        return EXIT_CANCELLED
     except ScanBridgeError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return exit_code(e)
+        code = exit_code(e)
+        if isinstance(e, Cancelled) and not as_json:
+            print(f"cancelled: {e}", file=sys.stderr)
+        else:
+            report_error(e, code, as_json)
+        return code
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        if as_json:
+            report_error(Cancelled("interrupted"), EXIT_CANCELLED, True)
+        else:
+            print("interrupted", file=sys.stderr)
         return EXIT_CANCELLED
 
 

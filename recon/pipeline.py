@@ -29,18 +29,35 @@ class ProcessResult:
     published: dict[str, Path]
 
 
+def check_output(out: Path | None, method: str, formats: list[str] | None = None) -> None:
+    """ConfigError when ``method`` cannot write ``out``: an unknown suffix, a method that makes no
+    model, or a suffix that is not among ``formats`` (the files to publish)."""
+    if out is None:
+        return
+    fmt = out.suffix.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown output format {out.suffix!r}; use .usdz, .glb, .obj or .ply", out)
+    if not load_method(method).makes_model:
+        raise ConfigError(f"the {method} method makes no model to write to {out.name}", "method")
+    if formats is not None and fmt not in formats:
+        raise ConfigError(f"{out.name} is not among the formats to write ({', '.join(formats)})", "formats")
+
+
 def process(workspace: Workspace, capture: CaptureFolder, *, method: str = "auto", detail: str = "medium",
             out: Path | None = None, sink: Sink | None = None,
-            mesh_options: dict[str, Any] | None = None) -> ProcessResult:
-    """Run the capture's job to the end (it publishes to exports/), then copy the model to ``out``."""
+            mesh_options: dict[str, Any] | None = None,
+            export_options: dict[str, Any] | None = None) -> ProcessResult:
+    """Run the capture's job to the end (it publishes to exports/), then copy the model to ``out``.
+
+    ``mesh_options`` and ``export_options`` override those stages' options (for the export: which
+    ``formats`` to write, ``texture_format``, ``texture_quality``, ``up``)."""
     from core.worker import run_job
     from recon.export.stage import copy_published
 
-    if out is not None and out.suffix.lower().lstrip(".") not in FORMATS:
-        raise ConfigError(f"unknown output format {out.suffix!r}; use .usdz, .glb, .obj or .ply", out)
-    if out is not None and not load_method(method).makes_model:
-        raise ConfigError(f"the {method} method makes no model to write to {out.name}", "method")
-    steps = method_job(capture, method, detail, {"mesh": mesh_options} if mesh_options else None)
+    check_output(out, method, (export_options or {}).get("formats"))
+    overrides = {stage: options for stage, options in (("mesh", mesh_options), ("export", export_options))
+                 if options}
+    steps = method_job(capture, method, detail, overrides or None)
     outcomes = run_job(workspace, capture.id, steps, sink)
     chosen = next(o.result["method"] for o in outcomes if o.stage == PLAN_STAGE)
     publish = next((o for o in outcomes if o.stage == PUBLISH_STAGE), None)

@@ -13,6 +13,7 @@ import numpy as np
 
 from core.capture import Camera, CaptureFolder
 from core.errors import InputError, StageError
+from recon.lens import FISHEYE, undistort_image
 
 
 def look_at_point(c2ws: Iterable[np.ndarray]) -> np.ndarray:
@@ -38,13 +39,18 @@ class PosedFrame:
     mask: Path | None = None
 
 
-def _camera_from_nerfstudio(d: dict[str, Any], where: str) -> Camera:
+def camera_from_nerfstudio(d: dict[str, Any], where: str) -> Camera:
     try:
-        dist = tuple(float(d.get(k, 0.0)) for k in ("k1", "k2", "p1", "p2"))
+        if d.get("camera_model") == FISHEYE:
+            fisheye = tuple(float(d.get(k, 0.0)) for k in ("k1", "k2", "k3", "k4"))
+            model, dist = FISHEYE, fisheye
+        else:
+            dist = tuple(float(d.get(k, 0.0)) for k in ("k1", "k2", "p1", "p2"))
+            model = "OPENCV"
         return Camera(
             width=int(d["w"]), height=int(d["h"]), fx=float(d["fl_x"]), fy=float(d["fl_y"]),
             cx=float(d["cx"]), cy=float(d["cy"]),
-            model="OPENCV" if any(dist) else "PINHOLE", distortion=dist if any(dist) else (),
+            model=model if any(dist) else "PINHOLE", distortion=dist if any(dist) else (),
         )
     except (KeyError, TypeError, ValueError) as e:
         raise InputError(f"bad camera: {e}", where) from None
@@ -78,7 +84,7 @@ def load_posed_frames(capture: CaptureFolder, poses_run: Path | None) -> list[Po
             raise InputError("c2w must be a finite 4x4 matrix", where)
         mask = masks.get(fr["id"])
         out.append(PosedFrame(
-            fr["id"], _camera_from_nerfstudio(fr["camera"], where + ".camera"), c2w,
+            fr["id"], camera_from_nerfstudio(fr["camera"], where + ".camera"), c2w,
             capture.path(fr["image"]) if fr.get("image") else None,
             capture.path(fr["depth"]) if fr.get("depth") else None,
             capture.path(mask) if mask else None,
@@ -99,9 +105,5 @@ def read_rgb_undistorted(frame: PosedFrame) -> tuple[np.ndarray, Camera]:
     h, w = bgr.shape[:2]
     if (w, h) != (cam.width, cam.height):
         cam = cam.scaled(w, h)
-    if cam.distortion and any(cam.distortion):
-        K = np.array(cam.matrix())
-        K[:2, 2] -= 0.5  # OpenCV's pixel-centre convention
-        bgr = cv2.undistort(bgr, K, np.array(cam.distortion), None, K)
-        cam = Camera(cam.width, cam.height, cam.fx, cam.fy, cam.cx, cam.cy)
+    bgr, cam = undistort_image(bgr, cam)
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), cam

@@ -7,7 +7,10 @@ import math
 from pathlib import Path
 from typing import Any
 
+from core.console import add_output_options
 from recon.export.presets import DETAIL_PRESETS
+from recon.export.texture_io import JPEG_QUALITY
+from recon.methods import FORMATS
 
 
 def _method_help() -> str:
@@ -46,7 +49,27 @@ def add_process_command(subparsers: Any, common: argparse.ArgumentParser) -> Non
                    help="edge of the printed ArUco marker's black square in metres (default 0.10)")
     p.add_argument("--marker-dictionary", default=None, metavar="NAME",
                    help="the marker's ArUco dictionary, as OpenCV names it (default DICT_4X4_50)")
+    p.add_argument("--formats", type=format_list, default=None, metavar="LIST",
+                   help="which files to publish, comma-separated: some of usdz,glb,obj,ply "
+                        "(default: all four); OUT's suffix must be one of them")
+    p.add_argument("--texture-format", choices=("png", "jpeg"), default=None,
+                   help="how the texture is stored in USDZ, GLB and OBJ (default: png)")
+    p.add_argument("--texture-quality", type=int, default=None, metavar="Q",
+                   help=f"JPEG quality 1..100 with --texture-format jpeg (default {JPEG_QUALITY})")
+    p.add_argument("--up", choices=("y", "z"), default=None,
+                   help="up axis of PLY and OBJ files (default: y; USDZ and GLB are Y up by their specs)")
+    add_output_options(p)
     p.set_defaults(func=run_process)
+
+
+def format_list(text: str) -> list[str]:
+    """A --formats argument: comma-separated export formats, each known, none twice."""
+    formats = [f.strip().lower() for f in text.split(",") if f.strip()]
+    unknown = [f for f in formats if f not in FORMATS]
+    if not formats or unknown or len(set(formats)) != len(formats):
+        raise argparse.ArgumentTypeError(
+            f"expected some of {','.join(FORMATS)} (comma-separated), got {text!r}")
+    return formats
 
 
 def metres(text: str) -> float:
@@ -68,18 +91,26 @@ def mesh_options(args: argparse.Namespace) -> dict[str, Any]:
     return {key: value for key, value in given.items() if value is not None}
 
 
+def export_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The export stage's options given on the command line."""
+    given = {"formats": args.formats, "texture_format": args.texture_format,
+             "texture_quality": args.texture_quality, "up": args.up}
+    return {key: value for key, value in given.items() if value is not None}
+
+
 def run_process(args: argparse.Namespace) -> int:
-    from core.console import progress_bar
+    from core.console import command_progress, report_result
     from core.progress import Progress
     from core.settings import load_settings
     from core.workspace import Workspace
-    from recon.pipeline import process
+    from recon.pipeline import check_output, process
 
     workspace = Workspace(getattr(args, "workspace", None))
     settings = load_settings(workspace.settings_path)
     method = args.method or settings.default_method
     detail = args.detail or settings.default_detail
-    with progress_bar() as show:
+    check_output(args.output, method, args.formats)  # before anything is imported
+    with command_progress(args) as show:
         if workspace.has_capture(args.source):
             capture = workspace.capture(args.source)
         else:
@@ -87,7 +118,7 @@ def run_process(args: argparse.Namespace) -> int:
 
             capture = ingest(Path(args.source), workspace, name=args.name, progress=Progress("import", show))
         result = process(workspace, capture, method=method, detail=detail, out=args.output,
-                         sink=show, mesh_options=mesh_options(args))
+                         sink=show, mesh_options=mesh_options(args), export_options=export_options(args))
     export = next(o for o in result.outcomes if o.stage == "export").result
     mesh = next(o for o in result.outcomes if o.stage == "mesh").result
     size = " x ".join(f"{x:.3f}" for x in export["size_m"])
@@ -96,14 +127,18 @@ def run_process(args: argparse.Namespace) -> int:
              "estimated": "m, ESTIMATED: nothing in the capture gives its real size; "
                           "run again with --size METRES (its real longest side)"}
     unit = units.get(scale, "units (unscaled)")
-    print(f"capture {capture.id}: {result.method}, {export['triangles']} triangles, "
-          f"texture {export['texture'][1]}x{export['texture'][0]}, size {size} {unit}")
+    lines = [f"capture {capture.id}: {result.method}, {export['triangles']} triangles, "
+             f"texture {export['texture'][1]}x{export['texture'][0]}, size {size} {unit}"]
     check = export["arkit_check"]
     if check.get("ran"):
-        print("USDZ passes OpenUSD's ARKit compliance check")
+        lines.append("USDZ passes OpenUSD's ARKit compliance check")
     elif "usdz" in export["files"]:
-        print(f"USDZ not checked: {check.get('why', 'checker off')}")
-    print(f"views used for the texture: {mesh.get('views')}")
-    print(f"exports: {capture.exports_dir}")
-    print(f"wrote {result.published['out']}")
-    return 0
+        lines.append(f"USDZ not checked: {check.get('why', 'checker off')}")
+    lines += [f"views used for the texture: {mesh.get('views')}", f"exports: {capture.exports_dir}",
+              f"wrote {result.published['out']}"]
+    summary = {"capture": capture.id, "method": result.method, "out": result.published["out"],
+               "files": {fmt: path for fmt, path in result.published.items() if fmt != "out"},
+               "exports": capture.exports_dir, "triangles": export["triangles"],
+               "texture": export["texture"], "size_m": export["size_m"], "scale": scale,
+               "arkit_check": check, "views": mesh.get("views")}
+    return report_result(args, summary, lines)

@@ -13,7 +13,13 @@ import numpy as np
 from core.errors import ConfigError
 from core.fsio import atomic_write_bytes
 from recon.export.mesh_data import TexturedMesh
-from recon.export.texture_io import IMAGE_FORMATS, encode_texture, fit_texture
+from recon.export.texture_io import (
+    IMAGE_FORMATS,
+    JPEG_QUALITY,
+    encode_texture,
+    fit_texture,
+    texture_format_name,
+)
 
 _FLOAT, _UINT = 5126, 5125  # glTF componentType
 _ARRAY_BUFFER, _ELEMENT_ARRAY_BUFFER = 34962, 34963
@@ -26,6 +32,7 @@ def write_glb(
     *,
     name: str = "Model",
     texture_format: str = "png",
+    texture_quality: int = JPEG_QUALITY,
     max_texture_size: int | None = None,
     extras: Mapping[str, Any] | None = None,
 ) -> Path:
@@ -37,9 +44,10 @@ def write_glb(
     path = Path(path)
     if path.suffix.lower() != ".glb":
         raise ConfigError(f"a GLB file name must end in .glb, got {path.name!r}", "path")
+    texture_format = texture_format_name(texture_format)
     mesh.validate()
     texture = mesh.texture if max_texture_size is None else fit_texture(mesh.texture, max_texture_size)
-    image = encode_texture(texture, texture_format)
+    image = encode_texture(texture, texture_format, texture_quality)
     atomic_write_bytes(path, glb_bytes(mesh, image, IMAGE_FORMATS[texture_format][1], name, extras))
     return path
 

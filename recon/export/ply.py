@@ -10,19 +10,22 @@ from core.errors import ConfigError
 from core.fsio import atomic_write_bytes
 from recon.export.mesh_data import TexturedMesh
 from recon.export.texture_io import sample_texture
+from recon.export.up_axis import check_up_axis, with_up_axis
 
 
-def write_ply(mesh: TexturedMesh, path: Path) -> Path:
+def write_ply(mesh: TexturedMesh, path: Path, *, up: str = "y") -> Path:
     """Write ``mesh`` as binary little-endian PLY at ``path`` (atomically); return ``path``.
 
-    Vertices keep their welded topology; a vertex's colour is the texture at its uv, or the mean
-    over its corners when uvs are per corner.
+    ``up``: the file's up axis, y (as the mesh) or z (the mesh turned so its height is +z); the
+    header says which in a ``comment up_axis`` line. Vertices keep their welded topology; a
+    vertex's colour is the texture at its uv, or the mean over its corners when uvs are per corner.
     """
     path = Path(path)
     if path.suffix.lower() != ".ply":
         raise ConfigError(f"a PLY file name must end in .ply, got {path.name!r}", "path")
+    check_up_axis(up)
     mesh.validate()
-    atomic_write_bytes(path, ply_bytes(mesh))
+    atomic_write_bytes(path, ply_bytes(with_up_axis(mesh, up), up))
     return path
 
 
@@ -40,10 +43,11 @@ def vertex_colours(mesh: TexturedMesh) -> np.ndarray:
     return np.clip(np.rint(colour), 0, 255).astype(np.uint8)
 
 
-def ply_bytes(mesh: TexturedMesh) -> bytes:
+def ply_bytes(mesh: TexturedMesh, up: str = "y") -> bytes:
+    """The PLY file of ``mesh`` as it is; ``up`` names its up axis in the header."""
     n, m = mesh.vertex_count, mesh.face_count
     header = (
-        "ply\nformat binary_little_endian 1.0\ncomment ScanBridge export, metres, Y up\n"
+        f"ply\nformat binary_little_endian 1.0\ncomment ScanBridge export, metres\ncomment up_axis {up}\n"
         f"element vertex {n}\nproperty float x\nproperty float y\nproperty float z\n"
         "property float nx\nproperty float ny\nproperty float nz\n"
         "property uchar red\nproperty uchar green\nproperty uchar blue\n"

@@ -19,7 +19,10 @@ from core.ports import EXPORTS, TEXTURED_MESH, Port
 from core.stages import StageContext, StageSpec
 from recon.export.exporter import FORMATS, write_exports
 from recon.export.mesh_data import TexturedMesh
+from recon.export.obj import copy_obj
 from recon.export.presets import triangle_budget
+from recon.export.texture_io import JPEG_QUALITY, check_jpeg_quality, texture_format_name
+from recon.export.up_axis import check_up_axis
 
 MESH_RESULT = "textured.npz"
 PLACEMENT_FILE = "placement.json"
@@ -31,9 +34,19 @@ class ExportStageConfig:
     detail: str = "medium"  # the triangle budget the file must keep
     name: str = "Model"
     check: bool = True  # run the ARKit compliance checker on the USDZ
+    texture_format: str = "png"  # png or jpeg, for USDZ, GLB and OBJ
+    texture_quality: int = JPEG_QUALITY  # 1..100, for jpeg
+    up: str = "y"  # the up axis of PLY and OBJ (USDZ and GLB are Y up by their specs)
 
     def __post_init__(self) -> None:
         triangle_budget(self.detail)
+        for check, value, field in ((texture_format_name, self.texture_format, "export.texture_format"),
+                                    (check_jpeg_quality, self.texture_quality, "export.texture_quality"),
+                                    (check_up_axis, self.up, "export.up")):
+            try:
+                check(value)
+            except ConfigError as e:
+                raise ConfigError(e.reason, field) from None
         formats = tuple(self.formats)
         bad = [f for f in formats if f not in FORMATS]
         if bad or not formats:
@@ -60,7 +73,8 @@ def run(ctx: StageContext, config: ExportStageConfig) -> dict[str, Any]:
                              "it is marked so in the files")
     ctx.progress.update(0.1, f"writing {', '.join(config.formats)}")
     written = write_exports(mesh, ctx.out_dir, formats=config.formats, name=config.name, preset=config.detail,
-                            metadata=size)
+                            metadata=size, texture_format=config.texture_format,
+                            texture_quality=config.texture_quality, up=config.up)
     check: dict[str, Any] = {"ran": False}
     if "usdz" in written and config.check:
         try:
@@ -99,10 +113,6 @@ def model_size(mesh: TexturedMesh, placement: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _obj_sidecars(folder: Path) -> list[Path]:
-    return sorted(folder.glob("model.mtl")) + sorted(folder.glob("model_basecolor.png"))
-
-
 def publish(capture: CaptureFolder, export_run: Path, extra: Path | None = None) -> dict[str, Path]:
     """Copy a finished export run's files into the capture's exports/ (and ``extra``, a file path
     whose suffix picks the format), each through a temporary name, fsync and rename."""
@@ -112,10 +122,10 @@ def publish(capture: CaptureFolder, export_run: Path, extra: Path | None = None)
     published: dict[str, Path] = {}
     for fmt, name in status["result"]["files"].items():
         src = export_run / name
-        published[fmt] = atomic_copy(src, capture.exports_dir / name)
         if fmt == "obj":  # the OBJ's material and texture travel with it
-            for side in _obj_sidecars(export_run):
-                atomic_copy(side, capture.exports_dir / side.name)
+            published[fmt] = copy_obj(src, capture.exports_dir / name)[-1]
+        else:
+            published[fmt] = atomic_copy(src, capture.exports_dir / name)
     if extra is not None:
         published["out"] = copy_published(capture, published, extra)
     return published
@@ -127,12 +137,11 @@ def copy_published(capture: CaptureFolder, published: dict[str, Path], extra: Pa
     fmt = extra.suffix.lower().lstrip(".")
     if fmt not in published:
         raise ConfigError(f"the export run has no .{fmt} (it wrote {', '.join(published)})", extra)
+    if fmt == "obj":  # OUT.obj names OUT.mtl, which names OUT_basecolor.png: nothing shared
+        return copy_obj(published[fmt], extra)[-1]
     atomic_copy(published[fmt], extra)
     if fmt == "usdz" and "poster" in published:
         atomic_copy(published["poster"], extra.with_name(extra.stem + "-poster.png"))
-    if fmt == "obj":  # OUT.obj names model.mtl, which names model_basecolor.png
-        for side in _obj_sidecars(capture.exports_dir):
-            atomic_copy(side, extra.with_name(side.name))
     return extra
 
 

@@ -10,6 +10,22 @@ from PIL import Image
 from core.errors import ConfigError
 
 IMAGE_FORMATS = {"png": ("PNG", "image/png"), "jpg": ("JPEG", "image/jpeg")}
+JPEG_QUALITY = 92
+
+
+def texture_format_name(fmt: str) -> str:
+    """The texture format's file suffix (``jpeg`` is ``jpg``); ConfigError for any other format."""
+    name = "jpg" if fmt == "jpeg" else fmt
+    if name not in IMAGE_FORMATS:
+        raise ConfigError(f"unknown texture format {fmt!r} (known: png, jpeg)", "texture_format")
+    return name
+
+
+def check_jpeg_quality(quality: int) -> int:
+    """``quality`` when it is a JPEG quality (an integer 1..100); ConfigError otherwise."""
+    if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
+        raise ConfigError(f"expected a JPEG quality from 1 to 100, got {quality!r}", "texture_quality")
+    return quality
 
 
 def fit_texture(texture: np.ndarray, max_size: int) -> np.ndarray:
@@ -22,16 +38,16 @@ def fit_texture(texture: np.ndarray, max_size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(texture).resize(size, Image.Resampling.LANCZOS))
 
 
-def encode_texture(texture: np.ndarray, fmt: str) -> bytes:
-    """(H, W, 3) uint8 -> PNG or JPEG file bytes."""
-    if fmt not in IMAGE_FORMATS:
-        raise ConfigError(f"unknown texture format {fmt!r} (known: png, jpg)", "texture_format")
+def encode_texture(texture: np.ndarray, fmt: str, quality: int = JPEG_QUALITY) -> bytes:
+    """(H, W, 3) uint8 -> PNG or JPEG (at ``quality``, 1..100) file bytes."""
+    fmt = texture_format_name(fmt)
+    check_jpeg_quality(quality)
     buf = io.BytesIO()
     image = Image.fromarray(texture)
     if fmt == "png":
         image.save(buf, "PNG", compress_level=3)
     else:
-        image.save(buf, "JPEG", quality=92, subsampling=0)
+        image.save(buf, "JPEG", quality=quality, subsampling=0)
     return buf.getvalue()
 
 

@@ -16,7 +16,7 @@ from core.fsio import atomic_copy, atomic_write_bytes
 from recon.export.mesh_data import TexturedMesh
 from recon.export.poster import render_poster_png
 from recon.export.presets import DEFAULT_PRESET, MAX_TEXTURE_SIZE, triangle_budget
-from recon.export.texture_io import encode_texture, fit_texture
+from recon.export.texture_io import JPEG_QUALITY, encode_texture, fit_texture, texture_format_name
 
 TEXTURE_DIR = "textures"
 METADATA_KEY = "scanbridge"  # customLayerData["scanbridge"]: what we know about the model
@@ -58,6 +58,7 @@ def write_usdz(
     name: str = "Model",
     preset: str = DEFAULT_PRESET,
     texture_format: str = "png",
+    texture_quality: int = JPEG_QUALITY,
     max_texture_size: int = MAX_TEXTURE_SIZE,
     metadata: Mapping[str, Any] | None = None,
 ) -> Path:
@@ -73,11 +74,12 @@ def write_usdz(
     path = Path(path)
     if path.suffix.lower() != ".usdz":
         raise ConfigError(f"a USDZ file name must end in .usdz, got {path.name!r}", "path")
+    texture_format = texture_format_name(texture_format)
     mesh.validate()
     check_budget(mesh, preset)
     ident = usd_identifier(name)
     texture = fit_texture(mesh.texture, max_texture_size)
-    texture_bytes = encode_texture(texture, texture_format)
+    texture_bytes = encode_texture(texture, texture_format, texture_quality)
     poster_bytes = render_poster_png(mesh) if poster is not None else None
 
     with tempfile.TemporaryDirectory(prefix="scanbridge-usdz-") as tmp:

@@ -1,5 +1,6 @@
 """Detection of apps' own export layouts: Polycam raw exports, Record3D .r3d (zipped or not),
-COLMAP models and Meshroom's cameras.sfm. api.py asks here before it falls back to photos."""
+COLMAP models, Meshroom's cameras.sfm and Apple Object Capture folders. api.py asks here before
+it falls back to photos."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ APP_READERS = {
     "r3d": "recon.ingest.r3d:read_r3d",
     "colmap": "recon.ingest.colmap:read_colmap",
     "meshroom": "recon.ingest.meshroom:read_meshroom",
+    "object-capture": "recon.ingest.object_capture:read_object_capture",
 }
 APP_FILE_SUFFIXES = {".r3d": "r3d", ".sfm": "meshroom"}
 
@@ -19,6 +21,7 @@ def detect_app_export(root: Path) -> tuple[str, Path] | None:
     """(kind, path for its reader) when the folder ``root`` is one of these apps' exports."""
     from recon.ingest.colmap import is_colmap_model
     from recon.ingest.meshroom import sfm_file
+    from recon.ingest.object_capture import is_object_capture
     from recon.ingest.polycam import is_polycam_export
     from recon.ingest.r3d import is_r3d_folder
 
@@ -31,6 +34,8 @@ def detect_app_export(root: Path) -> tuple[str, Path] | None:
     sfm = sfm_file(root)
     if sfm is not None:
         return "meshroom", sfm
+    if is_object_capture(root):
+        return "object-capture", root
     return None
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from core.capture import MODES
+from core.console import add_output_options
 
 
 def add_import_command(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -38,27 +39,18 @@ def add_import_command(subparsers: Any, common: argparse.ArgumentParser) -> None
         metavar="N",
         help="frames to keep from a video or RGB-D export (default: 150)",
     )
+    add_output_options(p)
     p.set_defaults(func=run_import)
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from core.progress import Progress, ProgressEvent
+    from core.console import command_progress, report_result
+    from core.progress import Progress
     from core.workspace import Workspace
     from recon.ingest.api import ingest
 
     workspace = Workspace(getattr(args, "workspace", None))
-    with tqdm(total=100, unit="%", desc="import", leave=False) as bar:
-
-        def show(event: ProgressEvent) -> None:
-            if event.kind == "progress" and event.fraction is not None:
-                bar.n = round(event.fraction * 100)
-                bar.set_postfix_str(event.message[:40], refresh=False)
-                bar.refresh()
-            elif event.level in ("warning", "error"):
-                bar.write(f"{event.level}: {event.message}")
-
+    with command_progress(args, leave=False) as show:
         capture = ingest(
             args.source,
             workspace,
@@ -68,6 +60,9 @@ def run_import(args: argparse.Namespace) -> int:
             target_frames=args.frames,
         )
     manifest = capture.load()
-    print(f"{capture.id}\t{capture.root}")
-    print(f"{len(manifest.frames)} frames, source {manifest.source.get('kind')}, scale {manifest.scale}")
-    return 0
+    result = {"capture": capture.id, "folder": capture.root, "frames": len(manifest.frames),
+              "source": manifest.source.get("kind"), "scale": manifest.scale}
+    return report_result(args, result, [
+        f"{capture.id}\t{capture.root}",
+        f"{len(manifest.frames)} frames, source {manifest.source.get('kind')}, scale {manifest.scale}",
+    ])

@@ -34,12 +34,21 @@ def _model_dirs(root: Path) -> list[Path]:
     return [d for d in dirs if model_files(d) is not None]
 
 
+# COLMAP's fisheye models as (fx, fy, cx, cy, (k1, ...)) of OpenCV's fisheye model.
+FISHEYE_PARAMS = {
+    "OPENCV_FISHEYE": lambda p: (p[0], p[1], p[2], p[3], tuple(p[4:8])),
+    "SIMPLE_RADIAL_FISHEYE": lambda p: (p[0], p[0], p[1], p[2], (p[3],)),
+    "RADIAL_FISHEYE": lambda p: (p[0], p[0], p[1], p[2], (p[3], p[4])),
+}
+
+
 def is_colmap_model(root: Path) -> bool:
     return root.is_dir() and bool(_model_dirs(root))
 
 
 def to_camera(cam: ColmapCamera, where: str) -> Camera:
-    """Our camera (PINHOLE or OPENCV k1, k2, p1, p2) of a COLMAP one; other models are refused."""
+    """Our camera (PINHOLE, OPENCV k1, k2, p1, p2 or OPENCV_FISHEYE k1..k4) of a COLMAP one;
+    other models are refused."""
     camera = _pinhole_family(cam, where)
     if camera.fx <= 0 or camera.fy <= 0:
         raise IngestError(f"focal length must be positive, got {camera.fx:g}, {camera.fy:g}", where)
@@ -67,8 +76,13 @@ def _pinhole_family(cam: ColmapCamera, where: str) -> Camera:
         dist = (k1, k2, p1, p2)
         return Camera(**size, fx=fx, fy=fy, cx=cx, cy=cy,
                       model="OPENCV" if any(dist) else "PINHOLE", distortion=dist if any(dist) else ())
-    raise IngestError(f"camera model {cam.model} is not supported (pinhole, radial and OPENCV models are)",
-                      where)
+    if cam.model in FISHEYE_PARAMS:  # theta_d = theta (1 + k1 theta^2 + ...): one model, fewer terms
+        fx, fy, cx, cy, fisheye = FISHEYE_PARAMS[cam.model](p)
+        fisheye = (*fisheye, 0.0, 0.0, 0.0, 0.0)[:4]
+        return Camera(**size, fx=fx, fy=fy, cx=cx, cy=cy, model="OPENCV_FISHEYE", distortion=fisheye)
+    raise IngestError(f"camera model {cam.model} is not supported (pinhole, radial, OPENCV and the "
+                      "OPENCV, simple and radial fisheye models are)", where)
+
 
 
 def read_colmap(root: Path, ctx: IngestContext) -> SourceResult:

@@ -142,14 +142,13 @@ def ingest_image_files(files: list[Path], root: Path, ctx: IngestContext) -> lis
 
 def read_image_folder(root: Path, ctx: IngestContext) -> SourceResult:
     """All images under ``root`` (sub-folders included, hidden ones skipped), naturally sorted."""
-    from recon.ingest.photo_files import split_photos
+    from recon.ingest.photo_files import maps_left_out, split_photos
 
     files, maps = split_photos(root)
     if not files:
         raise IngestError("no images found (jpg, jpeg, png, heic, tif)", root)
     if maps:
-        ctx.progress.log(f"left out {len(maps)} depth, confidence or mask map(s), not photos: "
-                         f"{', '.join(p.name for p in maps[:5])}{' ...' if len(maps) > 5 else ''}")
+        ctx.progress.log(maps_left_out(maps))
     return SourceResult(
         kind="images", frames=tuple(ingest_image_files(files, root, ctx)), info={"image_count": len(files)}
     )

@@ -52,6 +52,7 @@ INTRINSIC_KEYS = (
 )
 DEFAULT_DEPTH_UNIT = 1e-3  # nerfstudio's depth_unit_scale_factor: stored values are millimetres
 PINHOLE_MODELS = ("PINHOLE", "SIMPLE_PINHOLE")
+FISHEYE = "OPENCV_FISHEYE"
 # Extensions tried for Blender-style file paths that omit them ("./train/r_0").
 IMPLIED_SUFFIXES = (".png", ".jpg", ".jpeg")
 MAX_PIXELS_SIDE = 1 << 16  # w, h
@@ -103,19 +104,26 @@ def parse_camera(d: dict[str, Any], where: str, image_size: tuple[int, int]) -> 
         if c is not None and abs(c) > 10 * side:
             raise IngestError(f"principal point {c} is far outside the {side}-pixel image", f"{where}.{key}")
     model = d.get("camera_model")
-    dist = tuple(_number(d, k, where) or 0.0 for k in ("k1", "k2", "p1", "p2"))
-    for key, value in zip(("k1", "k2", "p1", "p2"), dist, strict=True):
+    if model == FISHEYE:  # Kannala-Brandt: k1..k4 on the angle, no tangential terms
+        names: tuple[str, ...] = ("k1", "k2", "k3", "k4")
+        refused = ("p1", "p2")
+    else:
+        names, refused = ("k1", "k2", "p1", "p2"), ("k3", "k4")
+    dist = tuple(_number(d, k, where) or 0.0 for k in names)
+    for key, value in zip(names, dist, strict=True):
         if abs(value) > MAX_DISTORTION:
             raise IngestError(f"distortion {value} is beyond {MAX_DISTORTION:g}", f"{where}.{key}")
-    for k in ("k3", "k4"):
+    for k in refused:
         if _number(d, k, where):
-            raise IngestError("only k1, k2, p1, p2 distortion is supported", f"{where}.{k}")
-    if model is not None and model not in (*PINHOLE_MODELS, "OPENCV"):
+            raise IngestError(f"{model or 'OPENCV'} has no {k} (only {', '.join(names)})", f"{where}.{k}")
+    if model is not None and model not in (*PINHOLE_MODELS, "OPENCV", FISHEYE):
         raise IngestError(
-            f"camera model {model!r} is not supported (use PINHOLE or OPENCV)", f"{where}.camera_model"
+            f"camera model {model!r} is not supported (use PINHOLE, OPENCV or OPENCV_FISHEYE)",
+            f"{where}.camera_model",
         )
     if model in PINHOLE_MODELS and any(dist):
         raise IngestError(f"{model} cannot have distortion coefficients", f"{where}.camera_model")
+    distorted_model = FISHEYE if model == FISHEYE else "OPENCV"
     return Camera(
         width=w,
         height=h,
@@ -123,7 +131,7 @@ def parse_camera(d: dict[str, Any], where: str, image_size: tuple[int, int]) -> 
         fy=fy,
         cx=w / 2.0 if cx is None else cx,
         cy=h / 2.0 if cy is None else cy,
-        model="OPENCV" if any(dist) else "PINHOLE",
+        model=distorted_model if any(dist) else "PINHOLE",
         distortion=dist if any(dist) else (),
     )
 

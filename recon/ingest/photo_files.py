@@ -59,3 +59,9 @@ def split_photos(root: Path) -> tuple[list[Path], list[Path]]:
 def photo_files(root: Path) -> list[Path]:
     """The photos under ``root``: every visible image file that is not a depth, confidence or mask map."""
     return split_photos(root)[0]
+
+
+def maps_left_out(maps: list[Path]) -> str:
+    """The log line that says which map files were not taken as photos."""
+    shown = ", ".join(p.name for p in maps[:5]) + (" ..." if len(maps) > 5 else "")
+    return f"left out {len(maps)} depth, confidence or mask map(s), not photos: {shown}"

@@ -140,6 +140,11 @@ def run(ctx: StageContext, config: MeshStageConfig) -> dict[str, Any]:
     ctx.cancel.check()
 
     up, up_source = resolve_up(config.up, cameras, manifest.source.get("kind"), manifest.mode)
+    from recon.ingest.object_capture import gravity_up  # an Object Capture folder's measured gravity
+
+    measured_up = gravity_up(config.up, {v.id: v.c2w for v in cameras}, manifest.source)
+    if measured_up is not None:
+        up, up_source = measured_up, "gravity"
     scale_status = _poses_scale(poses_run) or manifest.scale
     metres_per_unit: float | None = 1.0 if scale_status == "metric" else None
     marker = None

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from core.console import add_output_options
 from recon.poses.config import MAPPERS, MATCHERS
 
 
@@ -42,6 +43,10 @@ def add_poses_command(subparsers: Any, common: argparse.ArgumentParser) -> None:
                    help="also write DIR: a self-contained nerfstudio dataset (transforms.json beside "
                         "copies of the frames) that nerfstudio and 'scanbridge import' read at the same "
                         "scale")
+    p.add_argument("--colmap", type=Path, default=None, metavar="DIR",
+                   help="also write DIR: the COLMAP model undistorted (images/ resampled as pinhole views, "
+                        "sparse/0/ with PINHOLE cameras), as 3D Gaussian Splatting-style tools want it")
+    add_output_options(p)
     p.set_defaults(func=run_poses)
 
 
@@ -71,11 +76,10 @@ def rewrite_file_paths(transforms: dict[str, Any], run_dir: Path, output: Path) 
 
 
 def run_poses(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
+    from core.console import command_progress, report_result
     from core.fsio import atomic_write_json
     from core.jobs import Step
-    from core.progress import Progress, ProgressEvent
+    from core.progress import Progress
     from core.worker import run_job
     from core.workspace import Workspace
 
@@ -84,40 +88,40 @@ def run_poses(args: argparse.Namespace) -> int:
                                  "use_device_poses": not args.ignore_device_poses}
     if args.max_image_size is not None:
         overrides["max_image_size"] = args.max_image_size
-    with tqdm(total=100, unit="%", desc="poses", leave=False) as bar:
-
-        def show(event: ProgressEvent) -> None:
-            if event.kind == "progress" and event.fraction is not None:
-                bar.n = round(event.fraction * 100)
-                bar.set_postfix_str(event.message[:48], refresh=False)
-                bar.refresh()
-            elif event.level in ("warning", "error"):
-                bar.write(f"{event.level}: {event.message}")
-
+    with command_progress(args, leave=False) as show:
         if workspace.has_capture(args.source):
             capture = workspace.capture(args.source)
         else:
             from recon.ingest import ingest
 
-            bar.set_description("import")
             capture = ingest(Path(args.source), workspace, name=args.name, progress=Progress("ingest", show))
-            bar.set_description("poses")
-            bar.n = 0
         outcomes = run_job(workspace, capture.id, [Step("poses", overrides)], sink=show)
     outcome = outcomes[-1]
     transforms = json.loads((outcome.run_dir / "transforms.json").read_text(encoding="utf-8"))
     atomic_write_json(args.output, rewrite_file_paths(transforms, outcome.run_dir, args.output))
     r = outcome.result
-    print(f"capture {capture.id}: {r['registered']}/{r['total']} frames registered "
-          f"({100.0 * r['fraction']:.1f}%), {r.get('points', 0)} points, source {r.get('source')}, "
-          f"attempts: {', '.join(r.get('attempts', []))}")
+    lines = [f"capture {capture.id}: {r['registered']}/{r['total']} frames registered "
+             f"({100.0 * r['fraction']:.1f}%), {r.get('points', 0)} points, source {r.get('source')}, "
+             f"attempts: {', '.join(r.get('attempts', []))}"]
     names = {fr.id: fr.source_name or fr.image or fr.id for fr in capture.load().frames}
-    for frame_id, reason in sorted(r.get("unregistered", {}).items()):
-        print(f"  unregistered frame {frame_id} ({names.get(frame_id, '?')}): {reason}")
-    print(f"run folder: {outcome.run_dir}")
-    print(f"wrote {args.output}")
+    unregistered = {frame_id: {"file": names.get(frame_id), "reason": reason}
+                    for frame_id, reason in sorted(r.get("unregistered", {}).items())}
+    for frame_id, why in unregistered.items():
+        lines.append(f"  unregistered frame {frame_id} ({why['file'] or '?'}): {why['reason']}")
+    lines += [f"run folder: {outcome.run_dir}", f"wrote {args.output}"]
+    result: dict[str, Any] = {
+        "capture": capture.id, "registered": r["registered"], "total": r["total"],
+        "points": r.get("points", 0), "source": r.get("source"), "attempts": list(r.get("attempts", [])),
+        "unregistered": unregistered, "run_folder": outcome.run_dir, "transforms": args.output,
+    }
     if args.dataset is not None:
         from recon.poses.dataset_export import export_nerfstudio_dataset
 
-        print(f"wrote {export_nerfstudio_dataset(outcome.run_dir, capture.root, args.dataset)}")
-    return 0
+        result["dataset"] = export_nerfstudio_dataset(outcome.run_dir, capture.root, args.dataset)
+        lines.append(f"wrote {result['dataset']}")
+    if args.colmap is not None:
+        from recon.poses.colmap_export import export_undistorted_colmap
+
+        result["colmap"] = export_undistorted_colmap(outcome.run_dir, capture.root, args.colmap)
+        lines.append(f"wrote {result['colmap']} (undistorted, PINHOLE)")
+    return report_result(args, result, lines)

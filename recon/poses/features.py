@@ -72,11 +72,11 @@ def colmap_camera(camera: Camera, prior_focal: bool, for_sfm: bool) -> pycolmap.
     """A pycolmap camera from manifest intrinsics.
 
     For SfM a plain pinhole guess becomes SIMPLE_RADIAL (one focal length and a radial term for
-    bundle adjustment to refine); known distortion keeps the OPENCV model.
+    bundle adjustment to refine); known distortion keeps its OPENCV or OPENCV_FISHEYE model.
     """
-    if camera.model == "OPENCV" and camera.distortion:
+    if camera.model in ("OPENCV", "OPENCV_FISHEYE") and camera.distortion:
         params = [camera.fx, camera.fy, camera.cx, camera.cy, *camera.distortion]
-        model = "OPENCV"
+        model = camera.model  # COLMAP matches and adjusts through the lens model itself
     elif for_sfm:
         params = [0.5 * (camera.fx + camera.fy), camera.cx, camera.cy, 0.0]
         model = "SIMPLE_RADIAL"

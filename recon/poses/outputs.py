@@ -40,7 +40,8 @@ def c2w_from_image(image: pycolmap.Image) -> np.ndarray:
 
 
 def camera_json(cam: pycolmap.Camera) -> dict[str, Any]:
-    """nerfstudio intrinsics (OPENCV model keys) of a COLMAP pinhole-family camera."""
+    """nerfstudio intrinsics (OPENCV model keys; OPENCV_FISHEYE's k1..k4 for a fisheye) of a COLMAP
+    pinhole-family or OpenCV fisheye camera."""
     p = [float(x) for x in cam.params]
     model = cam.model_name
     k1 = k2 = p1 = p2 = 0.0
@@ -57,6 +58,10 @@ def camera_json(cam: pycolmap.Camera) -> dict[str, Any]:
         cx, cy, k1, k2 = p[1], p[2], p[3], p[4]
     elif model == "OPENCV":
         fx, fy, cx, cy, k1, k2, p1, p2 = p[:8]
+    elif model == "OPENCV_FISHEYE":
+        fx, fy, cx, cy = p[:4]
+        return {"camera_model": model, "w": int(cam.width), "h": int(cam.height), "fl_x": fx, "fl_y": fy,
+                "cx": cx, "cy": cy, "k1": p[4], "k2": p[5], "k3": p[6], "k4": p[7]}
     else:
         raise ValueError(f"camera model {model} is not supported in transforms.json")
     return {

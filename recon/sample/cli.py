@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from core.console import add_output_options
+
 
 def add_demo_command(subparsers: Any, common: argparse.ArgumentParser) -> None:
     # Not parents=[common]: its default (None) would overwrite a --workspace given before "demo".
@@ -27,18 +29,20 @@ def add_demo_command(subparsers: Any, common: argparse.ArgumentParser) -> None:
                    help="triangle budget of the AR model (default: medium, 100k)")
     p.add_argument("--texture-size", type=int, default=2048, metavar="PX", help="texture atlas side")
     p.add_argument("--no-model", action="store_true", help="stop after the poses check (no AR model)")
+    add_output_options(p)
     p.set_defaults(func=run_demo_command)
 
 
 def run_demo_command(args: argparse.Namespace) -> int:
-    from core.console import progress_bar
+    from core.console import command_progress, report_result
     from core.workspace import Workspace
     from recon.sample.demo import describe, run_demo
 
     workspace = Workspace(getattr(args, "workspace", None))
-    with progress_bar(leave=False) as show:
+    with command_progress(args, leave=False) as show:
         result = run_demo(workspace, name=args.name, sink=show, model=not args.no_model,
                           detail=args.detail, texture_size=args.texture_size)
-    for line in describe(result):
-        print(line)
-    return 0
+    summary = {"capture": result.capture.id, "folder": result.capture.root,
+               "runs": [{"stage": o.stage, "run_folder": o.run_dir} for o in result.outcomes],
+               "exports": dict(result.published)}
+    return report_result(args, summary, describe(result))

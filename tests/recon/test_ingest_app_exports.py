@@ -252,8 +252,8 @@ HOSTILE = {
         t, v, lambda m: _meta(m, lambda meta: meta.update(K=[30, 0, 0, 0, 30, 0, 1e12, 24, 1]))),
     "colmap negative focal": lambda t, v: _colmap_txt_with(
         t, v, lambda s: s.replace("PINHOLE 64 48 ", "PINHOLE 64 48 -")),
-    "colmap fisheye model": lambda t, v: _colmap_txt_with(
-        t, v, lambda s: s.replace("PINHOLE 64 48", "OPENCV_FISHEYE 64 48") + " 0 0 0 0"),
+    "colmap unsupported model": lambda t, v: _colmap_txt_with(  # fisheye models are read (test_fisheye)
+        t, v, lambda s: s.replace("PINHOLE 64 48", "FOV 64 48") + " 0.5"),
     "meshroom nan focal": lambda t, v: _sfm_with(
         t, v, lambda s: s.replace('"focalLength": "', '"focalLength": "nan", "x": "')),
     "meshroom deep nesting": lambda t, v: _sfm_with(

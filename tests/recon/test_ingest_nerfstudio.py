@@ -120,7 +120,7 @@ def test_blender_style_paths_and_camera_angle(tmp_path, ws):
     "top,frame_extra,where",
     [
         ({"fl_x": "big"}, {}, "fl_x"),
-        ({"camera_model": "OPENCV_FISHEYE"}, {}, "camera_model"),
+        ({"camera_model": "EQUIRECTANGULAR"}, {}, "camera_model"),  # fisheye is read (test_fisheye)
         ({}, {"transform_matrix": [[1, 0, 0], [0, 1, 0]]}, "transform_matrix"),
         ({"w": 32}, {}, "f0.png"),  # intrinsics for another size
     ],
