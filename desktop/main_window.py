@@ -22,6 +22,7 @@ from desktop.panels.library import LibraryPanel
 from desktop.panels.live import LiveController, LiveFeed, LivePanel
 from desktop.panels.result_view import ResultView
 from desktop.panels.settings import SettingsPanel
+from desktop.viewer.widget import ViewerWidget
 
 PANELS = ("Library", "Capture", "Result", "Jobs", "Devices", "Live capture", "Settings")
 STYLE = """
@@ -113,6 +114,8 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt's name)
         self.live_controller.stop()
         self.ctx.tasks.wait(5000)
+        for viewer in self.findChildren(ViewerWidget):
+            viewer.wait(5000)
         event.accept()
 
 

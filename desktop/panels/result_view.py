@@ -1,11 +1,13 @@
 """Result view: an interactive viewer of a capture's meshes and point clouds; export as USDZ, GLB,
 OBJ or PLY with a detail preset; "Share to phone" with a QR code and link; "size estimated" when
-the model had nothing to measure by, and "Set real size…" to process it again at a known size."""
+the model had nothing to measure by, and "Set real size…" (a known longest side) or "Measure" (two
+points picked on the model and their real distance) to process it again at a known size."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
@@ -23,7 +25,7 @@ from core.jobs import Job
 from core.model_size import ModelSize
 from desktop.capture_info import ResultFile
 from desktop.context import AppContext
-from desktop.panels.real_size import RealSizeDialog
+from desktop.panels.real_size import PickedDistance, RealSizeDialog
 from desktop.qr import qr_image
 from desktop.services import DETAILS
 from desktop.viewer.scene import Scene
@@ -107,6 +109,11 @@ class ResultView(QWidget):
                                          "at that size")
         self.real_size_button.setEnabled(False)
         bottom.addWidget(self.real_size_button)
+        self.measure_button = QPushButton("Measure")
+        self.measure_button.setCheckable(True)
+        self.measure_button.setToolTip("Click two points on the model whose real distance you know")
+        self.measure_button.setEnabled(False)
+        bottom.addWidget(self.measure_button)
         bottom.addWidget(QLabel("Export as"))
         self.format = QComboBox()
         self.format.addItems(FORMATS)
@@ -123,7 +130,9 @@ class ResultView(QWidget):
         self.export_button.clicked.connect(lambda: self.export(self.format.currentText(),
                                                                self.detail.currentText()))
         self.share_button.clicked.connect(self.share)
-        self.real_size_button.clicked.connect(self.ask_real_size)
+        self.real_size_button.clicked.connect(lambda: self.ask_real_size())
+        self.measure_button.toggled.connect(self._measure_toggled)
+        self.viewer.picked.connect(self._picked)
 
     def open(self, capture_id: str) -> None:
         self.capture_id = capture_id
@@ -142,6 +151,7 @@ class ResultView(QWidget):
     def _show_size(self, size: ModelSize | None) -> None:
         self.size = size
         self.real_size_button.setEnabled(size is not None)
+        self._enable_measure()
         if size is None or not size.estimated:
             self.size_label.hide()
             return
@@ -151,11 +161,43 @@ class ResultView(QWidget):
                                    "Use Set real size… to give its real size.")
         self.size_label.show()
 
-    def ask_real_size(self) -> RealSizeDialog | None:
+    def _measurable(self) -> bool:
+        """Measuring needs the model as exported (placed, in the current size's metres): an export
+        or the mesh stage's textured model, not a raw reconstruction in the capture's own units."""
+        result = self.current_result()
+        placed = result is not None and result.kind != "points" and (
+            result.stage == "exports" or result.stage.startswith("mesh-"))
+        return placed and self.size is not None and bool(self.viewer.scene.meshes)
+
+    def _enable_measure(self) -> None:
+        can = self._measurable()
+        self.measure_button.setEnabled(can)
+        if not can and self.measure_button.isChecked():
+            self.measure_button.setChecked(False)
+
+    def _measure_toggled(self, on: bool) -> None:
+        self.viewer.set_measuring(on)
+        if on:
+            self.info.setText("Click two points on the model whose real distance you know")
+
+    def _picked(self) -> None:
+        distance = self.viewer.measured_distance()
+        if distance is None:
+            self.info.setText("Now click the second point")
+            return
+        if distance <= 0 or not self.viewer.scene.meshes:
+            self.info.setText("Pick two different points")
+            return
+        mesh = self.viewer.scene.meshes[0]
+        longest = float(np.ptp(np.asarray(mesh.vertices, np.float64), axis=0).max())
+        self.info.setText(f"Picked points {distance * 100:.1f} cm apart on the model")
+        self.ask_real_size(PickedDistance(distance, longest))
+
+    def ask_real_size(self, picked: PickedDistance | None = None) -> RealSizeDialog | None:
         if self.capture_id is None or self.size is None:
             return None
         side = self.size.longest_side_m
-        self.size_dialog = RealSizeDialog(side * 100 if side else None, self.size.estimated, self)
+        self.size_dialog = RealSizeDialog(side * 100 if side else None, self.size.estimated, self, picked)
         self.size_dialog.accepted.connect(lambda: self.set_real_size(self.size_dialog.longest_side_m()))
         self.size_dialog.open()
         return self.size_dialog
@@ -207,6 +249,7 @@ class ResultView(QWidget):
 
         def done(scene: Scene) -> None:
             self.viewer.set_scene(scene)
+            self._enable_measure()
             if scene.meshes:
                 m = scene.meshes[0]
                 look = "textured" if m.textured else "vertex colours"

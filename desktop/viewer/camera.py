@@ -46,6 +46,14 @@ class OrbitCamera:
         screen = np.stack([0.5 * width + f * x / safe, 0.5 * height - f * y / safe], axis=1)
         return screen, z
 
+    def unproject(self, x_px: float, y_px: float, depth: float, width: int, height: int) -> np.ndarray:
+        """The world point (3,) seen at screen (x, y) pixels at view depth ``depth``: project's inverse."""
+        eye, right, up, forward = self.basis()
+        f = self.focal_px(height)
+        x = (x_px - 0.5 * width) * depth / f
+        y = (0.5 * height - y_px) * depth / f
+        return eye + x * right + y * up + depth * forward
+
     # -- mouse gestures ------------------------------------------------------------------------
 
     def orbited(self, d_azimuth: float, d_elevation: float) -> OrbitCamera:

@@ -1,5 +1,6 @@
 """The 3D viewer widget: orbit (left drag), pan (right/middle drag or Shift+left), zoom (wheel),
-reset (double click). Renders in software on a pool thread, so it works without OpenGL (offscreen,
+reset (double click); in measuring mode a click picks a point on the surface (two points give a
+distance). Renders in software on a pool thread, so it works without OpenGL (offscreen,
 remote desktops) and never blocks the GUI; a quick point preview follows the mouse while dragging."""
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from recon.export.texture_io import sample_texture
 PREVIEW_POINTS = 60_000
 FRUSTUM = QColor(120, 200, 255)
 FRUSTUM_FLAGGED = QColor(255, 170, 60)
+MEASURE = QColor(255, 220, 60)
+CLICK_SLOP_PX = 4.0  # a press and release closer than this is a click, not a drag
+PICK_RADIUS_PX = 3  # a click this close to the surface still picks it
 
 
 def _preview_of(scene: Scene) -> Scene:
@@ -52,6 +56,7 @@ class ViewerWidget(QWidget):
     """Shows a Scene. ``rendered`` fires after each full-quality frame (tests and screenshots wait on it)."""
 
     rendered = Signal()
+    picked = Signal()  # a measuring point was added (see measure_points)
 
     def __init__(self, parent: QWidget | None = None, *, placeholder: str = "Nothing to show yet") -> None:
         super().__init__(parent)
@@ -72,6 +77,9 @@ class ViewerWidget(QWidget):
         self._drag_button = Qt.MouseButton.NoButton
         self._drag_camera = self.camera
         self.last_render: Rendered | None = None
+        self._render_camera = self.camera  # the camera of last_render
+        self.measuring = False
+        self.measure_points: list[np.ndarray] = []  # world points (3,), at most two
         self._tasks = TaskRunner(self, max_threads=1)
         self._preview_tasks = TaskRunner(self, max_threads=1)
         self._in_flight: set[str] = set()
@@ -94,9 +102,45 @@ class ViewerWidget(QWidget):
         self.camera = framing(self.scene.all_points())
         self.request_render()
 
+    def set_measuring(self, on: bool) -> None:
+        """Clicks pick surface points (orbit and zoom still work); turning it on or off clears them."""
+        self.measuring = on
+        self.measure_points = []
+        self.update()
+
+    def measured_distance(self) -> float | None:
+        """The distance between the two picked points, in the scene's units."""
+        if len(self.measure_points) < 2:
+            return None
+        return float(np.linalg.norm(self.measure_points[1] - self.measure_points[0]))
+
+    def pick(self, x: float, y: float) -> np.ndarray | None:
+        """The surface point (3,) under widget position (x, y) in the last full render, or None."""
+        result = self.last_render
+        if result is None:
+            return None
+        h, w = result.depth.shape
+        px = int(x * w / max(1, self.width()))
+        py = int(y * h / max(1, self.height()))
+        r = PICK_RADIUS_PX
+        y0, y1, x0, x1 = max(0, py - r), min(h, py + r + 1), max(0, px - r), min(w, px + r + 1)
+        window = result.depth[y0:y1, x0:x1]
+        if window.size == 0 or not np.isfinite(window).any():
+            return None
+        yy, xx = np.mgrid[y0:y1, x0:x1]
+        far = np.where(np.isfinite(window), (yy - py) ** 2 + (xx - px) ** 2, np.inf)
+        k = int(np.argmin(far))  # the nearest covered pixel to the click
+        qy, qx = int(yy.flat[k]), int(xx.flat[k])
+        depth = float(result.depth[qy, qx])
+        return self._render_camera.unproject(qx + 0.5, qy + 0.5, depth, w, h)
+
     def set_camera(self, camera: OrbitCamera) -> None:
         self.camera = camera
         self.request_render()
+
+    def wait(self, timeout_ms: int = 10000) -> bool:
+        """Let the renders in flight end (the window calls it before it goes)."""
+        return self._tasks.wait(timeout_ms) and self._preview_tasks.wait(timeout_ms)
 
     @property
     def busy(self) -> bool:
@@ -138,7 +182,7 @@ class ViewerWidget(QWidget):
             if generation > self._shown or (kind == "full" and generation == self._shown):
                 self._shown = generation
                 if kind == "full":
-                    self.last_render = result
+                    self.last_render, self._render_camera = result, camera
                 self._show(result, (w, h))
                 if kind == "full" and generation == self._generation:
                     self.rendered.emit()
@@ -185,6 +229,14 @@ class ViewerWidget(QWidget):
             painter.setPen(QPen(FRUSTUM_FLAGGED if flagged else FRUSTUM, 1.2))
             for (x0, y0), (x1, y1) in self._lines[self._line_flags == flagged]:
                 painter.drawLine(QPointF(x0 * sx, y0 * sy), QPointF(x1 * sx, y1 * sy))
+        if self.measure_points:
+            screen, z = self.camera.project(np.stack(self.measure_points), self.width(), self.height())
+            painter.setPen(QPen(MEASURE, 2.0))
+            dots = [QPointF(float(u), float(v)) for (u, v), depth in zip(screen, z, strict=True) if depth > 0]
+            for dot in dots:
+                painter.drawEllipse(dot, 4.0, 4.0)
+            if len(dots) == 2:
+                painter.drawLine(dots[0], dots[1])
 
     def resizeEvent(self, event: object) -> None:  # noqa: N802
         self.request_render()
@@ -209,7 +261,18 @@ class ViewerWidget(QWidget):
         self.request_render(preview=True)
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        self._drag_start = None
+        start, self._drag_start = self._drag_start, None
+        moved = (event.position() - start).manhattanLength() if start is not None else 0.0
+        if (self.measuring and event.button() == Qt.MouseButton.LeftButton and moved < CLICK_SLOP_PX
+                and self._drag_button == Qt.MouseButton.LeftButton):
+            self.camera = self._drag_camera  # a click does not orbit
+            point = self.pick(event.position().x(), event.position().y())
+            if point is not None:
+                kept = self.measure_points if len(self.measure_points) < 2 else []  # a third click: anew
+                self.measure_points = [*kept, point]
+                self.update()
+                self.picked.emit()
+            return
         self.request_render()
 
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: N802
