@@ -34,7 +34,7 @@ $(NODE_STAMP): package.json package-lock.json
 $(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade "pip>=24" wheel setuptools
-	$(PY) -m pip install -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install -c constraints.txt -e '.[dev,cluster]'
 	$(PY) tools/fetch_compliance_checker.py
 	touch $(STAMP)
 
