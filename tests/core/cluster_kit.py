@@ -1,0 +1,139 @@
+"""A real local Ray cluster for tests and bench/cluster.py: a head and more nodes on 127.0.0.1.
+
+Each node is a ``ray start --block`` process in its own session, with small memory and one CPU,
+its own temp folder and free ports, so it never meets another Ray on this machine; teardown
+kills exactly those process groups. Without Ray the tests skip, saying what to install, except
+under CI (``SCANBRIDGE_CI=1`` or ``CI=true``), where a missing Ray fails them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+OBJECT_STORE_BYTES = 80 * 1024**2
+
+
+def ray_installed() -> bool:
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def require_ray() -> None:
+    if ray_installed():
+        return
+    message = "Ray is not installed: pip install -c constraints.txt -e '.[cluster]'"
+    if os.environ.get("SCANBRIDGE_CI") == "1" or os.environ.get("CI") == "true":
+        pytest.fail(message + " (CI must run the cluster tests)")
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def node_env() -> dict[str, str]:
+    """The nodes' workers import this checkout and the test stages, and stay single-threaded."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), str(HERE), env.get("PYTHONPATH", "")) if p)
+    env.update(RAY_USAGE_STATS_ENABLED="0", OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE",
+               # Ray's agents start slowly on a busy 2-core machine: give them minutes, not seconds.
+               RAY_agent_register_timeout_ms="180000", RAY_raylet_start_wait_time_s="180")
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+class LocalCluster:
+    """``with LocalCluster(nodes=2) as c: c.address``; ``c.kill_node(1)`` stops the second node."""
+
+    def __init__(self, nodes: int = 2, cpus: int = 1, start_timeout_s: float = 300.0) -> None:
+        self.nodes, self.cpus, self.start_timeout_s = nodes, cpus, start_timeout_s
+        self.procs: list[subprocess.Popen] = []
+        self.temp = Path(tempfile.mkdtemp(prefix="sbray", dir="/tmp"))
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+
+    def _start(self, head: bool) -> None:
+        ray = [sys.executable, str(HERE / "ray_node.py")]
+        args = [*ray, "start", "--block", "--node-ip-address=127.0.0.1", f"--num-cpus={self.cpus}",
+                "--num-gpus=0", f"--object-store-memory={OBJECT_STORE_BYTES}", "--disable-usage-stats",
+                "--include-log-monitor=false",
+                f"--node-manager-port={free_port()}", f"--object-manager-port={free_port()}",
+                f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
+                f"--runtime-env-agent-port={free_port()}", f"--metrics-export-port={free_port()}"]
+        if head:
+            args += ["--head", f"--port={self.port}", "--include-dashboard=false",
+                     f"--ray-client-server-port={free_port()}", f"--temp-dir={self.temp}"]
+        else:
+            args += [f"--address={self.address}"]
+        log = open(self._log(len(self.procs)), "wb")
+        self.procs.append(subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=node_env(),
+                                           start_new_session=True))
+
+    def __enter__(self) -> LocalCluster:
+        try:
+            self._start(head=True)
+            self._wait_for(1)
+            for _ in range(self.nodes - 1):
+                self._start(head=False)
+            self._wait_for(self.nodes)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_for(self, count: int) -> None:
+        """Until the first ``count`` nodes say their Ray runtime started (read from their logs)."""
+        deadline = time.monotonic() + self.start_timeout_s
+        while time.monotonic() < deadline:
+            for proc in self.procs:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"a Ray node exited with {proc.returncode}; see {self.temp}-*.log")
+            if all(b"Ray runtime started" in self._log(i).read_bytes() for i in range(count)):
+                return
+            time.sleep(0.5)
+        raise RuntimeError(f"the local Ray cluster did not reach {count} node(s) in {self.start_timeout_s} s")
+
+    def _log(self, index: int) -> Path:
+        return self.temp.parent / f"{self.temp.name}-{index}.log"
+
+    def kill_node(self, index: int) -> None:
+        self._kill(self.procs[index])
+
+    @staticmethod
+    def _kill(proc: subprocess.Popen) -> None:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, sig)
+            try:
+                proc.wait(timeout=15)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            self._kill(proc)
+        shutil.rmtree(self.temp, ignore_errors=True)
+        for i in range(len(self.procs)):
+            self._log(i).unlink(missing_ok=True)
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
