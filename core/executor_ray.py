@@ -22,6 +22,7 @@ cluster belongs on a private network.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import time
 import uuid
@@ -45,7 +46,7 @@ from core.stages import StageOutcome, StageSpec, is_done, load_stage, make_confi
 RAY_PREFIX = "ray"
 INSTALL_HINT = "pip install scanbridge[cluster]"
 DEFAULT_MAX_RETRIES = 3
-_ADDRESS = re.compile(r"^(auto|(ray://)?[A-Za-z0-9.\-\[\]:]{1,260})$")
+_ADDRESS = re.compile(r"auto|(ray://)?[A-Za-z0-9.\-\[\]:]{1,260}")  # used with fullmatch
 
 
 def import_ray() -> Any:
@@ -59,7 +60,7 @@ def import_ray() -> Any:
 
 def check_address(address: str) -> str:
     """``auto`` or ``host:port`` (optionally ``ray://``); anything else is a ConfigError naming it."""
-    if not isinstance(address, str) or not _ADDRESS.match(address.strip()):
+    if not isinstance(address, str) or not _ADDRESS.fullmatch(address.strip()):
         raise ConfigError(f"expected 'auto' or HOST:PORT, got {address!r}", "cluster address")
     return address.strip()
 
@@ -70,8 +71,10 @@ def ray_handle(node: str, task_id: str) -> str:
 
 def connect(address: str) -> Any:
     """Join the cluster at ``address`` as a driver (nothing is started here); the ray module."""
-    ray = import_ray()
     address = check_address(address)
+    ray = import_ray()
+    # Ray would read $RAY_ADDRESS for "auto": the address comes from the user's settings or flag only.
+    os.environ.pop("RAY_ADDRESS", None)
     if not ray.is_initialized():
         try:
             ray.init(address=address, namespace="scanbridge", logging_level="WARNING", log_to_driver=False)
