@@ -47,6 +47,7 @@ test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+	$(PY) -m pytest -q -m cluster  # a real local Ray cluster (docs/cluster.md)
 
 # Mutation testing (mutmut) over core/, capture_server/ and recon's stage, export and poses modules;
 # prints the score per module and every surviving mutant. Scope it with

@@ -166,8 +166,8 @@ class RayExecutor:
             wired = wired_inputs(spec, dict(request.inputs), request.wiring)
             target = run_dir_for(capture, spec, make_config(spec, request.config), wired,
                                  models=ModelStore(settings.model_paths))
-            if spec.reuse and is_done(target):
-                return _Finished(self.local.submit(request, on_handle))
+            if spec.reuse and is_done(target):  # done here already: the local executor reuses it at once
+                return self.local.submit(request, on_handle)
             runs = [*request.inputs.values(), *([target] if spec.resumable and target.is_dir() else [])]
             payload["shipped"] = pack_capture(request.capture_root, runs, CAPTURE_RAW in spec.capture_reads)
         execution_id = uuid.uuid4().hex  # the hub's key for its events; the same across Ray's retries
@@ -188,16 +188,6 @@ class RayExecutor:
         if res.ram_gb and res.ram_gb * 2**30 <= most["memory"]:
             options["memory"] = int(res.ram_gb * 2**30)
         return options
-
-
-class _Finished:
-    """A step whose run folder is already done here: the local executor reuses it at once."""
-
-    def __init__(self, inner: StageExecution) -> None:
-        self._inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
 
 class _RayExecution:
