@@ -81,23 +81,29 @@ def _exports(capture) -> dict[str, str]:
     return out
 
 
-def _run(queue, executor, capture):
+def _run(queue, executor, capture, live=None):
     job = queue.submit(capture.id, method_job(capture, "fusion", "preview", TINY))
-    return Worker(queue, executor=executor, heartbeat_s=0.5, progress_interval_s=0.2).run_job(job.id)
+    if live is not None:
+        queue.add_listener(live.append)  # every event as it comes (the queue keeps only the latest progress)
+    try:
+        return Worker(queue, executor=executor, heartbeat_s=0.5, progress_interval_s=0.2).run_job(job.id)
+    finally:
+        if live is not None:
+            queue.remove_listener(live.append)
 
 
 @pytest.fixture(scope="module")
 def first_run(executor, sample):
     ws, capture = sample
-    queue = JobQueue(ws)
-    return queue, _run(queue, executor, capture), _exports(capture)
+    queue, live = JobQueue(ws), []
+    return queue, _run(queue, executor, capture, live), _exports(capture), live
 
 
 def test_a_process_job_of_the_sample_runs_on_the_cluster_to_a_checked_usdz(first_run, sample, executor):
     from recon.export.check import check_usdz
 
     _, capture = sample
-    queue, run, _ = first_run
+    queue, run, _, live = first_run
     assert executor.shared and executor.unseen == {}  # both nodes see this machine's workspace
     assert run.job.state == "done", run.job.error
     assert [s.stage for s in run.job.steps] == ["plan", "fusion", "mesh", "export", "publish"]
@@ -105,14 +111,13 @@ def test_a_process_job_of_the_sample_runs_on_the_cluster_to_a_checked_usdz(first
     assert report.passed, (report.errors, report.failed_checks)
     nodes = {s.node for s in run.job.steps}
     assert all(n and "/" in n for n in nodes), nodes  # Ray nodes: host/node-id
-    events = queue.events(run.job.id)
-    assert any(e.kind == "progress" and e.stage == "mesh" and 0 < (e.fraction or 0) < 1 for e in events)
-    assert any(e.kind == "log" and "fusion started in" in e.message for e in events)
+    assert any(e.kind == "progress" and e.stage == "mesh" and 0 < (e.fraction or 0) < 1 for e in live)
+    assert any(e.kind == "log" and "fusion started in" in e.message for e in queue.events(run.job.id))
 
 
 def test_a_killed_ray_worker_retries_the_stage_and_the_job_finishes_once(first_run, sample, executor):
     ws, capture = sample
-    queue, _, reference = first_run
+    queue, _, reference, _ = first_run
     shutil.rmtree(capture.runs_dir)  # the same work again, from scratch, into the same hashed folders
     shutil.rmtree(capture.exports_dir)
     killer = _KillOnce(executor, "mesh")
