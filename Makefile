@@ -34,7 +34,7 @@ $(NODE_STAMP): package.json package-lock.json
 $(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade "pip>=24" wheel setuptools
-	$(PY) -m pip install -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install -c constraints.txt -e '.[dev,cluster]'
 	$(PY) tools/fetch_compliance_checker.py
 	touch $(STAMP)
 
@@ -47,6 +47,7 @@ test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+	$(PY) -m pytest -q -m cluster  # a real local Ray cluster (docs/cluster.md)
 
 # Mutation testing (mutmut) over core/, capture_server/ and recon's stage, export and poses modules;
 # prints the score per module and every surviving mutant. Scope it with

@@ -58,6 +58,13 @@ def local_handle(pid: int, host: str | None = None) -> str:
     return f"{LOCAL_PREFIX}:{host or socket.gethostname()}:{pid}"
 
 
+def node_of_handle(handle: str | None) -> str | None:
+    """The machine an execution runs on, from its handle ``kind:<node>:<id>`` (None if not one)."""
+    kind, _, rest = (handle or "").partition(":")
+    node, _, ident = rest.rpartition(":")
+    return node if kind and node and ident else None
+
+
 def parse_local_handle(handle: str | None) -> tuple[str, int] | None:
     """(host, pid) of a local handle, else None."""
     kind, _, rest = (handle or "").partition(":")

@@ -26,7 +26,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from core.errors import JobError, NotFoundError
-from core.executor import parse_local_handle
+from core.executor import node_of_handle, parse_local_handle
 from core.jobs_events import JobEventLog
 from core.jobs_processes import kill_orphan_stage, pid_alive
 from core.jobs_schema import (
@@ -127,8 +127,7 @@ class JobQueue(JobEventLog):
                 name=s["name"], run_dir=self.workspace.root / s["run_dir"] if s["run_dir"] else None,
                 result=loads_or(s["result"], {}), reused=bool(s["reused"]), fraction=s["fraction"],
                 eta_s=s["eta_s"], message=s["message"], runs=s["runs"], started=s["started"],
-                ended=s["ended"], inputs=loads_or(s["inputs"], {}),
-            )
+                ended=s["ended"], inputs=loads_or(s["inputs"], {}), node=s["node"])
             for s in db.execute("SELECT * FROM steps WHERE job_id = ? ORDER BY idx", (row["id"],))
         )
         fraction, current = row["fraction"] or 0.0, row["step_index"]
@@ -298,12 +297,14 @@ class JobQueue(JobEventLog):
             )
 
     def set_handle(self, lease: Lease, handle: str | None) -> None:
-        """Record where the running step executes (core.executor's opaque handle)."""
+        """Record where the running step executes (core.executor's opaque handle) and its node."""
         local = parse_local_handle(handle)
         with self._write() as db:
-            self._held(db, lease)
+            row = self._held(db, lease)
             db.execute("UPDATE jobs SET handle = ?, child_pid = ? WHERE id = ?",
                        (handle, local[1] if local else None, lease.job_id))
+            db.execute("UPDATE steps SET node = ? WHERE job_id = ? AND idx = ?",
+                       (node_of_handle(handle), lease.job_id, row["step_index"]))
 
     def finish_step(self, lease: Lease, index: int, outcome: StageOutcome,
                     next_steps: Sequence[Step] | None = None) -> None:

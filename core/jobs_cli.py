@@ -107,13 +107,14 @@ def _list(args: argparse.Namespace) -> int:
         print("no jobs")
         return 0
     typical, now = _typical(queue), time.time()
-    print(f"{'ID':>5}  {'STATE':9}  {'CAPTURE':28}  {'STEP':22}  {'DONE':>5}  {'ETA':>7}  MESSAGE")
+    print(f"{'ID':>5}  {'STATE':9}  {'CAPTURE':28}  {'STEP':22}  {'DONE':>5}  {'ETA':>7}  "
+          f"{'NODE':16}  MESSAGE")
     for job in jobs:
         est = estimate(job, now, typical)
         message = job.error if job.state == "failed" else (liveness(est) or job.progress.message)
         eta = format_eta(est.eta_s) if job.state == "running" else ""
         print(f"{job.id:>5}  {job.state:9}  {job.capture_id[:28]:28}  {_stage_label(job)[:22]:22}  "
-              f"{est.fraction:>5.0%}  {eta:>7}  {(message or '')[:60]}")
+              f"{est.fraction:>5.0%}  {eta:>7}  {(job.node or '-')[:16]:16}  {(message or '')[:60]}")
     return 0
 
 
@@ -146,7 +147,8 @@ def _show(args: argparse.Namespace) -> int:
             detail = f"{step.run_dir}" + (" (reused)" if step.reused else "")
         elif step.state == "running":
             detail = f"{(step.fraction or 0):.0%}  ETA {format_eta(step.eta_s)}  {step.message}"
-        print(f"  {step.index + 1}. {step.state:9} {name:20} {detail}")
+        node = f" [on {step.node}]" if step.node else ""
+        print(f"  {step.index + 1}. {step.state:9} {name:20} {detail}{node}")
     metrics = [e for e in events if e.kind == "metric"]
     if metrics:
         last = metrics[-1]

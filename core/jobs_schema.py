@@ -22,7 +22,7 @@ EVENT_KINDS = ("progress", "log", "state", "metric", "preview")
 MAX_LOG_EVENTS = 2000
 MAX_METRIC_EVENTS = 5000  # per job; a run's full history is in its metrics.jsonl
 MAX_PREVIEW_EVENTS = 200  # per job
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -68,6 +68,7 @@ CREATE TABLE IF NOT EXISTS steps (
     started REAL,
     ended REAL,
     inputs TEXT,
+    node TEXT,
     PRIMARY KEY (job_id, idx)
 );
 CREATE TABLE IF NOT EXISTS events (
@@ -93,7 +94,8 @@ CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, id);
 # and the part of the job's progress fixed when a plan step expanded (see overall_progress).
 ADDED_COLUMNS = {2: (("events", "step", "INTEGER"), ("events", "data", "TEXT"), ("steps", "inputs", "TEXT"),
                      ("jobs", "handle", "TEXT"), ("jobs", "progress_base", "REAL"),
-                     ("jobs", "base_steps", "INTEGER"))}
+                     ("jobs", "base_steps", "INTEGER")),
+                 3: (("steps", "node", "TEXT"),)}  # 2 -> 3: the machine each step ran on (core.executor)
 # An unexpanded plan step counts as itself plus this many steps still to come.
 PLAN_PLACEHOLDER_STEPS = 4
 
@@ -145,6 +147,7 @@ class StepRecord:
     started: float | None
     ended: float | None
     inputs: dict[str, str] = field(default_factory=dict)  # port -> earlier stage name
+    node: str | None = None  # the machine it ran (or runs) on: a host name, or a cluster node
 
     @property
     def finished(self) -> bool:
@@ -186,6 +189,13 @@ class Job:
     attempts: int  # how many times a worker claimed it
     progress: JobProgress
     handle: str | None = None  # where its running step executes (core.executor), opaque
+
+    @property
+    def node(self) -> str | None:
+        """The machine its running step is on (None when no step runs)."""
+        index = self.progress.step_index
+        running = self.state == "running" and index is not None and index < len(self.steps)
+        return self.steps[index].node if running else None
 
     @property
     def next_step(self) -> int | None:

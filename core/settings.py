@@ -23,6 +23,9 @@ class Settings:
     default_method: str = "auto"
     default_detail: str = "medium"
     model_paths: dict[str, str] = field(default_factory=dict)
+    # A Ray cluster's head ("HOST:PORT" or "auto") for `scanbridge worker`; "" runs stages on this
+    # machine. Ray has no authentication: a private network only (docs/cluster.md).
+    cluster_address: str = ""
 
 
 def load_settings(path: Path) -> Settings:

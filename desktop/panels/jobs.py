@@ -30,7 +30,8 @@ from core.jobs_cli import format_eta
 from desktop.capture_info import CaptureNames
 from desktop.context import AppContext
 
-COLUMNS = ("Job", "Capture", "State", "Stage", "Progress", "ETA", "Message")
+COLUMNS = ("Job", "Capture", "State", "Stage", "Progress", "ETA", "Message", "Node")
+MESSAGE_COLUMN = COLUMNS.index("Message")
 
 
 def stage_label(job: Job) -> str:
@@ -72,8 +73,8 @@ class JobsPanel(QWidget):
         split = QSplitter(Qt.Orientation.Vertical)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.horizontalHeader().setSectionResizeMode(len(COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
-        for col, width in ((0, 50), (1, 330), (2, 90), (3, 150), (4, 160), (5, 70)):
+        self.table.horizontalHeader().setSectionResizeMode(MESSAGE_COLUMN, QHeaderView.ResizeMode.Stretch)
+        for col, width in ((0, 50), (1, 330), (2, 90), (3, 150), (4, 160), (5, 70), (7, 170)):
             self.table.setColumnWidth(col, width)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -148,7 +149,8 @@ class JobsPanel(QWidget):
         for row, job in enumerate(jobs):
             est = estimate(job, now, self._typical)
             cells = (str(job.id), self.capture_name(job), job.state, stage_label(job), None,
-                     format_eta(est.eta_s) if job.state == "running" else "", self._message(job, est))
+                     format_eta(est.eta_s) if job.state == "running" else "", self._message(job, est),
+                     self._node(job))
             for col, text in enumerate(cells):
                 if text is None:
                     continue
@@ -176,6 +178,13 @@ class JobsPanel(QWidget):
 
     def capture_name(self, job: Job) -> str:
         return self.names.get(job.capture_id, job.capture_id)
+
+    @staticmethod
+    def _node(job: Job) -> str:
+        """Where the running step is; for an ended job, where its steps ran."""
+        if job.node:
+            return job.node
+        return ", ".join(sorted({s.node for s in job.steps if s.node}))
 
     def _message(self, job: Job, est: JobEstimate) -> str:
         if job.state == "failed":

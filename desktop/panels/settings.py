@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QLineEdit,
     QPushButton,
     QSpinBox,
     QTableWidget,
@@ -71,6 +72,7 @@ class SettingsPanel(QWidget):
         form.addRow("Default method", self.method)
         form.addRow("Default detail", self.detail)
         layout.addWidget(processing)
+        layout.addWidget(self._cluster_group())
 
         models = QGroupBox("Model paths (local folders or hub ids)")
         box = QVBoxLayout(models)
@@ -100,6 +102,44 @@ class SettingsPanel(QWidget):
         layout.addLayout(bottom)
         self.load()
 
+    def _cluster_group(self) -> QGroupBox:
+        cluster = QGroupBox("Cluster (Ray; for `scanbridge worker`)")
+        form = QFormLayout(cluster)
+        self.cluster_address = QLineEdit()
+        self.cluster_address.setPlaceholderText("empty: this computer · auto · HEAD-HOST:6379")
+        row = QHBoxLayout()
+        row.addWidget(self.cluster_address, 1)
+        self.test_cluster_button = QPushButton("Test connection")
+        self.test_cluster_button.clicked.connect(self.test_cluster)
+        row.addWidget(self.test_cluster_button)
+        form.addRow("Address", row)
+        self.cluster_status = QLabel("Ray has no passwords: use a cluster on a private network only.")
+        self.cluster_status.setWordWrap(True)
+        form.addRow("", self.cluster_status)
+        return cluster
+
+    def test_cluster(self) -> None:
+        """Connect to the address in the box (in the background) and say what answered."""
+        from core.executor_ray import check_address, test_connection
+
+        address = self.cluster_address.text().strip()
+        try:
+            address = check_address(address)
+        except Exception as e:
+            self.cluster_status.setText(f"Not connected: {e}")
+            return
+        self.test_cluster_button.setEnabled(False)
+        self.cluster_status.setText(f"Connecting to {address}…")
+        self.ctx.tasks.run(lambda: test_connection(address), self._cluster_ok, self._cluster_failed)
+
+    def _cluster_ok(self, description: str) -> None:
+        self.test_cluster_button.setEnabled(True)
+        self.cluster_status.setText(f"Connected: {description}")
+
+    def _cluster_failed(self, error: BaseException) -> None:
+        self.test_cluster_button.setEnabled(True)
+        self.cluster_status.setText(f"Not connected: {error}")
+
     def _add_model(self, key: str, value: str) -> None:
         row = self.models.rowCount()
         self.models.insertRow(row)
@@ -120,6 +160,7 @@ class SettingsPanel(QWidget):
         self.process_on_finish.setChecked(s.process_on_finish)
         self.method.setCurrentText(s.default_method)
         self.detail.setCurrentText(s.default_detail)
+        self.cluster_address.setText(s.cluster_address)
         self.models.setRowCount(0)
         for key, value in sorted(s.model_paths.items()):
             self._add_model(key, value)
@@ -140,12 +181,17 @@ class SettingsPanel(QWidget):
             allow_plain_http=self.plain.isChecked(), max_upload_bytes=self.max_upload.value() * 1024**3,
             gpu=self.gpu.currentText().strip(), process_on_finish=self.process_on_finish.isChecked(),
             default_method=self.method.currentText(), default_detail=self.detail.currentText(),
-            model_paths=models,
+            model_paths=models, cluster_address=self.cluster_address.text().strip(),
         )
 
     def save(self) -> bool:
+        from core.executor_ray import check_address
+
         try:
-            self.ctx.services.save_settings(self.current())
+            settings = self.current()
+            if settings.cluster_address:
+                check_address(settings.cluster_address)
+            self.ctx.services.save_settings(settings)
         except Exception as e:
             self.ctx.notifier.error(e, "Settings not saved")
             return False
