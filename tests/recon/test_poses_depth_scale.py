@@ -31,13 +31,20 @@ def _heic(path, rgb):
     Image.fromarray(rgb).save(path, format="HEIF", quality=92, exif=exif.tobytes())
 
 
-def _object_capture_folder(root, views):
+def _object_capture_folder(root, views, depth_factor=lambda i: 1.0):
     root.mkdir(parents=True)
     for i, view in enumerate(views):
         _heic(root / f"IMG_{i:04d}.HEIC", view.rgb)
         # Like the sensor: depth at a lower resolution than the photo, float metres.
-        assert cv2.imwrite(str(root / f"IMG_{i:04d}_depth.TIF"), view.depth_m[::2, ::2].copy())
+        depth = view.depth_m[::2, ::2] * np.float32(depth_factor(i))
+        assert cv2.imwrite(str(root / f"IMG_{i:04d}_depth.TIF"), depth)
     return root
+
+
+@pytest.fixture(scope="module")
+def orbit():
+    hfov = 2 * math.degrees(math.atan(0.5 * WIDTH / (FOCAL_35 / 36 * WIDTH)))
+    return render_orbit(12, (WIDTH, HEIGHT), elevations_deg=(25.0,), hfov_deg=hfov)
 
 
 def _centre_spread(c2ws):
@@ -45,9 +52,8 @@ def _centre_spread(c2ws):
     return float(np.linalg.norm(centres - centres.mean(axis=0), axis=1).mean())
 
 
-def test_object_capture_scan_comes_out_metric(tmp_path):
-    hfov = 2 * math.degrees(math.atan(0.5 * WIDTH / (FOCAL_35 / 36 * WIDTH)))
-    views = render_orbit(12, (WIDTH, HEIGHT), elevations_deg=(25.0,), hfov_deg=hfov)
+def test_object_capture_scan_comes_out_metric(tmp_path, orbit):
+    views = orbit
     capture = ingest(_object_capture_folder(tmp_path / "ObjectCapture", views), Workspace(tmp_path / "ws"))
     assert capture.load().source["kind"] == "object-capture"
     outcome = execute_stage(capture, "poses", {})
@@ -61,6 +67,19 @@ def test_object_capture_scan_comes_out_metric(tmp_path):
     assert _centre_spread(estimated) == pytest.approx(_centre_spread(truth), rel=0.03)
     transforms = json.loads((outcome.run_dir / "transforms.json").read_text())
     assert transforms["scale"] == "metric"
+
+
+def test_depth_that_disagrees_leaves_the_scan_unscaled_with_one_warning(tmp_path, orbit):
+    # Every other depth map in another unit (as if a writer mixed centimetres in): no common scale.
+    source = _object_capture_folder(tmp_path / "ObjectCapture", orbit, lambda i: 1.0 if i % 2 else 1.5)
+    capture = ingest(source, Workspace(tmp_path / "ws"))
+    events = []
+    outcome = execute_stage(capture, "poses", {}, sink=events.append)
+    poses = json.loads((outcome.run_dir / "poses.json").read_text())
+    assert poses["scale"] == "unscaled" and poses["depth_scale"]["agrees"] is False
+    assert poses["depth_scale"]["spread"] > MAX_SPREAD
+    warnings = [e.message for e in events if e.level == "warning" and "depth maps disagree" in e.message]
+    assert len(warnings) == 1 and "spread" in warnings[0]
 
 
 def test_view_ratios_read_the_nearest_depth_pixel():
