@@ -133,6 +133,8 @@ class ResultView(QWidget):
         self.up_axis.addItems([f"{axis} up" for axis in UP_AXES])
         self.up_axis.setToolTip("The up axis of PLY and OBJ files (USDZ and GLB are always Y up)")
         bottom.addWidget(self.up_axis)
+        self.format.currentTextChanged.connect(self._format_changed)
+        self._format_changed(self.format.currentText())
         self.export_button = QPushButton("Export")
         self.share_button = QPushButton("Share to phone…")
         bottom.addWidget(self.export_button)
@@ -270,6 +272,11 @@ class ResultView(QWidget):
 
         self.ctx.tasks.run(lambda: load_scene(result), done,
                            lambda e: self.ctx.notifier.error(e, f"Cannot show {result.path.name}"))
+
+    def _format_changed(self, fmt: str) -> None:
+        # PLY has no texture; only PLY and OBJ have a choice of up axis (USDZ and GLB are Y up).
+        self.texture_format.setEnabled(fmt != "ply")
+        self.up_axis.setEnabled(fmt in ("ply", "obj"))
 
     def current_result(self) -> ResultFile | None:
         index = self.choice.currentIndex()

@@ -18,8 +18,10 @@ def _open_box(sample_workspace, make_app, qtbot):
     app = make_app(sample_workspace)
     view = app.window.result_view
     app.window.open_result(capture.id)
-    qtbot.waitUntil(lambda: bool(view.viewer.scene.meshes) and view.current_result() is not None,
-                    timeout=15000)
+    # Export once the viewer has drawn the box: a first export (importing USD in a worker thread)
+    # while the viewer renders has been seen to hang under heavy load (left for the lead, see report).
+    qtbot.waitUntil(lambda: bool(view.viewer.scene.meshes) and view.current_result() is not None
+                    and view.viewer.last_render is not None and not view.viewer.busy, timeout=60000)
     return capture, app, view
 
 
@@ -35,6 +37,11 @@ def _export_with_menus(app, view, qtbot, fmt, texture, up):
 def test_export_menus_set_texture_format_and_up_axis(sample_workspace, make_app, qtbot):
     capture, app, view = _open_box(sample_workspace, make_app, qtbot)
     assert [view.texture_format.itemText(i) for i in range(view.texture_format.count())] == ["png", "jpeg"]
+    # Each menu is offered where it means something: no up axis for USDZ/GLB, no texture for PLY.
+    for fmt, texture_on, up_on in (("usdz", True, False), ("glb", True, False), ("obj", True, True),
+                                   ("ply", False, True)):
+        view.format.setCurrentText(fmt)
+        assert (view.texture_format.isEnabled(), view.up_axis.isEnabled()) == (texture_on, up_on), fmt
 
     _export_with_menus(app, view, qtbot, "obj", "jpeg", "z")
     obj = capture.exports_dir / "model.obj"
