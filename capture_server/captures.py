@@ -143,8 +143,10 @@ class CaptureService:
             "results": self.results(capture_id),
         }
 
-    def finish(self, capture_id: str, settings: Settings) -> dict[str, Any]:
-        """Close the capture to uploads and queue its processing per ``settings``."""
+    def finish(self, capture_id: str, settings: Settings,
+               export: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Close the capture to uploads and queue its processing per ``settings``; ``export``: the
+        export stage's options (capture_server.export_request) for that job."""
         capture = self.uploads.receiving_capture(capture_id)
         pending = [u.filename for u in self.uploads.uploads(capture_id) if u.state != "complete"]
         if pending:
@@ -158,7 +160,9 @@ class CaptureService:
             metric = any(f.depth for f in live) and all(f.pose is not None for f in live)
             manifest = dataclasses.replace(manifest, frames=tuple(live),
                                            scale="metric" if metric else manifest.scale)
-        steps, reason = plan_for(capture, manifest, settings) if self.jobs else ([], "no job queue")
+        overrides = {"export": export} if export else None
+        steps, reason = (plan_for(capture, manifest, settings, overrides) if self.jobs
+                         else ([], "no job queue"))
         source = {**manifest.source, "received": utc_now(), "files": files}
         status = "processing" if steps else "new"
         capture.save(dataclasses.replace(manifest, status=status, source=source))

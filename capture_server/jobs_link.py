@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,10 @@ from core.worker import Worker
 from core.workspace import Workspace
 
 
-def plan_for(capture: CaptureFolder, manifest: Manifest, settings: Settings) -> tuple[list[Step], str | None]:
-    """The steps to queue for a finished capture (``manifest`` as it will be saved), or none and why."""
+def plan_for(capture: CaptureFolder, manifest: Manifest, settings: Settings,
+             overrides: Mapping[str, Mapping[str, Any]] | None = None) -> tuple[list[Step], str | None]:
+    """The steps to queue for a finished capture (``manifest`` as it will be saved), or none and why;
+    ``overrides``: per-stage options the phone gave (its export options)."""
     if not settings.process_on_finish:
         return [], "processing on finish is turned off in settings"
     wanted = [INGEST_STAGE, PLAN_STAGE] if needs_ingest(capture, manifest) else [PLAN_STAGE]
@@ -33,7 +36,8 @@ def plan_for(capture: CaptureFolder, manifest: Manifest, settings: Settings) -> 
     if missing:
         return [], f"stage {', '.join(repr(m) for m in missing)} is not installed"
     try:
-        return method_job(capture, settings.default_method, settings.default_detail, manifest=manifest), None
+        return method_job(capture, settings.default_method, settings.default_detail, overrides,
+                          manifest=manifest), None
     except ConfigError as e:
         return [], f"cannot process with the settings' default method: {e}"
 

@@ -127,6 +127,13 @@ def openapi_schema(max_upload_bytes: int) -> dict[str, Any]:
             "/v1/captures/{capture_id}/finish": {"post": {
                 "summary": "Close the capture to uploads; queue processing per the server's settings",
                 "parameters": _CAPTURE_PATH,
+                "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                    "type": "object", "additionalProperties": False, "properties": {"export": {
+                        "type": "object", "additionalProperties": False, "properties": {
+                            "formats": {"type": "array", "items": {"enum": ["usdz", "glb", "obj", "ply"]}},
+                            "texture_format": {"enum": ["png", "jpeg"]},
+                            "texture_quality": {"type": "integer", "minimum": 1, "maximum": 100},
+                            "up": {"enum": ["y", "z"]}}}}}}}},
                 "responses": {"202": _resp("finished, job queued", capture),
                               "200": _resp("finished, nothing queued (see not_queued_because)", capture),
                               **_errors(400, 401, 404, 409)},

@@ -69,11 +69,13 @@ def textured_mesh_from(source: Path, detail: str) -> TexturedMesh:
     return TexturedMesh(v, f, uv, texture)
 
 
-def export_result(source: Path, dest: Path, detail: str, *, name: str = "Model") -> Path:
-    """Write ``source`` (a mesh result) to ``dest`` (.usdz/.glb/.obj/.ply) at ``detail``."""
+def export_result(source: Path, dest: Path, detail: str, *, name: str = "Model", texture_format: str = "png",
+                  up: str = "y") -> Path:
+    """Write ``source`` (a mesh result) to ``dest`` (.usdz/.glb/.obj/.ply) at ``detail``, the texture
+    as ``texture_format`` (png or jpeg), PLY/OBJ with ``up`` (y or z) as the up axis."""
     from recon.export.exporter import export
 
     mesh = textured_mesh_from(Path(source), detail)
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    return export(mesh, dest, name=name, preset=detail)
+    return export(mesh, dest, name=name, preset=detail, texture_format=texture_format, up=up)

@@ -343,13 +343,16 @@ class Services:
             raise ConfigError("the capture server is not running; start it in Settings", "server")
         return share_json(ShareStore(self.workspace).create(capture_id), self.server_url)["url"]
 
-    def export(self, capture_id: str, source: Path, fmt: str, detail: str, dest: Path | None = None) -> Path:
-        """Write a result as .usdz/.glb/.obj/.ply at a detail preset (default: into exports/)."""
+    def export(self, capture_id: str, source: Path, fmt: str, detail: str, dest: Path | None = None, *,
+               texture_format: str = "png", up: str = "y") -> Path:
+        """Write a result as .usdz/.glb/.obj/.ply at a detail preset (default: into exports/), its
+        texture as png or jpeg, PLY/OBJ with ``up`` (y or z) as the up axis."""
         from desktop.export_bridge import export_result
 
         capture = self.workspace.capture(capture_id)
         dest = dest or capture.exports_dir / f"model.{fmt}"
-        return export_result(Path(source), Path(dest), detail, name=capture.load().name)
+        return export_result(Path(source), Path(dest), detail, name=capture.load().name,
+                             texture_format=texture_format, up=up)
 
     # -- shutdown ------------------------------------------------------------------------------
 

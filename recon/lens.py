@@ -50,3 +50,23 @@ def undistort_image(image: np.ndarray, cam: Camera, *, nearest: bool = False) ->
     interpolation = cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR
     out = cv2.remap(image, map_x, map_y, interpolation, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     return out, pinhole(cam)
+
+
+def undistort_depth(depth: np.ndarray, cam: Camera, *, max_step: float = 0.03) -> np.ndarray:
+    """A depth map (H, W) float, 0 = none, taken with ``cam`` (at its resolution) resampled as the
+    pinhole camera (see ``undistort_image``). Smooth surfaces are interpolated bilinearly; where
+    the source pixels around a sample differ by more than ``max_step`` of their depth or one of
+    them has none (an edge, a hole) the nearest pixel is taken: depth is never blended across an edge."""
+    if not is_distorted(cam):
+        return depth
+    src = np.asarray(depth, np.float32)
+    valid = src > 0
+    kernel = np.ones((3, 3), np.uint8)
+    highest = cv2.dilate(src, kernel)
+    lowest = cv2.erode(np.where(valid, src, np.float32(np.inf)), kernel)
+    smooth = (valid & (cv2.erode(valid.astype(np.uint8), kernel) > 0)
+              & (highest - lowest <= max_step * lowest)).astype(np.uint8)
+    nearest = undistort_image(src, cam, nearest=True)[0]
+    linear = undistort_image(src, cam)[0]
+    blend_ok = undistort_image(smooth, cam, nearest=True)[0] > 0
+    return np.where(blend_ok, linear, nearest)

@@ -1,7 +1,8 @@
 """Result view: an interactive viewer of a capture's meshes and point clouds; export as USDZ, GLB,
-OBJ or PLY with a detail preset; "Share to phone" with a QR code and link; "size estimated" when
-the model had nothing to measure by, and "Set real size…" (a known longest side) or "Measure" (two
-points picked on the model and their real distance) to process it again at a known size."""
+OBJ or PLY with a detail preset, PNG or JPEG textures and a Y or Z up axis for PLY/OBJ; "Share to
+phone" with a QR code and link; "size estimated" when the model had nothing to measure by, and "Set
+real size…" (a known longest side) or "Measure" (two points picked on the model and their real
+distance) to process it again at a known size."""
 
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ from desktop.viewer.scene import Scene
 from desktop.viewer.widget import ViewerWidget
 
 FORMATS = ("usdz", "glb", "obj", "ply")
+TEXTURE_FORMATS = ("png", "jpeg")
+UP_AXES = ("y", "z")
 
 
 def load_scene(result: ResultFile) -> Scene:
@@ -122,6 +125,16 @@ class ResultView(QWidget):
         self.detail.addItems(DETAILS)
         self.detail.setCurrentText("medium")
         bottom.addWidget(self.detail)
+        self.texture_format = QComboBox()
+        self.texture_format.addItems(TEXTURE_FORMATS)
+        self.texture_format.setToolTip("How the texture is stored in USDZ, GLB and OBJ")
+        bottom.addWidget(self.texture_format)
+        self.up_axis = QComboBox()
+        self.up_axis.addItems([f"{axis} up" for axis in UP_AXES])
+        self.up_axis.setToolTip("The up axis of PLY and OBJ files (USDZ and GLB are always Y up)")
+        bottom.addWidget(self.up_axis)
+        self.format.currentTextChanged.connect(self._format_changed)
+        self._format_changed(self.format.currentText())
         self.export_button = QPushButton("Export")
         self.share_button = QPushButton("Share to phone…")
         bottom.addWidget(self.export_button)
@@ -260,12 +273,21 @@ class ResultView(QWidget):
         self.ctx.tasks.run(lambda: load_scene(result), done,
                            lambda e: self.ctx.notifier.error(e, f"Cannot show {result.path.name}"))
 
+    def _format_changed(self, fmt: str) -> None:
+        # PLY has no texture; only PLY and OBJ have a choice of up axis (USDZ and GLB are Y up).
+        self.texture_format.setEnabled(fmt != "ply")
+        self.up_axis.setEnabled(fmt in ("ply", "obj"))
+
     def current_result(self) -> ResultFile | None:
         index = self.choice.currentIndex()
         return self.results[index] if 0 <= index < len(self.results) else None
 
-    def export(self, fmt: str, detail: str, dest: Path | None = None) -> None:
+    def export(self, fmt: str, detail: str, dest: Path | None = None, *, texture_format: str | None = None,
+               up: str | None = None) -> None:
+        """Export the shown mesh; the texture format and up axis default to the menus' choices."""
         result, capture_id = self.current_result(), self.capture_id
+        texture_format = texture_format or self.texture_format.currentText()
+        up = up or UP_AXES[max(self.up_axis.currentIndex(), 0)]
         if result is None or capture_id is None or result.kind == "points":
             self.ctx.notifier.notify("Choose a mesh to export", "warning")
             return
@@ -281,7 +303,8 @@ class ResultView(QWidget):
             self.export_button.setEnabled(True)
             self.ctx.notifier.error(error, "Export failed")
 
-        self.ctx.tasks.run(lambda: self.ctx.services.export(capture_id, result.path, fmt, detail, dest),
+        self.ctx.tasks.run(lambda: self.ctx.services.export(capture_id, result.path, fmt, detail, dest,
+                                                            texture_format=texture_format, up=up),
                            done, failed)
 
     def share(self) -> ShareDialog | None:

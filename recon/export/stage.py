@@ -14,14 +14,14 @@ from typing import Any
 
 from core.capture import CaptureFolder
 from core.errors import ConfigError, InputError, StageError
-from core.fsio import atomic_copy
+from core.fsio import atomic_copy, fsync_dir
 from core.ports import EXPORTS, TEXTURED_MESH, Port
 from core.stages import StageContext, StageSpec
 from recon.export.exporter import FORMATS, write_exports
 from recon.export.mesh_data import TexturedMesh
 from recon.export.obj import copy_obj
 from recon.export.presets import triangle_budget
-from recon.export.texture_io import JPEG_QUALITY, check_jpeg_quality, texture_format_name
+from recon.export.texture_io import IMAGE_FORMATS, JPEG_QUALITY, check_jpeg_quality, texture_format_name
 from recon.export.up_axis import check_up_axis
 
 MESH_RESULT = "textured.npz"
@@ -113,19 +113,48 @@ def model_size(mesh: TexturedMesh, placement: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def published_names() -> frozenset[str]:
+    """Every name a publish may write into exports/ (the export stage's ``model.<format>``, the
+    OBJ's material and texture, the USDZ's poster); no other file there is ours."""
+    return frozenset({f"model.{fmt}" for fmt in FORMATS} | {"model.mtl", "poster.png"}
+                     | {f"model_basecolor.{ext}" for ext in IMAGE_FORMATS})
+
+
+def remove_stale(exports_dir: Path, kept: set[str]) -> list[str]:
+    """Remove our published files in ``exports_dir`` that are not in ``kept`` (an earlier publish's
+    formats or texture); the user's own files and anything not a regular file stay. Returns the
+    names removed."""
+    removed = []
+    for name in sorted(published_names() - kept):
+        path = exports_dir / name
+        if path.is_file() and not path.is_symlink():
+            path.unlink()
+            removed.append(name)
+    if removed:
+        fsync_dir(exports_dir)
+    return removed
+
+
 def publish(capture: CaptureFolder, export_run: Path, extra: Path | None = None) -> dict[str, Path]:
     """Copy a finished export run's files into the capture's exports/ (and ``extra``, a file path
-    whose suffix picks the format), each through a temporary name, fsync and rename."""
+    whose suffix picks the format), each through a temporary name, fsync and rename; then remove
+    the files an earlier publish left there that this one did not replace (a format or texture
+    no longer asked for), so exports/, the share page and the phone show only this model."""
     status = json.loads((export_run / "status.json").read_text())
     if status.get("state") != "done":
         raise StageError("the export run has not finished", export_run)
     published: dict[str, Path] = {}
+    written: set[str] = set()
     for fmt, name in status["result"]["files"].items():
         src = export_run / name
         if fmt == "obj":  # the OBJ's material and texture travel with it
-            published[fmt] = copy_obj(src, capture.exports_dir / name)[-1]
+            files = copy_obj(src, capture.exports_dir / name)
+            published[fmt] = files[-1]
+            written.update(f.name for f in files)
         else:
             published[fmt] = atomic_copy(src, capture.exports_dir / name)
+            written.add(name)
+    remove_stale(capture.exports_dir, written)
     if extra is not None:
         published["out"] = copy_published(capture, published, extra)
     return published

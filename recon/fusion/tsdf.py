@@ -35,6 +35,7 @@ from recon.fusion.validate import (
     check_pose,
     world_to_camera,
 )
+from recon.lens import is_distorted, pinhole, undistort_depth, undistort_image
 
 CONFIDENCE_LEVELS = (0, 1, 2)  # ARKit: low, medium, high
 
@@ -106,6 +107,20 @@ def preset(name: str, **overrides: Any) -> FusionConfig:
         if key not in known:
             raise ConfigError(f"unknown option (known: {', '.join(sorted(known))})", f"fusion.{key}")
     return replace(PRESETS[name], **overrides)
+
+
+def _to_pinhole(
+    metres: np.ndarray, conf: np.ndarray | None, rgb: np.ndarray | None, camera: Camera,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, Camera]:
+    """A distorted frame's maps resampled as its pinhole camera sees them: depth never blended
+    across an edge (recon.lens.undistort_depth), confidence by nearest pixel."""
+    h, w = metres.shape
+    metres = undistort_depth(metres, camera.scaled(w, h))
+    if conf is not None:
+        conf = undistort_image(conf, camera.scaled(w, h), nearest=True)[0]
+    if rgb is not None:
+        rgb = undistort_image(rgb, camera.scaled(rgb.shape[1], rgb.shape[0]))[0]
+    return metres, conf, rgb, pinhole(camera)
 
 
 @dataclass(frozen=True, eq=False)
@@ -203,8 +218,8 @@ class TSDFFusion:
         inf = no measurement). camera: intrinsics at the colour resolution; they are scaled to
         the depth map's size. c2w: (4, 4) OpenCV camera-to-world. color: (h, w, 3) uint8 RGB.
         confidence: (H, W) uint8 ARKit levels. ``frame`` names the frame in errors. Any bad
-        input raises one InputError and leaves the volume unchanged. Lens distortion in the
-        camera is ignored: depth maps are expected rectified, as ARKit's are.
+        input raises one InputError and leaves the volume unchanged. A distorted camera (fisheye,
+        OpenCV radial) has its depth, confidence and colour resampled to its pinhole first.
         """
         label = frame or f"frame {self._frames}"
         camera = check_camera(camera, label)
@@ -212,6 +227,8 @@ class TSDFFusion:
         conf = check_confidence(confidence, metres.shape, label)
         rgb = check_color(color, camera, label)
         pose = check_pose(c2w, label)
+        if is_distorted(camera):
+            metres, conf, rgb, camera = _to_pinhole(metres, conf, rgb, camera)
 
         cfg = self.config
         keep = (metres >= cfg.min_depth_m) & (metres <= cfg.max_depth_m)

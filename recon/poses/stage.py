@@ -21,6 +21,7 @@ from core.errors import InputError, ReconstructionError
 from core.ports import POSED_IMAGES
 from core.stages import StageContext, StageSpec
 from recon.poses.config import PosesConfig, attempt_ladder
+from recon.poses.depth_scale import MAX_SPREAD, DepthScale, measure, scale_model
 from recon.poses.diagnose import unregistered_reasons
 from recon.poses.features import colmap_camera, image_entries
 from recon.poses.headings import frame_directions
@@ -125,6 +126,28 @@ def _run_device(ctx: StageContext, config: PosesConfig, manifest: Manifest) -> d
     return {**summary, "attempts": [a["name"] for a in attempts], "points": len(xyz)}
 
 
+def _scale_from_depth(ctx: StageContext, model: pycolmap.Reconstruction,
+                      frames: Sequence[Frame]) -> tuple[str, DepthScale | None]:
+    """Scale ``model`` into metres (in place) when the frames' sensor depth agrees with it."""
+    if not any(fr.depth is not None and fr.image is not None for fr in frames):
+        return "unscaled", None
+    measured = measure(model, frames, ctx.capture.root)
+    if measured is None:
+        ctx.progress.warning("the frames' depth maps do not see enough of the sparse points to set the "
+                             "scale; the result is unscaled")
+        return "unscaled", None
+    if not measured.agrees:
+        ctx.progress.warning(
+            f"the frames' depth maps disagree with the photos' geometry (per-view scale spread "
+            f"{measured.spread:.1%} over {measured.views} views, at most {MAX_SPREAD:.0%} allowed); "
+            "the result is unscaled")
+        return "unscaled", measured
+    scale_model(model, measured.metres_per_unit)
+    ctx.progress.log(f"metric scale from the frames' depth maps: {measured.views} views, "
+                     f"{measured.points} points, per-view spread {measured.spread:.1%}")
+    return "metric", measured
+
+
 def _run_sfm(ctx: StageContext, config: PosesConfig, manifest: Manifest) -> dict[str, Any]:
     frames = manifest.frames
     root = ctx.capture.root
@@ -169,9 +192,12 @@ def _run_sfm(ctx: StageContext, config: PosesConfig, manifest: Manifest) -> dict
             reasons[fr.id] = "no image: the frame has only a depth map and no device pose"
     for frame_id, reason in reasons.items():
         ctx.progress.warning(f"frame {frame_id} not registered: {reason}")
+    scale, depth_scale = ("unscaled", None) if main is None else _scale_from_depth(ctx, main, frames)
     posed = _posed_from_model(main, frames) if main is not None else []
+    extra = {"depth_scale": depth_scale.to_json()} if depth_scale is not None else {}
     summary = _summary(
-        len(posed), len(frames), [a.to_json() for a in attempts], reasons, source="sfm", scale="unscaled",
+        len(posed), len(frames), [a.to_json() for a in attempts], reasons, source="sfm", scale=scale,
+        **extra,
         matcher=matcher, mapper=config.mapper, kept_attempt=best.settings.name, merged=merged_from,
         database=str(best.database.relative_to(ctx.out_dir)),
     )
