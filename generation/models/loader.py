@@ -141,3 +141,19 @@ def load_shap_e_pipeline(model: ResolvedModel, *, device: str = "cpu", dtype: st
     pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def load_text_to_image_pipeline(model: ResolvedModel, *, device: str = "cpu", dtype: str = "float32",
+                                allow_download: bool = False, models_dir: Path | None = None) -> Any:
+    """A Stable Diffusion 1.5-family text-to-image pipeline (its UNet, VAE and text encoder are what
+    score distillation asks)."""
+    import diffusers
+
+    if model.kind != "sd15":
+        raise ConfigError(f"score distillation needs an sd15 model, not {model.kind}", model.name)
+    pipe = _from_pretrained(diffusers.StableDiffusionPipeline, model, allow_download=allow_download,
+                            models_dir=models_dir, dtype=_torch_dtype(dtype), safety_checker=None,
+                            requires_safety_checker=False)
+    pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

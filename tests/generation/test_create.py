@@ -4,6 +4,8 @@ on y = 0; a model that is not on the machine is one clear error naming it and wh
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -16,13 +18,14 @@ from recon.export.inspect import inspect_usdz
 
 
 @pytest.fixture(scope="module")
-def shap_e_workspace(tmp_path_factory):
+def shap_e_workspace(tmp_path_factory, tiny_sd15):
     from tiny_models import save_tiny_shap_e, save_tiny_shap_e_img2img
 
     root = tmp_path_factory.mktemp("tiny-shap-e")
     text, image = save_tiny_shap_e(root / "text"), save_tiny_shap_e_img2img(root / "image")
     ws = Workspace(tmp_path_factory.mktemp("create-ws"))
-    save_settings(ws.settings_path, Settings(model_paths={"shap-e": str(text), "shap-e-img2img": str(image)}))
+    save_settings(ws.settings_path, Settings(model_paths={"shap-e": str(text), "shap-e-img2img": str(image),
+                                                          "sd15": str(tiny_sd15[0])}))
     return ws
 
 
@@ -50,12 +53,17 @@ def _check_asset(path, height_m: float) -> None:
 FAST = ["--steps", "2", "--grid", "24", "--detail", "preview"]
 
 
-def test_create_from_a_prompt_writes_an_ar_usdz_at_the_asked_height(shap_e_workspace, tmp_path, capsys):
+def test_create_from_a_prompt_refined_writes_an_ar_usdz_at_the_asked_height(shap_e_workspace, tmp_path,
+                                                                            capsys):
     out = tmp_path / "chair.usdz"
     rc = main(["create", "--workspace", str(shap_e_workspace.root), "--prompt", "a small chair",
-               "--size", "0.45", "-o", str(out), *FAST])
+               "--size", "0.45", "--refine-steps", "3", "-o", str(out), *FAST])
     assert rc == 0, capsys.readouterr().err
     _check_asset(out, 0.45)
+    runs = [r for c in shap_e_workspace.captures() for r in c.runs_dir.glob("create-*")]
+    results = [json.loads((r / "status.json").read_text())["result"] for r in runs]
+    refined = [r for r in results if r.get("prompt") == "a small chair"]
+    assert refined and refined[0]["refine"]["steps"] == 3 and refined[0]["refine"]["model"] == "sd15"
 
 
 def test_create_from_a_photo_writes_an_ar_usdz_of_the_default_height(shap_e_workspace, tmp_path):
