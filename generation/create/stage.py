@@ -106,6 +106,9 @@ def run(ctx: StageContext, config: CreateConfig) -> dict[str, Any]:
     from generation.restyle.stage import licence_ledger, model_registry
 
     text = config.prompt.strip()
+    if config.refine_steps and not text:
+        raise ConfigError("score distillation refines against a prompt: give one, or no refine steps",
+                          "create.refine_steps")
     photo_frame = None if text else source_photo(ctx.capture, config.frame)
     kind = "shap-e" if text else "shap-e-img2img"
     registry = model_registry(ctx.capture, config.allow_download)
