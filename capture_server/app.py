@@ -24,6 +24,7 @@ from capture_server.connections import PEER_EXTENSION, ConnectionRegistry
 from capture_server.coverage import capture_coverage
 from capture_server.errors import Conflict, RateLimited, RequestError, StorageFull, Unauthorized, http_status
 from capture_server.export_request import export_options
+from capture_server.generate import GenerateService
 from capture_server.identity import ServerIdentity
 from capture_server.live import LiveRecorder, parse_frame_message
 from capture_server.live_preview import live_preview_routes
@@ -59,6 +60,10 @@ class ServerState:
     connections: ConnectionRegistry = field(default_factory=ConnectionRegistry)
     capture_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     live_streams: set[str] = field(default_factory=set)  # captures with an open live WebSocket
+
+    @property
+    def generate(self) -> GenerateService:
+        return GenerateService(self.workspace, self.captures.jobs)
 
     def info(self) -> dict[str, Any]:
         return {
@@ -244,6 +249,23 @@ def build_app(state: ServerState) -> Starlette:
     async def live(ws: WebSocket) -> None:
         await live_stream(state, ws)
 
+    async def create_model(request: Request) -> Response:
+        body = await json_body(request)
+        return JSONResponse(await anyio.to_thread.run_sync(state.generate.create_from_prompt, body),
+                            status_code=202)
+
+    async def create_for_capture(request: Request) -> Response:
+        body = await json_body(request)
+        out = await anyio.to_thread.run_sync(state.generate.create_for_capture,
+                                             request.path_params["capture_id"], body)
+        return JSONResponse(out, status_code=202)
+
+    async def video_for_capture(request: Request) -> Response:
+        body = await json_body(request)
+        out = await anyio.to_thread.run_sync(state.generate.video_for_capture,
+                                             request.path_params["capture_id"], body)
+        return JSONResponse(out, status_code=202)
+
     async def results(request: Request) -> Response:
         cid = request.path_params["capture_id"]
         return JSONResponse({"results": await anyio.to_thread.run_sync(state.captures.results, cid)})
@@ -265,6 +287,9 @@ def build_app(state: ServerState) -> Starlette:
         Route("/v1/captures/{capture_id}/events", job_events, methods=["GET"]),
         Route("/v1/captures/{capture_id}/coverage", coverage, methods=["GET"]),
         Route("/v1/captures/{capture_id}/results", results, methods=["GET"]),
+        Route("/v1/create", create_model, methods=["POST"]),
+        Route("/v1/captures/{capture_id}/create", create_for_capture, methods=["POST"]),
+        Route("/v1/captures/{capture_id}/video", video_for_capture, methods=["POST"]),
         WebSocketRoute("/v1/captures/{capture_id}/live", live, name="live"),
         Route("/v1/captures/{capture_id}/results/{name}", result_file, methods=["GET"]),
         *tus.routes(),

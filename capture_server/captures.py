@@ -24,7 +24,7 @@ from core.workspace import Workspace
 RESULT_TYPES = {
     ".usdz": "model/vnd.usdz+zip", ".glb": "model/gltf-binary", ".gltf": "model/gltf+json",
     ".obj": "model/obj", ".ply": "application/octet-stream", ".png": "image/png",
-    ".jpg": "image/jpeg", ".json": "application/json", ".mtl": "text/plain",
+    ".jpg": "image/jpeg", ".json": "application/json", ".mtl": "text/plain", ".mp4": "video/mp4",
 }
 _DEVICE_KEYS_MAX = 20
 # Source fields a phone sent or that describe its own uploads; anything else a reader wrote there

@@ -187,6 +187,27 @@ def openapi_schema(max_upload_bytes: int) -> dict[str, Any]:
                 "summary": "Files in the capture's exports", "parameters": _CAPTURE_PATH,
                 "responses": {"200": _resp("results", {"type": "object"}), **_errors(401, 404)},
             }},
+            "/v1/create": {"post": {
+                "summary": "A new capture holding a model made from a text prompt (Shap-E on this computer); "
+                           "fields: prompt, name, detail, size (metres), steps, seed, grid, refine_steps",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["prompt"],
+                    "properties": {"prompt": {"type": "string", "maxLength": 1000}}}}}},
+                "responses": {"202": _resp("capture_id and the queued job", {"type": "object"}),
+                              **_errors(400, 401)},
+            }},
+            "/v1/captures/{capture_id}/create": {"post": {
+                "summary": "Make a model of the capture's photo (or of a prompt), published to its results; "
+                           "fields: prompt, frame, detail, size, steps, seed, grid, refine_steps",
+                "parameters": _CAPTURE_PATH,
+                "responses": {"202": _resp("the queued job", {"type": "object"}), **_errors(400, 401, 404)},
+            }},
+            "/v1/captures/{capture_id}/video": {"post": {
+                "summary": "Render the capture's model into results/clip.mp4; fields: path "
+                           "(turntable|capture|fly), seconds, fps, width, height, elevation",
+                "parameters": _CAPTURE_PATH,
+                "responses": {"202": _resp("the queued job", {"type": "object"}), **_errors(400, 401, 404)},
+            }},
             "/v1/captures/{capture_id}/results/{name}": {"get": {
                 "summary": "Download one result (model/vnd.usdz+zip for USDZ)",
                 "parameters": [*_CAPTURE_PATH, {"name": "name", "in": "path", "required": True,

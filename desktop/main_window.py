@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
 
 from desktop.context import AppContext
 from desktop.panels.capture_view import CaptureView
+from desktop.panels.create import CreatePanel
 from desktop.panels.devices import DevicesPanel
 from desktop.panels.jobs import JobsPanel
 from desktop.panels.library import LibraryPanel
@@ -24,7 +25,7 @@ from desktop.panels.result_view import ResultView
 from desktop.panels.settings import SettingsPanel
 from desktop.viewer.widget import ViewerWidget
 
-PANELS = ("Library", "Capture", "Result", "Jobs", "Devices", "Live capture", "Settings")
+PANELS = ("Library", "Capture", "Result", "Create", "Jobs", "Devices", "Live capture", "Settings")
 STYLE = """
 QMainWindow, QWidget { background: #23262c; color: #e3e6eb; }
 QListWidget#nav { background: #1b1d22; border: none; font-size: 14px; padding-top: 8px; }
@@ -56,6 +57,7 @@ class MainWindow(QMainWindow):
         self.library = LibraryPanel(ctx)
         self.capture_view = CaptureView(ctx)
         self.result_view = ResultView(ctx)
+        self.create = CreatePanel(ctx)
         self.jobs = JobsPanel(ctx)
         self.devices = DevicesPanel(ctx)
         self.live = LivePanel(self.live_feed)
@@ -66,8 +68,8 @@ class MainWindow(QMainWindow):
         self.nav.setFixedWidth(180)
         self.nav.addItems(PANELS)
         self.stack = QStackedWidget()
-        for panel in (self.library, self.capture_view, self.result_view, self.jobs, self.devices,
-                      self.live, self.settings):
+        for panel in (self.library, self.capture_view, self.result_view, self.create, self.jobs,
+                      self.devices, self.live, self.settings):
             self.stack.addWidget(panel)
         self.nav.currentRowChanged.connect(self.stack.setCurrentIndex)
         self.nav.setCurrentRow(0)

@@ -25,7 +25,7 @@ from core.model_size import ModelSize, latest_model_size, latest_plan
 from core.progress import Progress
 from core.runner import Runner
 from core.settings import Settings, load_settings, save_settings
-from core.submit import default_method_job, method_names
+from core.submit import default_method_job, method_job, method_names
 from core.workspace import Workspace
 from desktop import capture_info
 from desktop.capture_info import CaptureSummary, ResultFile
@@ -149,6 +149,21 @@ class Services:
         capture = self.workspace.capture(capture_id)
         steps = default_method_job(capture, self.settings(), method, detail, overrides)
         return self.queue.submit(capture_id, steps)
+
+    def create(self, prompt: str = "", photo: Path | None = None, options: Mapping[str, Any] | None = None,
+               detail: str = "medium") -> tuple[str, Job]:
+        """A new capture with a model made from ``prompt`` or ``photo`` (the ``create`` method job)."""
+        from core.generated import create_overrides, new_generated_capture
+
+        capture = new_generated_capture(self.workspace, prompt or (photo.stem if photo else ""), photo)
+        steps = method_job(capture, "create", detail, create_overrides(prompt, options))
+        return capture.id, self.queue.submit(capture.id, steps)
+
+    def make_video(self, capture_id: str, options: Mapping[str, Any] | None = None) -> Job:
+        """Queue a clip of the capture's model (exports/clip.mp4, which the share page offers)."""
+        from core.generated import video_job
+
+        return self.queue.submit(self.workspace.capture(capture_id).id, video_job(options))
 
     def model_size(self, capture_id: str) -> ModelSize | None:
         """What the capture's latest model says of its size (None before a job exported one)."""

@@ -137,12 +137,16 @@ class ResultView(QWidget):
         self._format_changed(self.format.currentText())
         self.export_button = QPushButton("Export")
         self.share_button = QPushButton("Share to phone…")
+        self.video_button = QPushButton("Make video")
+        self.video_button.setToolTip("Render a 6-second turntable clip (exports/clip.mp4, on the share page)")
+        bottom.addWidget(self.video_button)
         bottom.addWidget(self.export_button)
         bottom.addWidget(self.share_button)
         layout.addLayout(bottom)
         self.export_button.clicked.connect(lambda: self.export(self.format.currentText(),
                                                                self.detail.currentText()))
         self.share_button.clicked.connect(self.share)
+        self.video_button.clicked.connect(lambda: self.make_video())
         self.real_size_button.clicked.connect(lambda: self.ask_real_size())
         self.measure_button.toggled.connect(self._measure_toggled)
         self.viewer.picked.connect(self._picked)
@@ -306,6 +310,19 @@ class ResultView(QWidget):
         self.ctx.tasks.run(lambda: self.ctx.services.export(capture_id, result.path, fmt, detail, dest,
                                                             texture_format=texture_format, up=up),
                            done, failed)
+
+    def make_video(self, options: dict | None = None) -> None:
+        """Queue a turntable clip of this result as a job (progress and Cancel in the Jobs view)."""
+        if self.capture_id is None:
+            return
+        capture_id = self.capture_id
+
+        def done(job: Job) -> None:
+            self.ctx.signals.jobs_changed.emit()
+            self.ctx.notifier.notify(f"Video job {job.id} queued: see Jobs for progress", "success")
+
+        self.ctx.tasks.run(lambda: self.ctx.services.make_video(capture_id, options), done,
+                           lambda e: self.ctx.notifier.error(e, "Could not queue the video"))
 
     def share(self) -> ShareDialog | None:
         if self.capture_id is None:

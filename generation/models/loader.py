@@ -123,3 +123,37 @@ def load_depth_estimator(model: ResolvedModel, *, device: str = "cpu", allow_dow
     net = _from_pretrained(transformers.AutoModelForDepthEstimation, model, allow_download=allow_download,
                            models_dir=models_dir)
     return processor, net.to(device).eval()
+
+
+SHAP_E_PIPELINES = {"shap-e": "ShapEPipeline", "shap-e-img2img": "ShapEImg2ImgPipeline"}
+
+
+def load_shap_e_pipeline(model: ResolvedModel, *, device: str = "cpu", dtype: str = "float32",
+                         allow_download: bool = False, models_dir: Path | None = None) -> Any:
+    """diffusers' Shap-E text-to-3D or image-to-3D pipeline (prior, encoder, scheduler, renderer)."""
+    import diffusers
+
+    if model.kind not in SHAP_E_PIPELINES:
+        raise ConfigError(f"a Shap-E model must be shap-e or shap-e-img2img, not {model.kind}", model.name)
+    cls = getattr(diffusers, SHAP_E_PIPELINES[model.kind])
+    pipe = _from_pretrained(cls, model, allow_download=allow_download, models_dir=models_dir,
+                            dtype=_torch_dtype(dtype))
+    pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def load_text_to_image_pipeline(model: ResolvedModel, *, device: str = "cpu", dtype: str = "float32",
+                                allow_download: bool = False, models_dir: Path | None = None) -> Any:
+    """A Stable Diffusion 1.5-family text-to-image pipeline (its UNet, VAE and text encoder are what
+    score distillation asks)."""
+    import diffusers
+
+    if model.kind != "sd15":
+        raise ConfigError(f"score distillation needs an sd15 model, not {model.kind}", model.name)
+    pipe = _from_pretrained(diffusers.StableDiffusionPipeline, model, allow_download=allow_download,
+                            models_dir=models_dir, dtype=_torch_dtype(dtype), safety_checker=None,
+                            requires_safety_checker=False)
+    pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

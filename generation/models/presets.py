@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # What a model is for; the loader picks the class from it.
-KINDS = ("sd15", "sdxl", "controlnet", "lora", "depth-estimator")
+KINDS = ("sd15", "sdxl", "controlnet", "lora", "depth-estimator", "shap-e", "shap-e-img2img")
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,11 @@ MODELS: dict[str, ModelSpec] = {m.name: m for m in (
     ModelSpec("depth-anything-v2-small", "depth-estimator", "depth-anything/Depth-Anything-V2-Small-hf",
               "Apache-2.0", "https://huggingface.co/depth-anything/Depth-Anything-V2-Small-hf", 0.1,
               note="only for frames without sensor or rendered depth"),
+    ModelSpec("shap-e", "shap-e", "openai/shap-e", "MIT", "https://huggingface.co/openai/shap-e", 2.8,
+              note="text to 3D (generation/create)"),
+    ModelSpec("shap-e-img2img", "shap-e-img2img", "openai/shap-e-img2img", "MIT",
+              "https://huggingface.co/openai/shap-e-img2img", 3.2,
+              note="one photo to 3D (generation/create)"),
 )}
 
 

@@ -35,7 +35,8 @@ PATH_KINDS = ("turntable", "capture", "fly")
 MAX_SECONDS = 600.0
 MAX_FPS = 120.0
 DEFAULT_VERTICAL_FOV_DEG = 40.0
-_MESH_RUN_NAME = re.compile(r"mesh-[0-9a-f]{12}")
+_MESH_RUN_NAME = re.compile(r"(mesh|create)-[0-9a-f]{12}")
+MODEL_RUN_GLOBS = ("mesh-*", "create-*")  # runs holding a textured model: the mesh stage, generation.create
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,8 @@ class VideoStageConfig:
         if isinstance(self.supersample, bool) or self.supersample not in (1, 2, 3, 4):
             raise ConfigError(f"must be 1, 2, 3 or 4, got {self.supersample!r}", "video.supersample")
         if self.mesh_run and not _MESH_RUN_NAME.fullmatch(str(self.mesh_run)):
-            raise ConfigError("expected a mesh run's folder name (mesh-<12 hex digits>)", "video.mesh_run")
+            raise ConfigError("expected a mesh or create run's folder name (mesh-<12 hex digits>)",
+                              "video.mesh_run")
         object.__setattr__(self, "keyframes", tuple(tuple(k) for k in self.keyframes))
         if any(len(k) != 6 for k in self.keyframes):
             raise ConfigError("each keyframe is six numbers: eye x y z, target x y z", "video.keyframes")
@@ -81,13 +83,13 @@ def _finite_in(value: Any, lo: float, hi: float, where: str, inclusive: bool = F
 
 
 def newest_mesh_run(capture: CaptureFolder, name: str = "") -> Path:
-    """The capture's finished mesh run named ``name``, or its newest finished one."""
+    """The capture's finished mesh (or create) run named ``name``, or its newest finished one."""
     if name:
         run = capture.runs_dir / name
         if not is_done(run):
             raise NotFoundError("no finished mesh run of that name", name)
         return run
-    done = [r for r in capture.runs_dir.glob("mesh-*") if is_done(r)]
+    done = [r for pattern in MODEL_RUN_GLOBS for r in capture.runs_dir.glob(pattern) if is_done(r)]
     if not done:
         raise NotFoundError("the capture has no textured model yet (run `scanbridge process` first)",
                             capture.id)

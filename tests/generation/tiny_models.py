@@ -140,3 +140,57 @@ def save_tiny_sdxl(root: Path, seed: int = 0) -> tuple[Path, Path]:
     base.save_pretrained(root / "base")
     controlnet.save_pretrained(root / "controlnet")
     return root / "base", root / "controlnet"
+
+
+def _tiny_shap_e_parts(seed: int, image_conditioned: bool) -> dict:
+    """A tiny random Shap-E prior, scheduler and renderer (the shapes of diffusers' own test models).
+
+    A random renderer's signed distance is a constant sign; its output bias is set so that its
+    implicit function is inside (> 0) over the cube and the decoded shape is a closed solid."""
+    from diffusers import HeunDiscreteScheduler, PriorTransformer
+    from diffusers.pipelines.shap_e import ShapERenderer
+
+    torch.manual_seed(seed)
+    width = 16
+    prior = PriorTransformer(
+        num_attention_heads=2, attention_head_dim=16, embedding_dim=width, num_embeddings=32,
+        embedding_proj_dim=32, time_embed_dim=64, num_layers=1, clip_embed_dim=2 * width,
+        additional_embeddings=0, time_embed_act_fn="gelu", norm_in_type="layer",
+        embedding_proj_norm_type="layer" if image_conditioned else None,
+        encoder_hid_proj_type=None, added_emb_type=None)
+    hidden = 8
+    renderer = ShapERenderer(param_shapes=((hidden, 93), (hidden, 8), (hidden, 8), (hidden, 8)),
+                             d_latent=width, d_hidden=hidden, n_output=12, background=(0.1, 0.1, 0.1))
+    with torch.no_grad():
+        renderer.mlp.mlp[-1].weight[0].mul_(0.1)
+        renderer.mlp.mlp[-1].bias[0] = 1.0
+    scheduler = HeunDiscreteScheduler(beta_schedule="exp", num_train_timesteps=1024, prediction_type="sample",
+                                      use_karras_sigmas=True, clip_sample=True, clip_sample_range=1.0)
+    return {"prior": prior, "scheduler": scheduler, "shap_e_renderer": renderer}
+
+
+def save_tiny_shap_e(folder: Path, seed: int = 0) -> Path:
+    """A tiny random text-to-3D Shap-E pipeline folder (what ``openai/shap-e`` holds, in miniature)."""
+    from diffusers import ShapEPipeline
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+    parts = _tiny_shap_e_parts(seed, image_conditioned=False)
+    text_encoder = CLIPTextModelWithProjection(CLIPTextConfig(
+        vocab_size=514, bos_token_id=0, eos_token_id=1, pad_token_id=1, hidden_size=32,
+        intermediate_size=37, num_attention_heads=4, num_hidden_layers=2, projection_dim=32))
+    ShapEPipeline(text_encoder=text_encoder, tokenizer=tiny_tokenizer(), **parts).save_pretrained(folder)
+    return folder
+
+
+def save_tiny_shap_e_img2img(folder: Path, seed: int = 0) -> Path:
+    """A tiny random image-to-3D Shap-E pipeline folder (``openai/shap-e-img2img`` in miniature)."""
+    from diffusers import ShapEImg2ImgPipeline
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
+
+    parts = _tiny_shap_e_parts(seed, image_conditioned=True)
+    encoder = CLIPVisionModel(CLIPVisionConfig(
+        hidden_size=32, image_size=32, patch_size=8, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=37, projection_dim=32))
+    processor = CLIPImageProcessor(size=32, crop_size=32, do_center_crop=True, do_resize=True, resample=3)
+    ShapEImg2ImgPipeline(image_encoder=encoder, image_processor=processor, **parts).save_pretrained(folder)
+    return folder
