@@ -123,17 +123,24 @@ def find_support_plane(
 
 
 def _refit(pts: np.ndarray, normal: np.ndarray, offset: float, tol: float, up: np.ndarray) -> SupportPlane:
-    """Least-squares plane through the inliers, its robust noise width and surface share."""
-    for _ in range(2):
-        inliers = pts[np.abs(pts @ normal - offset) <= tol]
+    """Least-squares plane through the inliers, its robust noise width and surface share. The
+    band narrows to a few noise widths, so the foot of a wall or spikes under the floor that the
+    search tolerance let in do not tilt or lift the plane."""
+    band = tol
+    for _ in range(4):
+        inliers = pts[np.abs(pts @ normal - offset) <= band]
+        if len(inliers) < 3:
+            break
         centre = inliers.mean(axis=0)
         _, _, vt = np.linalg.svd(inliers - centre, full_matrices=False)
         normal = vt[2] if np.dot(vt[2], up) >= 0 else -vt[2]
         offset = float(np.dot(normal, centre))
+        noise = 1.4826 * float(np.median(np.abs(inliers @ normal - offset)))
+        band = min(tol, max(3.0 * noise, 1e-9 * tol))
     h = pts @ normal - offset
-    on = np.abs(h) <= tol
-    noise = float(1.4826 * np.median(np.abs(h[on])))
-    return SupportPlane(normal, offset, noise, float(np.mean(on)))
+    on = np.abs(h) <= band
+    noise = float(1.4826 * np.median(np.abs(h[on]))) if on.any() else 0.0
+    return SupportPlane(normal, offset, noise, float(np.mean(np.abs(h) <= tol)))
 
 
 def _face_components(faces: np.ndarray, n_vertices: int) -> np.ndarray:
