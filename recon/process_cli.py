@@ -46,6 +46,9 @@ def add_process_command(subparsers: Any, common: argparse.ArgumentParser) -> Non
                    help="edge of the printed ArUco marker's black square in metres (default 0.10)")
     p.add_argument("--marker-dictionary", default=None, metavar="NAME",
                    help="the marker's ArUco dictionary, as OpenCV names it (default DICT_4X4_50)")
+    p.add_argument("--crop", choices=("auto", "none"), default=None,
+                   help="auto (default): keep the object the cameras look at (its masks, or without "
+                        "them cut at the ground or table it stands on); none: keep everything")
     p.set_defaults(func=run_process)
 
 
@@ -64,7 +67,7 @@ def mesh_options(args: argparse.Namespace) -> dict[str, Any]:
     """The mesh stage's options given on the command line (the rest keep the stage's defaults, so the
     job is the one the server and the app queue)."""
     given = {"texture_size": args.texture_size, "marker_size_m": args.marker_size,
-             "marker_dictionary": args.marker_dictionary, "real_size_m": args.size}
+             "marker_dictionary": args.marker_dictionary, "real_size_m": args.size, "crop": args.crop}
     return {key: value for key, value in given.items() if value is not None}
 
 
