@@ -169,15 +169,19 @@ def keep_looked_at(mesh: Mesh, target: np.ndarray, gap: float) -> Mesh:
     return crop_mesh(mesh, keep_vertex)
 
 
-def isolate_object(mesh: Mesh, views: list[PosedView], up: np.ndarray) -> Isolation:
-    """The object alone: cut at the support plane, keep the part the cameras look at. Without
-    an orbit (no point the cameras look at, as in a room scan) the mesh is kept whole."""
+def isolate_object(
+    mesh: Mesh, views: list[PosedView], up: np.ndarray, plane: SupportPlane | None = None
+) -> Isolation:
+    """The object alone: cut at the support plane (``plane``, else found here), keep the part the
+    cameras look at. Without an orbit (no point the cameras look at, as in a room scan) the mesh
+    is kept whole."""
     target = look_at_center(views)
     if target is None or mesh.n_faces == 0:
         return Isolation(mesh, None, 1.0, "the cameras do not orbit one point: kept everything")
-    scene_size = float(np.median([np.linalg.norm(v.center - target) for v in views]))
     edge = median_edge(mesh)
-    plane = find_support_plane(mesh, up, scene_size, below=target)
+    if plane is None:
+        scene_size = float(np.median([np.linalg.norm(v.center - target) for v in views]))
+        plane = find_support_plane(mesh, up, scene_size, below=target)
     out, note = mesh, "no support plane found"
     if plane is not None:
         cut = max(CUT_SIGMAS * plane.noise, CUT_EDGES * edge)

@@ -152,7 +152,7 @@ def run(ctx: StageContext, config: MeshStageConfig) -> dict[str, Any]:
         if box is None:
             progress.warning("could not tell where the cameras look; the mesh was not cropped")
         elif user_box is None and not any(v.mask is not None for v in cameras):
-            isolation = isolate_object(cropped, cameras, up)  # no masks: cut the ground away
+            isolation = isolate_object(cropped, cameras, up, support)  # no masks: cut the ground away
             cropped, isolation_note = isolation.mesh, isolation.note
             progress.log(f"isolated the object: {isolation.note}")
     ctx.cancel.check()

@@ -69,11 +69,13 @@ def orbit() -> list[np.ndarray]:
     return poses
 
 
-def write_nerfstudio_orbit(root: Path) -> None:
+def write_nerfstudio_orbit(root: Path, with_depth: bool = True) -> None:
+    """The orbit as a nerfstudio dataset in ``root``; ``with_depth``: the metric depth maps too."""
     w, h = SIZE
     f = (w / 2) / np.tan(np.radians(HFOV_DEG) / 2)
     (root / "images").mkdir(parents=True)
-    (root / "depth").mkdir()
+    if with_depth:
+        (root / "depth").mkdir()
     rays_scene = scene()
     xs, ys = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
     d_cam = np.stack([(xs - w / 2) / f, (ys - h / 2) / f, np.ones_like(xs)], -1)  # z = 1: t is z-depth
@@ -87,14 +89,19 @@ def write_nerfstudio_orbit(root: Path) -> None:
         rgb = np.where(hit[..., None], colour(p.reshape(-1, 3)).reshape(h, w, 3), 200.0)
         cv2.imwrite(str(root / "images" / f"{i:03d}.png"),
                     cv2.cvtColor(np.clip(rgb, 0, 255).astype(np.uint8), cv2.COLOR_RGB2BGR))
-        depth_mm = np.where(hit, np.rint(t * 1000.0), 0).astype(np.uint16)
-        cv2.imwrite(str(root / "depth" / f"{i:03d}.png"), depth_mm)
+        if with_depth:
+            depth_mm = np.where(hit, np.rint(t * 1000.0), 0).astype(np.uint16)
+            cv2.imwrite(str(root / "depth" / f"{i:03d}.png"), depth_mm)
         gl = c2w @ np.diag([1.0, -1.0, -1.0, 1.0])  # nerfstudio's poses are OpenGL's
-        frames.append({"file_path": f"images/{i:03d}.png", "depth_file_path": f"depth/{i:03d}.png",
-                       "transform_matrix": gl.tolist()})
-    (root / "transforms.json").write_text(json.dumps({
-        "camera_model": "OPENCV", "fl_x": f, "fl_y": f, "cx": w / 2, "cy": h / 2, "w": w, "h": h,
-        "depth_unit_scale_factor": 0.001, "frames": frames}))
+        frame = {"file_path": f"images/{i:03d}.png", "transform_matrix": gl.tolist()}
+        if with_depth:
+            frame["depth_file_path"] = f"depth/{i:03d}.png"
+        frames.append(frame)
+    data = {"camera_model": "OPENCV", "fl_x": f, "fl_y": f, "cx": w / 2, "cy": h / 2, "w": w, "h": h,
+            "frames": frames}
+    if with_depth:
+        data["depth_unit_scale_factor"] = 0.001
+    (root / "transforms.json").write_text(json.dumps(data))
 
 
 def true_surface(n: int, seed: int = 0) -> np.ndarray:
