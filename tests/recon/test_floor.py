@@ -3,6 +3,8 @@ once set the zero and lifted the floor about 5 cm above y = 0."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import open3d as o3d
@@ -31,21 +33,30 @@ def room_with_outliers(seed: int = 0) -> Mesh:
     return combine(Mesh(v, floor.faces), *walls)
 
 
-def room_capture(ws: Workspace):
-    """A metric LiDAR capture (ARKit gravity: +y up) from the middle of the room, looking out."""
+def room_poses() -> list[np.ndarray]:
+    """From the middle of the room, looking out all around."""
+    poses = []
+    for a in np.linspace(0, 2 * np.pi, 10, endpoint=False):
+        eye = np.array([0.1, 1.4, -0.2])
+        z = np.array([np.sin(a), -0.3, np.cos(a)])
+        z /= np.linalg.norm(z)
+        x = np.cross(z, [0.0, 1.0, 0.0])
+        x /= np.linalg.norm(x)
+        c2w = np.eye(4)
+        c2w[:3, 0], c2w[:3, 1], c2w[:3, 2], c2w[:3, 3] = x, np.cross(z, x), z, eye
+        poses.append(c2w)
+    return poses
+
+
+def room_capture(ws: Workspace, poses: list[np.ndarray] | None = None):
+    """A metric LiDAR capture (ARKit gravity: +y up) with pose-only frames (``poses``, else
+    :func:`room_poses`)."""
     cam = Camera(64, 48, 50.0, 50.0, 32.0, 24.0)
     cid = ws.new_capture_id("room")
     with ws.staged_capture(cid) as cap:
         cap.depth_dir.mkdir()
         frames = []
-        for i, a in enumerate(np.linspace(0, 2 * np.pi, 10, endpoint=False)):
-            eye = np.array([0.1, 1.4, -0.2])
-            z = np.array([np.sin(a), -0.3, np.cos(a)])
-            z /= np.linalg.norm(z)
-            x = np.cross(z, [0.0, 1.0, 0.0])
-            x /= np.linalg.norm(x)
-            c2w = np.eye(4)
-            c2w[:3, 0], c2w[:3, 1], c2w[:3, 2], c2w[:3, 3] = x, np.cross(z, x), z, eye
+        for i, c2w in enumerate(room_poses() if poses is None else poses):
             cv2.imwrite(str(cap.depth_dir / f"{i:06d}.png"), np.full((48, 64), 2000, np.uint16))
             frames.append(Frame(id=f"{i:06d}", camera=cam, depth=f"depth/{i:06d}.png",
                                 pose=tuple(tuple(float(x) for x in row) for row in c2w)))
@@ -54,15 +65,20 @@ def room_capture(ws: Workspace):
     return ws.capture(cid)
 
 
+def raw_mesh_run(run: Path, mesh: Mesh) -> Path:
+    """A reconstruction run folder holding ``mesh`` as its mesh.ply."""
+    run.mkdir()
+    m = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(mesh.vertices),
+                                  o3d.utility.Vector3iVector(mesh.faces.astype(np.int32)))
+    m.compute_vertex_normals()
+    write_mesh_ply(run / "mesh.ply", mesh.vertices.astype(np.float32), mesh.faces.astype(np.int32),
+                   np.asarray(m.vertex_normals, np.float32), None)
+    return run
+
+
 def test_room_floor_ends_at_y0_despite_outliers_below_it(tmp_path):
     room = room_with_outliers()
-    run = tmp_path / "fusion-run"
-    run.mkdir()
-    m = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(room.vertices),
-                                  o3d.utility.Vector3iVector(room.faces.astype(np.int32)))
-    m.compute_vertex_normals()
-    write_mesh_ply(run / "mesh.ply", room.vertices.astype(np.float32), room.faces.astype(np.int32),
-                   np.asarray(m.vertex_normals, np.float32), None)
+    run = raw_mesh_run(tmp_path / "fusion-run", room)
     cap = room_capture(Workspace(tmp_path / "ws"))
 
     out = execute_stage(cap, MESH, {"detail": "preview", "texture_size": 256}, inputs={"fusion": run})
