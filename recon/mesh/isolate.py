@@ -28,6 +28,7 @@ MAX_BELOW_FRACTION = 0.03  # at most this share of the surface lies clearly belo
 MIN_PLANE_FRACTION = 0.05  # a support plane holds at least this share of the surface
 RANSAC_SAMPLES = 20_000  # surface points the search looks at
 RANSAC_TRIALS = 400
+MAX_NOISE_OF_TOLERANCE = 0.4  # a plane's robust spread is at most this share of the tolerance
 CUT_SIGMAS = 3.0  # cut this many noise widths above the plane ...
 CUT_EDGES = 1.5  # ... and at least this many median edge lengths
 KEEP_GAP_EDGES = 3.0  # parts closer than this (in edges) to the object belong to it
@@ -119,7 +120,10 @@ def find_support_plane(
         best = (on, normal, float(np.dot(normal, a)))
     if best is None:
         return None
-    return _refit(pts, best[1], best[2], tol, up)
+    plane = _refit(pts, best[1], best[2], tol, up)
+    # A real plane is thin: its spread is well inside the search tolerance. The foot of an
+    # object's walls (a band of vertical surface) fills the tolerance evenly and is no floor.
+    return plane if plane.noise <= MAX_NOISE_OF_TOLERANCE * tol else None
 
 
 def _refit(pts: np.ndarray, normal: np.ndarray, offset: float, tol: float, up: np.ndarray) -> SupportPlane:

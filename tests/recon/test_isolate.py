@@ -126,3 +126,13 @@ def test_outliers_under_the_floor_do_not_make_a_support_plane():
     v[dropped, 1] -= rng.uniform(0.03, 0.08, len(dropped))  # spikes 3..8 cm below the floor
     plane = find_support_plane(Mesh(v, ground.faces), np.array([0.0, 1.0, 0.0]), 1.0)
     assert plane is not None and abs(plane.offset) < 0.002 and plane.normal[1] > 0.999
+
+
+def test_the_foot_of_an_object_without_ground_is_no_support_plane():
+    """A scan of the object alone (ground masked out, bottom never seen): the band of walls at its
+    foot fills the search tolerance evenly; it must not pass for a floor an inch below it."""
+    box = box_mesh(subdivisions=5)
+    open_bottom = box.faces[~np.all(box.vertices[box.faces][:, :, 1] < 1e-9, axis=1)]
+    plane = find_support_plane(Mesh(box.vertices, open_bottom), np.array([0.0, 1.0, 0.0]), 0.5,
+                               below=np.array([0.0, 0.06, 0.0]))
+    assert plane is None
