@@ -58,6 +58,9 @@ def add_process_command(subparsers: Any, common: argparse.ArgumentParser) -> Non
                    help=f"JPEG quality 1..100 with --texture-format jpeg (default {JPEG_QUALITY})")
     p.add_argument("--up", choices=("y", "z"), default=None,
                    help="up axis of PLY and OBJ files (default: y; USDZ and GLB are Y up by their specs)")
+    p.add_argument("--crop", choices=("auto", "none"), default=None,
+                   help="auto (default): keep the object the cameras look at (its masks, or without "
+                        "them cut at the ground or table it stands on); none: keep everything")
     add_output_options(p)
     p.set_defaults(func=run_process)
 
@@ -87,7 +90,7 @@ def mesh_options(args: argparse.Namespace) -> dict[str, Any]:
     """The mesh stage's options given on the command line (the rest keep the stage's defaults, so the
     job is the one the server and the app queue)."""
     given = {"texture_size": args.texture_size, "marker_size_m": args.marker_size,
-             "marker_dictionary": args.marker_dictionary, "real_size_m": args.size}
+             "marker_dictionary": args.marker_dictionary, "real_size_m": args.size, "crop": args.crop}
     return {key: value for key, value in given.items() if value is not None}
 
 

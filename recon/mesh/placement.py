@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import ConfigError, ReconstructionError
+from recon.mesh.isolate import SupportPlane
 from recon.mesh.types import Mesh
 from recon.mesh.views import PosedView
 
@@ -84,10 +85,12 @@ def place(
     scale_status: str,
     metres_per_unit: float | None = None,
     up_source: str = "cameras",
+    floor: float | None = None,
 ) -> Placement:
     """The placement of ``mesh``: ``up`` becomes +y, the first view's side becomes +z, the x/z
-    centre of the bounding box moves to 0 and the lowest point to y = 0, scaled by
-    ``metres_per_unit`` when known."""
+    centre of the bounding box moves to 0 and the floor to y = 0, scaled by ``metres_per_unit``
+    when known. ``floor``: the floor's height along ``up`` in world units (see
+    :func:`floor_height`); None puts the lowest point on y = 0."""
     if mesh.n_faces == 0:
         raise ReconstructionError("cannot place an empty mesh", "mesh")
     y_axis = np.asarray(up, float) / np.linalg.norm(up)
@@ -102,11 +105,22 @@ def place(
     s = float(metres_per_unit) if metres_per_unit else 1.0
     placed = s * mesh.vertices @ rot.T  # (N, 3)
     lo, hi = placed.min(0), placed.max(0)
-    t = np.array([-(lo[0] + hi[0]) / 2, -lo[1], -(lo[2] + hi[2]) / 2])
+    ground = lo[1] if floor is None else s * float(floor)
+    t = np.array([-(lo[0] + hi[0]) / 2, -ground, -(lo[2] + hi[2]) / 2])
     matrix = np.eye(4)
     matrix[:3, :3] = s * rot
     matrix[:3, 3] = t
     return Placement(matrix, scale_status, metres_per_unit, up_source)
+
+
+def floor_height(plane: SupportPlane, up: np.ndarray, mesh: Mesh) -> float:
+    """The height along ``up`` (world units) of ``plane`` under the centre of ``mesh``'s bounds:
+    where the model stands, whatever a few outliers below it say."""
+    y_axis = np.asarray(up, float) / np.linalg.norm(up)
+    centre = 0.5 * (mesh.vertices.min(0) + mesh.vertices.max(0))
+    along = float(np.dot(plane.normal, y_axis))  # > cos(MAX_TILT_DEG): the plane is horizontal
+    on_plane = centre - plane.height(centre[None])[0] / along * y_axis
+    return float(np.dot(on_plane, y_axis))
 
 
 def longest_side(mesh: Mesh, up: np.ndarray, views: list[PosedView]) -> float:

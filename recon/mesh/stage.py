@@ -26,12 +26,22 @@ from recon.export.presets import triangle_budget
 from recon.mesh.aruco import aruco_dictionary, marker_scale
 from recon.mesh.bake import bake_texture, bake_vertex_colors
 from recon.mesh.clean import clean_mesh
-from recon.mesh.crop import Box, crop_to_object
+from recon.mesh.crop import Box, crop_to_object, look_at_center
 from recon.mesh.decimate import decimate
 from recon.mesh.io import read_mesh_ply, read_textured_npz, write_textured_npz
-from recon.mesh.placement import DEFAULT_LONGEST_SIDE_M, ESTIMATED, UP_CHOICES, place, resolve_up, size_scale
+from recon.mesh.isolate import find_support_plane, isolate_object
+from recon.mesh.placement import (
+    DEFAULT_LONGEST_SIDE_M,
+    ESTIMATED,
+    UP_CHOICES,
+    floor_height,
+    place,
+    resolve_up,
+    size_scale,
+)
+from recon.mesh.types import Mesh
 from recon.mesh.uv import unwrap
-from recon.mesh.views import load_views, pose_only_views
+from recon.mesh.views import PosedView, load_views, pose_only_views
 
 MESH_SOURCES = ("fusion", "mvs", "surface", "splat", "nerf")
 RAW_MESH_PORT = "raw_mesh"  # the input port the job wires to one of them
@@ -111,6 +121,14 @@ def _poses_scale(poses_run: Path | None) -> str | None:
     return value if value in ("metric", "unscaled") else None
 
 
+def _scene_size(cameras: list[PosedView], mesh: Mesh) -> float:
+    """A length for tolerances: the median camera distance to the mesh's centre."""
+    centre = 0.5 * (mesh.vertices.min(0) + mesh.vertices.max(0))
+    if not cameras:
+        return float(np.linalg.norm(np.ptp(mesh.vertices, axis=0)))
+    return float(np.median([np.linalg.norm(v.center - centre) for v in cameras]))
+
+
 def run(ctx: StageContext, config: MeshStageConfig) -> dict[str, Any]:
     inputs = dict(ctx.inputs)
     raw_path = _raw_mesh_path(inputs)
@@ -123,6 +141,14 @@ def run(ctx: StageContext, config: MeshStageConfig) -> dict[str, Any]:
     progress.update(0.05, f"read {raw.n_faces} triangles and {len(views)} posed photos")
     cameras = views or pose_only_views(ctx.capture, poses_run)  # for crop and placement
 
+    up, up_source = resolve_up(config.up, cameras, manifest.source.get("kind"), manifest.mode)
+    from recon.ingest.object_capture import gravity_up  # an Object Capture folder's measured gravity
+
+    measured_up = gravity_up(config.up, {v.id: v.c2w for v in cameras}, manifest.source)
+    if measured_up is not None:
+        up, up_source = measured_up, "gravity"
+    support = find_support_plane(raw, up, _scene_size(cameras, raw), below=look_at_center(cameras))
+    isolation_note = None
     if config.crop == "none":
         cropped, box = raw, None
     else:
@@ -130,6 +156,10 @@ def run(ctx: StageContext, config: MeshStageConfig) -> dict[str, Any]:
         cropped, box = crop_to_object(raw, cameras, user_box)
         if box is None:
             progress.warning("could not tell where the cameras look; the mesh was not cropped")
+        elif user_box is None and not any(v.mask is not None for v in cameras):
+            isolation = isolate_object(cropped, cameras, up, support)  # no masks: cut the ground away
+            cropped, isolation_note = isolation.mesh, isolation.note
+            progress.log(f"isolated the object: {isolation.note}")
     ctx.cancel.check()
     cleaned = clean_mesh(cropped, config.min_component_fraction, config.max_hole_fraction)
     progress.update(0.15, f"cleaned: {cleaned.n_faces} triangles")
@@ -139,12 +169,6 @@ def run(ctx: StageContext, config: MeshStageConfig) -> dict[str, Any]:
     progress.update(0.3, f"decimated to {simplified.n_faces} triangles (budget {budget})")
     ctx.cancel.check()
 
-    up, up_source = resolve_up(config.up, cameras, manifest.source.get("kind"), manifest.mode)
-    from recon.ingest.object_capture import gravity_up  # an Object Capture folder's measured gravity
-
-    measured_up = gravity_up(config.up, {v.id: v.c2w for v in cameras}, manifest.source)
-    if measured_up is not None:
-        up, up_source = measured_up, "gravity"
     scale_status = _poses_scale(poses_run) or manifest.scale
     metres_per_unit: float | None = 1.0 if scale_status == "metric" else None
     marker = None
@@ -163,7 +187,8 @@ def run(ctx: StageContext, config: MeshStageConfig) -> dict[str, Any]:
                 f"the real size is unknown (no metric poses, no {config.marker_dictionary} marker seen): the "
                 f"model's longest side is set to {config.estimated_size_m:g} m as an estimate; "
                 "give the real size (scanbridge process --size METRES) to fix it")
-    placement = place(simplified, up, cameras, scale_status, metres_per_unit, up_source)
+    floor = None if support is None else floor_height(support, up, simplified)
+    placement = place(simplified, up, cameras, scale_status, metres_per_unit, up_source, floor)
 
     uv_mesh = unwrap(simplified, config.texture_size, progress=progress.sub(0.3, 0.55), cancel=ctx.cancel)
     progress.update(0.55, f"unwrapped into an atlas of {len(uv_mesh.vertices)} vertices")
@@ -192,6 +217,8 @@ def run(ctx: StageContext, config: MeshStageConfig) -> dict[str, Any]:
             "dictionary": config.marker_dictionary, "edge_spread": round(marker.edge_spread, 4),
         },
         "crop_box": None if box is None else [*box.lo.tolist(), *box.hi.tolist()],
+        "isolation": isolation_note,
+        "floor": "support plane" if floor is not None else "lowest point",
         "longest_side_m": round(longest_m, 5),
         "estimated_size_m": config.estimated_size_m if scale_status == ESTIMATED else None,
         "note": "matrix maps the capture's world (its poses) to the model: y up, on y = 0, in metres; "
@@ -207,6 +234,7 @@ def run(ctx: StageContext, config: MeshStageConfig) -> dict[str, Any]:
         "detail": config.detail,
         "texture_size": config.texture_size,
         "views": len(views),
+        "isolation": isolation_note,
         "colour_source": colour_source,
         "scale": scale_status,
         "metres_per_unit": metres_per_unit,
@@ -231,7 +259,9 @@ STAGE = StageSpec(
     name="mesh",
     config_cls=MeshStageConfig,
     run=run,
-    version=2,  # 2: an unknown scale becomes an estimated size (longest side 30 cm), flagged
+    # 2: an unknown scale becomes an estimated size (longest side 30 cm), flagged
+    # 3: without masks the object is isolated (support plane cut); the floor is the support plane
+    version=3,
     reads=(Port("raw_mesh", RAW_MESH, description=f"the raw mesh of one of {', '.join(MESH_SOURCES)}"),
            Port("poses", POSED_IMAGES, optional=True)),
     writes=(TEXTURED_MESH,),
