@@ -118,8 +118,6 @@ def engine_settings(config: RestyleConfig) -> RestyleSettings:
 def run_restyle(ctx: StageContext, config: RestyleConfig) -> dict[str, Any]:
     from dataclasses import replace
 
-    from generation.models.loader import load_restyle_pipeline, mode_pipeline, unet_parameters
-    from generation.models.runtime import choose_runtime, free_gpu_bytes, refuse_full_size_on_cpu
     from generation.restyle.engine import restyle_frames
     from generation.restyle.frames import load_frames
     from generation.restyle.video import write_frames, write_mp4
@@ -146,18 +144,8 @@ def run_restyle(ctx: StageContext, config: RestyleConfig) -> dict[str, Any]:
                           "frame, or a mesh (--mesh) to render them from", "mode")
     frames, estimated = _estimate_missing_depth(ctx, config, registry, frames)
     ctx.cancel.check()
-    family = "sdxl" if models["base"].kind == "sdxl" else "sd15"
-    runtime = choose_runtime(family, free_gpu_bytes(), size)
-    ctx.progress.log(f"runtime: {runtime.why}")
-    ctx.progress.update(0.02, "loading models")
-    pipe = load_restyle_pipeline(models["base"], models["controlnet"], runtime, lora=models.get("lora"),
-                                 scheduler=preset.scheduler, allow_download=config.allow_download,
-                                 models_dir=registry.models_dir)
     keyframes = -(-len(frames) // settings.keyframe_every)
-    refuse_full_size_on_cpu(runtime, family, unet_parameters(pipe), size=size,
-                            steps=max(1, int(settings.steps * settings.strength)), frames=keyframes,
-                            allow_cpu=config.allow_cpu)
-    pipe = mode_pipeline(pipe, family, settings.mode)
+    pipe, runtime = load_for_stage(ctx, config, models, registry, settings, size, keyframes)
     settings = replace(settings, batch=runtime.batch)
     ctx.cancel.check()
     result = restyle_frames(pipe, frames, settings, progress=ctx.progress.sub(0.1, 0.95), cancel=ctx.cancel)
@@ -177,6 +165,28 @@ def run_restyle(ctx: StageContext, config: RestyleConfig) -> dict[str, Any]:
         "mode": settings.mode, "runtime": runtime.why, "inpainted_fraction": result.inpainted_fraction,
         "models": {k: m.location for k, m in models.items()}, "estimated_depth": estimated, **consistency,
     }
+
+
+def load_for_stage(ctx: StageContext, config: RestyleConfig, models: dict[str, ResolvedModel],
+                   registry: ModelRegistry, settings: RestyleSettings, size: int,
+                   keyframes: int) -> tuple[Any, Any]:
+    """(the mode's pipeline, the runtime settings) on this machine; a full-size model on a CPU is
+    refused with the expected time unless allowed."""
+    from generation.models.loader import load_restyle_pipeline, mode_pipeline, unet_parameters
+    from generation.models.runtime import choose_runtime, free_gpu_bytes, refuse_full_size_on_cpu
+
+    preset = PRESETS[config.preset]
+    family = "sdxl" if models["base"].kind == "sdxl" else "sd15"
+    runtime = choose_runtime(family, free_gpu_bytes(), size)
+    ctx.progress.log(f"runtime: {runtime.why}")
+    ctx.progress.update(0.02, "loading models")
+    pipe = load_restyle_pipeline(models["base"], models["controlnet"], runtime, lora=models.get("lora"),
+                                 scheduler=preset.scheduler, allow_download=config.allow_download,
+                                 models_dir=registry.models_dir)
+    refuse_full_size_on_cpu(runtime, family, unet_parameters(pipe), size=size,
+                            steps=max(1, int(settings.steps * settings.strength)), frames=keyframes,
+                            allow_cpu=config.allow_cpu)
+    return mode_pipeline(pipe, family, settings.mode), runtime
 
 
 def _estimate_missing_depth(ctx: StageContext, config: RestyleConfig, registry: ModelRegistry,
