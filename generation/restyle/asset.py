@@ -73,7 +73,8 @@ def _disagreement(edited: Sequence[np.ndarray], rendered: Sequence[RestyleFrame]
 
 
 def restyle_texture(pipe: Any, mesh: TexturedMesh, views: Sequence[AssetView], settings: RestyleSettings, *,
-                    rounds: int = 2, texture_size: int = 0, progress: Progress | None = None,
+                    rounds: int = 2, texture_size: int = 0, reference: np.ndarray | None = None,
+                    progress: Progress | None = None,
                     cancel: CancelToken | None = None) -> AssetRestyle:
     """A restyled texture for ``mesh`` (in the same frame as ``views``): ``rounds`` of render -> edit
     -> re-bake. ``texture_size`` 0 keeps the mesh's texture size."""
@@ -94,7 +95,7 @@ def restyle_texture(pipe: Any, mesh: TexturedMesh, views: Sequence[AssetView], s
                                  strength=max(0.05, settings.strength * ROUND_STRENGTH_DECAY ** r))
         if round_settings.steps * round_settings.strength < 1:
             round_settings = replace(round_settings, strength=1.0 / round_settings.steps)
-        result = restyle_frames(pipe, rendered, round_settings,
+        result = restyle_frames(pipe, rendered, round_settings, reference=reference,
                                 progress=progress.sub(share[0], share[0] + 0.8 * (share[1] - share[0])),
                                 cancel=cancel)
         posed = [PosedView(f.frame_id, out, f.camera, f.c2w, f.mask)

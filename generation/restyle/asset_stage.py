@@ -57,6 +57,9 @@ class RestyleAssetConfig:
     rounds: int = 2  # render -> edit -> re-bake rounds
     texture_size: int = 0  # 0: the mesh's own
     check: bool = True  # run the ARKit compliance checker on the USDZ
+    image: str = ""  # a reference image inside the capture (references/...), through an IP-Adapter
+    image_scale: float = 0.6
+    ip_adapter: str = ""
     allow_download: bool = False
     allow_cpu: bool = False
 
@@ -65,6 +68,7 @@ class RestyleAssetConfig:
                              preset=self.preset, base=self.base, controlnet=self.controlnet, lora=self.lora,
                              fidelity=self.fidelity, strength=self.strength, steps=self.steps,
                              guidance=self.guidance, seed=self.seed, size=self.size, keyframe_every=1,
+                             image=self.image, image_scale=self.image_scale, ip_adapter=self.ip_adapter,
                              allow_download=self.allow_download, allow_cpu=self.allow_cpu)
 
 
@@ -144,7 +148,7 @@ def run_restyle_asset(ctx: StageContext, config: RestyleAssetConfig) -> dict[str
 
     from generation.models.presets import PRESETS
     from generation.restyle.asset import restyle_texture
-    from generation.restyle.stage import load_for_stage
+    from generation.restyle.stage import load_for_stage, read_reference
     from recon.export.check import check_usdz
     from recon.export.glb import write_glb
     from recon.export.mesh_data import TexturedMesh
@@ -170,7 +174,8 @@ def run_restyle_asset(ctx: StageContext, config: RestyleAssetConfig) -> dict[str
     pipe, runtime = load_for_stage(ctx, restyle_config, models, registry, settings, size,
                                    len(views) * config.rounds)
     settings = replace(settings, batch=runtime.batch)
-    result = restyle_texture(pipe, mesh, views, settings, rounds=config.rounds,
+    reference = read_reference(ctx.capture, config.image) if config.image else None
+    result = restyle_texture(pipe, mesh, views, settings, rounds=config.rounds, reference=reference,
                              texture_size=config.texture_size, progress=ctx.progress.sub(0.05, 0.9),
                              cancel=ctx.cancel)
     restyled = TexturedMesh(mesh.vertices, mesh.faces, mesh.uvs, result.texture, mesh.normals)

@@ -33,6 +33,10 @@ def add_restyle_command(subparsers: Any, common: argparse.ArgumentParser) -> Non
     p.add_argument("source", metavar="SOURCE", help="capture id, or a path to import first")
     p.add_argument("--prompt", required=True, help="the look to give the capture")
     p.add_argument("--negative-prompt", default="", metavar="TEXT")
+    p.add_argument("--image", type=Path, default=None, metavar="REF",
+                   help="a reference image whose look to carry over (IP-Adapter; copied into the capture)")
+    p.add_argument("--image-scale", type=float, default=0.6,
+                   help="how much the reference image counts against the prompt, 0 .. 2")
     p.add_argument("--mode", choices=("stylize", "mask", "render"), default="stylize",
                    help="stylize the whole frame; only the subject (its mask, or the near depth); or render "
                         "a finished look from the geometry alone (depth maps or --mesh; photos unused)")
@@ -74,7 +78,7 @@ def restyle_config(args: argparse.Namespace) -> dict[str, Any]:
         "strength": args.strength, "steps": args.steps, "seed": args.seed, "size": args.size,
         "keyframe_every": args.keyframe_every, "cross_frame": not args.no_cross_frame,
         "max_frames": args.max_frames, "stride": args.stride, "mesh": args.mesh, "fps": args.fps,
-        "allow_download": args.download, "allow_cpu": args.allow_cpu,
+        "image_scale": args.image_scale, "allow_download": args.download, "allow_cpu": args.allow_cpu,
     }
 
 
@@ -92,6 +96,7 @@ def run_restyle_command(args: argparse.Namespace) -> int:
         licence_ledger,
         model_registry,
         resolve_models,
+        store_reference,
     )
 
     if args.output.suffix.lower() in ASSET_SUFFIXES:
@@ -108,6 +113,8 @@ def run_restyle_command(args: argparse.Namespace) -> int:
             from recon.ingest import ingest
 
             capture = ingest(Path(args.source), workspace, name=args.name, progress=Progress("import", show))
+        if args.image is not None:
+            config["image"] = store_reference(capture, args.image)
         models = resolve_models(RestyleConfig(**config), model_registry(capture, args.download))
         for line in licence_ledger(capture).notices_to_show(models.values()):
             print(line, file=sys.stderr)
@@ -132,7 +139,8 @@ def asset_config(args: argparse.Namespace) -> dict[str, Any]:
         "name": args.asset_name or asset_name(args.prompt), "preset": args.preset, "base": args.base,
         "controlnet": args.controlnet, "fidelity": args.fidelity, "strength": args.strength,
         "steps": args.steps, "seed": args.seed, "size": args.size, "views": args.views,
-        "rounds": args.rounds, "allow_download": args.download, "allow_cpu": args.allow_cpu,
+        "rounds": args.rounds, "image_scale": args.image_scale, "allow_download": args.download,
+        "allow_cpu": args.allow_cpu,
     }
 
 
@@ -143,7 +151,7 @@ def run_asset_command(args: argparse.Namespace) -> int:
     from core.worker import run_job
     from core.workspace import Workspace
     from generation.restyle.asset_stage import RestyleAssetConfig, check_asset_config, latest_mesh_run
-    from generation.restyle.stage import licence_ledger, model_registry, resolve_models
+    from generation.restyle.stage import licence_ledger, model_registry, resolve_models, store_reference
     from recon.export.stage import copy_published
 
     if args.mode != "stylize":
@@ -155,6 +163,8 @@ def run_asset_command(args: argparse.Namespace) -> int:
                           "(scanbridge process SOURCE first)", args.source)
     capture = workspace.capture(args.source)
     config["mesh_run"] = config["mesh_run"] or latest_mesh_run(capture)
+    if args.image is not None:
+        config["image"] = store_reference(capture, args.image)
     check_asset_config(RestyleAssetConfig(**config))
     registry = model_registry(capture, args.download)
     models = resolve_models(RestyleAssetConfig(**config).restyle_config(), registry)

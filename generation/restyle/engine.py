@@ -98,10 +98,14 @@ def _batches(keys: list[int], batch: int, cross_frame: bool) -> list[tuple[list[
 
 
 def restyle_frames(pipe: Any, frames: Sequence[RestyleFrame], settings: RestyleSettings, *,
-                   progress: Progress | None = None, cancel: CancelToken | None = None) -> RestyleResult:
+                   reference: np.ndarray | None = None, progress: Progress | None = None,
+                   cancel: CancelToken | None = None) -> RestyleResult:
     """Restyle ``frames`` with a loaded depth-ControlNet pipeline (img2img for stylize, its inpainting
-    twin for mask) and return one image per frame."""
+    twin for mask) and return one image per frame. ``reference``: an (H, W, 3) uint8 image whose look
+    the pipeline's IP-Adapter carries over (the pipeline must have one loaded)."""
     import torch
+
+    from generation.models.loader import reference_embeddings
 
     settings.check()
     progress = progress or Progress("restyle")
@@ -116,6 +120,11 @@ def restyle_frames(pipe: Any, frames: Sequence[RestyleFrame], settings: RestyleS
         cancel.check()
         return kwargs
 
+    reference_embeds = None
+    if reference is not None:
+        if getattr(pipe, "image_encoder", None) is None:
+            raise ConfigError("a reference image needs an IP-Adapter loaded with the pipeline", "image")
+        reference_embeds = reference_embeddings(pipe, Image.fromarray(reference), settings.guidance > 1)
     calls = _batches(keys, settings.batch, settings.cross_frame)
     keys_share = 0.95 if len(keys) < len(frames) else 1.0
     with cross_frame_attention(pipe.unet, layout) if settings.cross_frame else _nothing():
@@ -123,6 +132,8 @@ def restyle_frames(pipe: Any, frames: Sequence[RestyleFrame], settings: RestyleS
             cancel.check()
             layout.frames = len(indices)
             extra: dict[str, Any] = {}
+            if reference_embeds is not None:
+                extra["ip_adapter_image_embeds"] = reference_embeds
             if masks is not None:
                 extra["mask_image"] = [Image.fromarray((masks[i] * 255).astype(np.uint8)) for i in indices]
             h, w = frames[indices[0]].rgb.shape[:2]
