@@ -12,7 +12,7 @@ capture's depth and poses, blended by distance, and the pixels neither saw are i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,11 +98,17 @@ def _batches(keys: list[int], batch: int, cross_frame: bool) -> list[tuple[list[
 
 
 def restyle_frames(pipe: Any, frames: Sequence[RestyleFrame], settings: RestyleSettings, *,
-                   reference: np.ndarray | None = None, progress: Progress | None = None,
-                   cancel: CancelToken | None = None) -> RestyleResult:
+                   reference: np.ndarray | None = None, done: Mapping[int, np.ndarray] | None = None,
+                   on_keyframes: Callable[[dict[int, np.ndarray]], None] | None = None,
+                   progress: Progress | None = None, cancel: CancelToken | None = None) -> RestyleResult:
     """Restyle ``frames`` with a loaded depth-ControlNet pipeline (img2img for stylize, its inpainting
     twin for mask) and return one image per frame. ``reference``: an (H, W, 3) uint8 image whose look
-    the pipeline's IP-Adapter carries over (the pipeline must have one loaded)."""
+    the pipeline's IP-Adapter carries over (the pipeline must have one loaded).
+
+    Resuming: ``done`` holds keyframes an earlier attempt finished (by frame index); a pipeline call
+    whose new keyframes are all there is skipped, and the rest are made exactly as in one go (the
+    same batches, anchors and seed). ``on_keyframes`` hears every keyframe finished so far after
+    each call (to checkpoint them)."""
     import torch
 
     from generation.models.loader import reference_embeddings
@@ -113,7 +119,7 @@ def restyle_frames(pipe: Any, frames: Sequence[RestyleFrame], settings: RestyleS
     hints = control_images(frames, settings.depth_blur)
     masks = [subject_mask(f) for f in frames] if settings.mode == "mask" else None
     keys = keyframe_indices(frames, settings.keyframe_every)
-    outputs: dict[int, np.ndarray] = {}
+    outputs: dict[int, np.ndarray] = {i: image for i, image in (done or {}).items() if i in keys}
     layout = FrameLayout(1)
 
     def check_cancel(_pipe: Any, _step: int, _t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -130,6 +136,8 @@ def restyle_frames(pipe: Any, frames: Sequence[RestyleFrame], settings: RestyleS
     with cross_frame_attention(pipe.unet, layout) if settings.cross_frame else _nothing():
         for n_call, (indices, n_anchors) in enumerate(calls):
             cancel.check()
+            if all(i in outputs for i in indices[n_anchors:]):
+                continue
             layout.frames = len(indices)
             extra: dict[str, Any] = {}
             if reference_embeds is not None:
@@ -156,6 +164,8 @@ def restyle_frames(pipe: Any, frames: Sequence[RestyleFrame], settings: RestyleS
                 if masks is not None:
                     out = _composite(out, frames[i].rgb, masks[i])
                 outputs[i] = out
+            if on_keyframes is not None:
+                on_keyframes(dict(outputs))
             progress.update(keys_share * (n_call + 1) / len(calls), f"keyframe {len(outputs)}/{len(keys)}")
     holes = total = 0
     for i in range(len(frames)):

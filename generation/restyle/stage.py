@@ -129,6 +129,7 @@ def run_restyle(ctx: StageContext, config: RestyleConfig) -> dict[str, Any]:
 
     from generation.restyle.engine import restyle_frames
     from generation.restyle.frames import load_frames
+    from generation.restyle.resume import KeyframeSaver, load_keyframes
     from generation.restyle.video import write_frames, write_mp4
     from generation.restyle.warp import warped_error
 
@@ -158,8 +159,13 @@ def run_restyle(ctx: StageContext, config: RestyleConfig) -> dict[str, Any]:
     pipe, runtime = load_for_stage(ctx, config, models, registry, settings, size, keyframes)
     settings = replace(settings, batch=runtime.batch)
     ctx.cancel.check()
-    result = restyle_frames(pipe, frames, settings, reference=reference, progress=ctx.progress.sub(0.1, 0.95),
-                            cancel=ctx.cancel)
+    frame_ids = [f.frame_id for f in frames]
+    done = load_keyframes(ctx.checkpoints, frame_ids)
+    if done:
+        ctx.progress.log(f"resuming: {len(done)} keyframe(s) were finished before")
+    saver = KeyframeSaver(ctx.checkpoints, frame_ids) if ctx.checkpoints is not None else None
+    result = restyle_frames(pipe, frames, settings, reference=reference, done=done, on_keyframes=saver,
+                            progress=ctx.progress.sub(0.1, 0.95), cancel=ctx.cancel)
     write_frames(result.frames, ctx.out_dir / "frames", [f.frame_id for f in frames])
     write_mp4(result.frames, ctx.out_dir / "restyle.mp4", fps=config.fps)
     views = [f.view for f in frames]
@@ -267,6 +273,6 @@ def _estimate_missing_depth(ctx: StageContext, config: RestyleConfig, registry: 
 
 
 STAGE = StageSpec(
-    name="restyle", config_cls=RestyleConfig, run=run_restyle, version=1,
+    name="restyle", config_cls=RestyleConfig, run=run_restyle, version=1, resumable=True,
     description="restyle a capture's frames with a depth-ControlNet diffusion model into an MP4",
 )
