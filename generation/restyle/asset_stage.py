@@ -24,6 +24,7 @@ from core.errors import ConfigError, InputError, StageError
 from core.fsio import atomic_write_json
 from core.ports import CAPTURE_FRAMES, EXPORTS, TEXTURED_MESH, run_writes
 from core.stages import StageContext, StageSpec, is_done
+from core.submit import latest_textured_mesh_run
 from generation.restyle.stage import (
     RestyleConfig,
     engine_settings,
@@ -96,14 +97,12 @@ def check_asset_config(config: RestyleAssetConfig) -> None:
 
 
 def latest_mesh_run(capture: CaptureFolder) -> str:
-    """The newest finished run in the capture that holds a textured mesh (NotFound-style InputError)."""
-    runs = [p for p in capture.runs_dir.iterdir() if p.is_dir()] if capture.runs_dir.is_dir() else []
-    found = [p for p in runs if is_done(p) and TEXTURED_MESH in run_writes(p) and
-             not p.name.startswith("restyle-asset-") and (p / "textured.npz").is_file()]
-    if not found:
+    """The newest finished run in the capture that holds a textured mesh (InputError when none)."""
+    name = latest_textured_mesh_run(capture)
+    if name is None:
         raise InputError("the capture has no textured mesh yet: process it first (scanbridge process)",
                          capture.root)
-    return max(found, key=lambda p: (p / "status.json").stat().st_mtime).name
+    return name
 
 
 def _mesh_run_dir(capture: CaptureFolder, name: str) -> Path:
