@@ -140,7 +140,7 @@ def openapi_schema(max_upload_bytes: int) -> dict[str, Any]:
                         "output": {"type": "string", "enum": ["video", "asset"]},
                         "options": {"type": "object", "properties": {
                             "prompt": {"type": "string"}, "negative_prompt": {"type": "string"},
-                            "mode": {"type": "string", "enum": ["stylize", "mask", "render"]},
+                            "mode": {"type": "string", "enum": ["stylize", "mask", "render", "storyboard"]},
                             "fidelity": {"type": "number"}, "strength": {"type": "number"},
                             "seed": {"type": "integer"}, "name": {"type": "string"},
                             "image": {"type": "string"}, "image_scale": {"type": "number"},

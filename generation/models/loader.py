@@ -102,7 +102,7 @@ def mode_pipeline(pipe: Any, family: str, mode: str) -> Any:
     loaded restyle pipeline and sharing its weights (nothing is loaded again)."""
     import diffusers
 
-    if mode == "stylize":
+    if mode in ("stylize", "storyboard"):  # storyboard: the same img2img, an edge ControlNet
         return pipe
     twin = getattr(diffusers, PIPELINE_CLASSES[(family, mode)]).from_pipe(pipe)
     twin.set_progress_bar_config(disable=True)

@@ -30,6 +30,12 @@ MODELS: dict[str, ModelSpec] = {m.name: m for m in (
               "https://huggingface.co/spaces/CompVis/stable-diffusion-license", 5.2),
     ModelSpec("sd15-controlnet-depth", "controlnet", "lllyasviel/control_v11f1p_sd15_depth",
               "CreativeML OpenRAIL-M", "https://huggingface.co/lllyasviel/control_v11f1p_sd15_depth", 1.4),
+    ModelSpec("sd15-controlnet-canny", "controlnet", "lllyasviel/control_v11p_sd15_canny",
+              "CreativeML OpenRAIL-M", "https://huggingface.co/lllyasviel/control_v11p_sd15_canny", 1.4,
+              note="storyboard mode: structure from a mock-up's lines"),
+    ModelSpec("sdxl-controlnet-canny", "controlnet", "diffusers/controlnet-canny-sdxl-1.0",
+              "CreativeML OpenRAIL++-M", "https://huggingface.co/diffusers/controlnet-canny-sdxl-1.0", 5.0,
+              note="storyboard mode: structure from a mock-up's lines"),
     ModelSpec("sdxl", "sdxl", "stabilityai/stable-diffusion-xl-base-1.0",
               "CreativeML OpenRAIL++-M (use restrictions apply)",
               "https://huggingface.co/stabilityai/stable-diffusion-xl-base-1.0/blob/main/LICENSE.md", 7.0),
@@ -89,4 +95,5 @@ IP_ADAPTER_FILES = {  # by model name; a user's own folder uses the sd15 layout 
     "ip-adapter-sdxl": AdapterFiles("sdxl_models", "ip-adapter_sdxl.safetensors",
                                     "sdxl_models/image_encoder"),
 }
+EDGE_CONTROLNET_FOR = {"sd15": "sd15-controlnet-canny", "sdxl": "sdxl-controlnet-canny"}  # storyboard
 IP_ADAPTER_FOR = {"sd15": "ip-adapter-sd15", "sdxl": "ip-adapter-sdxl"}  # by base family

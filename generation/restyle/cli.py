@@ -37,9 +37,11 @@ def add_restyle_command(subparsers: Any, common: argparse.ArgumentParser) -> Non
                    help="a reference image whose look to carry over (IP-Adapter; copied into the capture)")
     p.add_argument("--image-scale", type=float, default=0.6,
                    help="how much the reference image counts against the prompt, 0 .. 2")
-    p.add_argument("--mode", choices=("stylize", "mask", "render"), default="stylize",
-                   help="stylize the whole frame; only the subject (its mask, or the near depth); or render "
-                        "a finished look from the geometry alone (depth maps or --mesh; photos unused)")
+    p.add_argument("--mode", choices=("stylize", "mask", "render", "storyboard"), default="stylize",
+                   help="stylize the whole frame; only the subject (its mask, or the near depth); render "
+                        "a finished look from the geometry alone (depth maps or --mesh; photos unused); or "
+                        "storyboard: rough mock-up frames to a finished look, structure from their lines "
+                        "(an edge ControlNet, sd15-controlnet-canny)")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.mp4|OUT.usdz|OUT.glb",
                    help=".mp4: the restyled frames as a video; .usdz/.glb: the capture's textured model "
                         "with a restyled texture, a new AR asset beside the original")

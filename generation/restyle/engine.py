@@ -1,7 +1,10 @@
-"""Restyling a sequence of capture frames: Gen-1's stylize, mask and render modes, temporally consistent.
+"""Restyling a sequence of capture frames: Gen-1's stylize, mask, render and storyboard modes, temporally
+consistent.
 
 stylize: img2img from the photo, structure from depth. mask: the same, only on the subject.
 render: text-to-image from depth alone (untextured geometry -> a finished look; the photos are unused).
+storyboard: rough mock-up frames (sketches, lines, blocky renders) -> a finished look: img2img from the
+mock-up, structure from its edges (a canny/lineart ControlNet) instead of depth.
 
 Keyframes (every ``keyframe_every``-th frame, and the last) go through the depth-ControlNet
 pipeline in batches; with ``cross_frame`` on, each batch also carries the first keyframe and the
@@ -23,10 +26,10 @@ from PIL import Image
 from core.errors import ConfigError
 from core.progress import CancelToken, Progress
 from generation.restyle.attention import FrameLayout, cross_frame_attention
-from generation.restyle.frames import RestyleFrame, control_images, subject_mask
+from generation.restyle.frames import RestyleFrame, control_images, edge_images, subject_mask
 from generation.restyle.warp import warp_image
 
-MODES = ("stylize", "mask", "render")
+MODES = ("stylize", "mask", "render", "storyboard")
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,10 @@ def restyle_frames(pipe: Any, frames: Sequence[RestyleFrame], settings: RestyleS
     settings.check()
     progress = progress or Progress("restyle")
     cancel = cancel or CancelToken()
-    hints = control_images(frames, settings.depth_blur)
+    if settings.mode == "storyboard":
+        hints = edge_images(frames, settings.fidelity)
+    else:
+        hints = control_images(frames, settings.depth_blur)
     masks = [subject_mask(f) for f in frames] if settings.mode == "mask" else None
     keys = keyframe_indices(frames, settings.keyframe_every)
     outputs: dict[int, np.ndarray] = {i: image for i, image in (done or {}).items() if i in keys}

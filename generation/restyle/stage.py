@@ -17,7 +17,7 @@ from core.errors import ConfigError, InputError
 from core.settings import load_settings
 from core.source_paths import inside_root
 from core.stages import StageContext, StageSpec
-from generation.models.presets import DEPTH_ESTIMATOR, IP_ADAPTER_FOR, MODELS, PRESETS
+from generation.models.presets import DEPTH_ESTIMATOR, EDGE_CONTROLNET_FOR, IP_ADAPTER_FOR, MODELS, PRESETS
 from generation.models.registry import LEDGER_NAME, LicenceLedger, ModelRegistry, ResolvedModel
 from generation.restyle.engine import RestyleSettings
 
@@ -26,7 +26,7 @@ from generation.restyle.engine import RestyleSettings
 class RestyleConfig:
     prompt: str = ""
     negative_prompt: str = ""
-    mode: str = "stylize"  # stylize | mask | render
+    mode: str = "stylize"  # stylize | mask | render | storyboard
     preset: str = "sd15-depth"
     base: str = ""  # a model name, folder or hub id instead of the preset's base model
     controlnet: str = ""  # likewise for its depth ControlNet
@@ -70,15 +70,14 @@ def resolve_models(config: RestyleConfig, registry: ModelRegistry) -> dict[str, 
     preset = PRESETS.get(config.preset)
     if preset is None:
         raise ConfigError(f"unknown preset (known: {', '.join(PRESETS)})", "preset")
-    models = {
-        "base": registry.resolve(config.base or preset.base, MODELS[preset.base].kind),
-        "controlnet": registry.resolve(config.controlnet or preset.controlnet, "controlnet"),
-    }
+    base = registry.resolve(config.base or preset.base, MODELS[preset.base].kind)
+    family = "sdxl" if base.kind == "sdxl" else "sd15"
+    default_net = EDGE_CONTROLNET_FOR[family] if config.mode == "storyboard" else preset.controlnet
+    models = {"base": base, "controlnet": registry.resolve(config.controlnet or default_net, "controlnet")}
     lora = preset.lora if config.lora == "" else (None if config.lora == "none" else config.lora)
     if lora:
         models["lora"] = registry.resolve(lora, "lora")
     if config.image:
-        family = "sdxl" if models["base"].kind == "sdxl" else "sd15"
         models["ip_adapter"] = registry.resolve(config.ip_adapter or IP_ADAPTER_FOR[family], "ip-adapter")
     return models
 
