@@ -144,7 +144,8 @@ def openapi_schema(max_upload_bytes: int) -> dict[str, Any]:
                             "fidelity": {"type": "number"}, "strength": {"type": "number"},
                             "seed": {"type": "integer"}, "name": {"type": "string"},
                             "image": {"type": "string"}, "image_scale": {"type": "number"},
-                            "keyframe_every": {"type": "integer"}, "max_frames": {"type": "integer"}},
+                            "keyframe_every": {"type": "integer"}, "max_frames": {"type": "integer"},
+                            "size": {"type": "integer"}, "steps": {"type": "integer"}},
                             "additionalProperties": False}}}}}},
                 "responses": {"202": _resp("restyle job queued", {"type": "object", "properties": {
                     "capture_id": {"type": "string"}, "job": {"$ref": "#/components/schemas/Job"}}}),

@@ -78,7 +78,7 @@ def default_method_job(capture: CaptureFolder, settings: Settings, method: str |
 RESTYLE_STAGE = "restyle"  # generation.restyle: the capture's frames restyled into an MP4
 RESTYLE_ASSET_STAGE = "restyle-asset"  # its textured mesh restyled into a new USDZ/GLB
 RESTYLE_OPTIONS = ("prompt", "negative_prompt", "mode", "fidelity", "strength", "seed", "image",
-                   "image_scale", "name", "keyframe_every", "max_frames")  # what a remote client may set
+                   "image_scale", "name", "keyframe_every", "max_frames", "size", "steps")  # all bounded
 
 
 def latest_textured_mesh_run(capture: CaptureFolder) -> str | None:
