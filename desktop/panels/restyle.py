@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.errors import ScanBridgeError
 from desktop.tasks import TaskRunner
 
 POLL_MS = 250
@@ -107,8 +108,12 @@ class RestylePanel(QWidget):
         self.capture_id = capture_id
         self.after.clear()
         self.after.setText("after")
-        capture = self.services.capture(capture_id)
-        frames = [f for f in capture.load().frames if f.image]
+        try:
+            capture = self.services.capture(capture_id)
+            frames = [f for f in capture.load().frames if f.image]
+        except ScanBridgeError as e:
+            self.status.setText(f"cannot read this capture: {e}")
+            return
         if frames:
             self._show(self.before, capture.path(frames[0].image))
 

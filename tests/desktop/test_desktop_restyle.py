@@ -89,3 +89,12 @@ def test_an_empty_prompt_queues_nothing(restyle_setup):
     services, panel, _capture_id = restyle_setup
     panel.start.click()
     assert "prompt" in panel.status.text() and panel.job_id is None and services.jobs() == []
+
+
+def test_the_main_window_offers_restyle_for_the_open_capture(sample_workspace, make_app):
+    app = make_app(sample_workspace)
+    capture_id = app.services.captures()[0].id
+    app.window.open_capture(capture_id)
+    app.window.show_panel("Restyle")
+    assert app.window.stack.currentWidget() is app.window.restyle
+    assert app.window.restyle.capture_id == capture_id and not app.window.restyle.before.pixmap().isNull()
