@@ -180,6 +180,7 @@ def run_asset_command(args: argparse.Namespace) -> int:
     copy_published(capture, published, args.output)
     print(f"capture {capture.id}: texture of {asset.result['restyled_from']} restyled from "
           f"{asset.result['views']} views in {asset.result['rounds']} rounds; {asset.result['runtime']}")
-    print(f"published exports/{files['usdz']} and exports/{files['glb']} beside the original")
+    print(f"published exports/{files['usdz']} and exports/{files['glb']} beside the original; "
+          f"share it: scanbridge share {capture.id} --asset {asset.result['asset']}")
     print(f"wrote {args.output}")
     return 0

@@ -36,3 +36,27 @@ def test_a_restyled_asset_has_its_own_share_link(live_server: LiveServer) -> Non
         assert poster.content == (exports / "restyled-bronze-poster.png").read_bytes()
     stored = {s.id: s.asset for s in ShareStore(live_server.workspace).shares(cid)}
     assert stored == {plain["id"]: "", bronze["id"]: "restyled-bronze"}
+
+
+
+def test_scanbridge_share_asset_links_the_restyled_asset(live_server: LiveServer, capsys) -> None:
+    import argparse
+    import json
+
+    from capture_server.cli_share import add_share_command
+
+    with live_server.client(live_server.token()) as c:
+        cid = new_capture(c)
+    exports = live_server.workspace.capture(cid).exports_dir
+    exports.mkdir(exist_ok=True)
+    (exports / "restyled-gold.usdz").write_bytes(b"PK gold")
+    parser = argparse.ArgumentParser(prog="scanbridge")
+    add_share_command(parser.add_subparsers(dest="command"), argparse.ArgumentParser(add_help=False))
+    args = parser.parse_args(["share", cid, "--asset", "restyled-gold", "--json",
+                              "--workspace", str(live_server.workspace.root)])
+    assert args.func(args) == 0
+    link = json.loads(capsys.readouterr().out)
+    assert link["asset"] == "restyled-gold"
+    with live_server.client() as c:
+        path = "/s/" + link["usdz"].split("/s/", 1)[1]  # the link names the server's LAN address
+        assert c.get(live_server.url + path).content == b"PK gold"
