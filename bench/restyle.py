@@ -173,6 +173,7 @@ def main() -> None:
             return out
 
         plain_frames, plain_s, plain_mb = timed(run_plain, args.gpu)
+        print(f"plain pipeline: {plain_s / len(frames):.3f} s per frame, peak {plain_mb:.0f} MB", flush=True)
         held.clear()  # its weights leave memory before ours are measured
         gc.collect()
         if args.gpu:
