@@ -233,6 +233,13 @@ def build_app(state: ServerState) -> Starlette:
             out = await anyio.to_thread.run_sync(state.captures.finish, cid, state.settings, export)
         return JSONResponse(out, status_code=202 if out.get("job") else 200)
 
+    async def restyle(request: Request) -> Response:
+        cid = request.path_params["capture_id"]
+        body = await json_body(request)
+        async with state.capture_locks.setdefault(cid, asyncio.Lock()):
+            out = await anyio.to_thread.run_sync(state.captures.restyle, cid, body)
+        return JSONResponse(out, status_code=202)
+
     async def job_events(request: Request) -> Response:
         cid = request.path_params["capture_id"]
         after = parse_count(request.query_params.get("after"), "after", default=0)
@@ -284,6 +291,7 @@ def build_app(state: ServerState) -> Starlette:
         Route("/v1/captures", create_capture, methods=["POST"]),
         Route("/v1/captures/{capture_id}", capture_status, methods=["GET"]),
         Route("/v1/captures/{capture_id}/finish", finish, methods=["POST"]),
+        Route("/v1/captures/{capture_id}/restyle", restyle, methods=["POST"]),
         Route("/v1/captures/{capture_id}/events", job_events, methods=["GET"]),
         Route("/v1/captures/{capture_id}/coverage", coverage, methods=["GET"]),
         Route("/v1/captures/{capture_id}/results", results, methods=["GET"]),

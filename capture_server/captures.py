@@ -169,6 +169,23 @@ class CaptureService:
         job = self.jobs.submit(capture_id, steps) if steps and self.jobs else None
         return {**manifest_json(capture.load()), "job": job, "not_queued_because": reason}
 
+    def restyle(self, capture_id: str, body: Any) -> dict[str, Any]:
+        """Queue a restyle of the capture: ``{"output": "video" | "asset", "options": {...}}`` (the job's
+        stages come from core.submit by name; the server never imports generation)."""
+        from core.errors import ConfigError
+        from core.submit import restyle_job
+
+        if not isinstance(body, dict) or not isinstance(body.get("options", {}), dict):
+            raise RequestError('expected {"output": "video" | "asset", "options": {...}}', "body")
+        if self.jobs is None:
+            raise Conflict("this server has no job queue", capture_id)
+        capture = self.workspace.capture(capture_id)
+        try:
+            steps = restyle_job(capture, body.get("output", "video"), body.get("options", {}))
+        except ConfigError as e:
+            raise RequestError(e.reason, e.where) from None
+        return {"capture_id": capture_id, "job": self.jobs.submit(capture_id, steps)}
+
     def results_dir(self, capture_id: str) -> Path | None:
         """exports/ when something was published there, else the export run of the latest
         finished job (read-only: the server never writes results itself)."""

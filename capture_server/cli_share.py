@@ -16,6 +16,9 @@ def add_share_command(subparsers: Any, common: argparse.ArgumentParser) -> None:
                    help="capture whose exports/model.usdz to share")
     p.add_argument("--hours", type=float, default=None,
                    help="how long the link works (default: 168 = 7 days)")
+    p.add_argument("--asset", default="", metavar="NAME",
+                   help="link a restyled AR asset instead of the model (restyled-<name>, made by "
+                        "scanbridge restyle -o OUT.usdz)")
     p.add_argument("--json", action="store_true", help="print the link as JSON")
     p.add_argument("--qr-png", type=Path, default=None, metavar="FILE", help="also write the QR code as PNG")
     p.add_argument("--list", action="store_true", help="list live links (of CAPTURE_ID, or all)")
@@ -63,7 +66,7 @@ def _share(args: argparse.Namespace) -> int:
         return 0
     if not args.capture_id:
         raise InputError("give the capture to share (or --list / --revoke)", "CAPTURE_ID")
-    new = store.create(args.capture_id, DEFAULT_HOURS if args.hours is None else args.hours)
+    new = store.create(args.capture_id, DEFAULT_HOURS if args.hours is None else args.hours, args.asset)
     out = share_json(new, server_base_url(workspace))
     if args.qr_png is not None:
         atomic_write_bytes(args.qr_png, qr_png(out["url"]))

@@ -138,6 +138,26 @@ def openapi_schema(max_upload_bytes: int) -> dict[str, Any]:
                               "200": _resp("finished, nothing queued (see not_queued_because)", capture),
                               **_errors(400, 401, 404, 409)},
             }},
+            "/v1/captures/{capture_id}/restyle": {"post": {
+                "summary": "Queue a restyle by a diffusion model: an MP4 of the frames (output video) "
+                           "or a new AR asset, restyled-<name>.usdz/.glb beside the model (output asset)",
+                "parameters": _CAPTURE_PATH,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "properties": {
+                        "output": {"type": "string", "enum": ["video", "asset"]},
+                        "options": {"type": "object", "properties": {
+                            "prompt": {"type": "string"}, "negative_prompt": {"type": "string"},
+                            "mode": {"type": "string", "enum": ["stylize", "mask", "render", "storyboard"]},
+                            "fidelity": {"type": "number"}, "strength": {"type": "number"},
+                            "seed": {"type": "integer"}, "name": {"type": "string"},
+                            "image": {"type": "string"}, "image_scale": {"type": "number"},
+                            "keyframe_every": {"type": "integer"}, "max_frames": {"type": "integer"},
+                            "size": {"type": "integer"}, "steps": {"type": "integer"}},
+                            "additionalProperties": False}}}}}},
+                "responses": {"202": _resp("restyle job queued", {"type": "object", "properties": {
+                    "capture_id": {"type": "string"}, "job": {"$ref": "#/components/schemas/Job"}}}),
+                    **_errors(400, 401, 404, 409)},
+            }},
             "/v1/captures/{capture_id}/events": {"get": {
                 "summary": "Progress and log events of the capture's latest job, after an event id",
                 "parameters": [*_CAPTURE_PATH,

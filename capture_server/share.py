@@ -20,6 +20,7 @@ import hashlib
 import html
 import io
 import json
+import re
 import secrets
 import time
 from collections.abc import Iterator
@@ -46,6 +47,7 @@ DEFAULT_HOURS = 7 * 24.0
 MAX_HOURS = 365 * 24.0
 USDZ_TYPE = "model/vnd.usdz+zip"
 MODEL_NAME = "model.usdz"
+ASSET_NAME = re.compile(r"^restyled-[a-z0-9][a-z0-9-]{0,39}$")  # exports/<asset>.usdz from restyle-asset
 POSTER_NAME = "poster.png"
 VIDEO_NAME = "clip.mp4"  # `scanbridge video` publishes it to exports/
 VIDEO_TYPE = "video/mp4"
@@ -61,13 +63,14 @@ class Share:
     capture_id: str
     created: float
     expires: float  # unix time
+    asset: str = ""  # "" the capture's model; else a restyled asset in exports/ (restyled-<name>)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Share:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__})
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
 @dataclass(frozen=True)
@@ -118,17 +121,17 @@ class ShareStore:
         now = self._clock()
         return [s for s in self._read() if s.expires > now and capture_id in (None, s.capture_id)]
 
-    def create(self, capture_id: str, hours: float = DEFAULT_HOURS) -> NewShare:
-        """A new link to ``capture_id``'s exported model, valid for ``hours``."""
+    def create(self, capture_id: str, hours: float = DEFAULT_HOURS, asset: str = "") -> NewShare:
+        """A new link to ``capture_id``'s exported model (or its restyled ``asset``), valid for ``hours``."""
         if isinstance(hours, bool) or not isinstance(hours, (int, float)) or not 0 < hours <= MAX_HOURS:
             raise RequestError(f"expected a number of hours above 0 and at most {MAX_HOURS:g}, "
                                f"got {hours!r}", "hours")
-        exported_model(self.workspace, capture_id)  # no link to nothing
+        exported_model(self.workspace, capture_id, asset)  # no link to nothing
         token = secrets.token_urlsafe(_TOKEN_BYTES)
         digest = _token_hash(token)
         now = self._clock()
         share = Share(id=digest[:12], token_sha256=digest, capture_id=capture_id, created=now,
-                      expires=now + float(hours) * 3600.0)
+                      expires=now + float(hours) * 3600.0, asset=asset)
         with self._locked():
             kept = [s for s in self._read() if s.expires > now]  # expired links are dropped here
             atomic_write_json(self.path, {"version": 1, "shares": [*(s.to_json() for s in kept),
@@ -157,13 +160,23 @@ class ShareStore:
         raise NotFoundError(_NO_SUCH_LINK)
 
 
-def exported_model(workspace: Workspace, capture_id: str) -> Path:
-    """``exports/model.usdz`` of the capture (NotFoundError naming it when there is none)."""
+def exported_model(workspace: Workspace, capture_id: str, asset: str = "") -> Path:
+    """``exports/model.usdz`` of the capture, or ``exports/<asset>.usdz`` for a restyled asset
+    (NotFoundError naming it when there is none)."""
+    if asset and (not isinstance(asset, str) or not ASSET_NAME.match(asset)):
+        raise RequestError("expected a restyled asset's name, restyled-<name>", "asset")
     capture = workspace.capture(capture_id)
-    path = capture.exports_dir / MODEL_NAME
+    name = f"{asset}.usdz" if asset else MODEL_NAME
+    path = capture.exports_dir / name
     if not path.is_file():
-        raise NotFoundError("the capture has no exported model yet (exports/model.usdz)", capture_id)
+        raise NotFoundError(f"the capture has no exported model yet (exports/{name})", capture_id)
     return path
+
+
+def poster_path(workspace: Workspace, share: Share) -> Path:
+    """The poster beside the linked model: exports/poster.png, or exports/<asset>-poster.png."""
+    exports = workspace.capture(share.capture_id).exports_dir
+    return exports / (f"{share.asset}-poster.png" if share.asset else POSTER_NAME)
 
 
 def size_note(size: ModelSize | None) -> str:
@@ -250,7 +263,8 @@ def share_json(new: NewShare, base_url: str) -> dict[str, Any]:
     base = base_url.rstrip("/")
     paths = share_paths(new.token)
     return {
-        "id": new.share.id, "capture_id": new.share.capture_id, "url": base + paths["page"],
+        "id": new.share.id, "capture_id": new.share.capture_id, "asset": new.share.asset,
+        "url": base + paths["page"],
         "usdz": base + paths["usdz"], "poster": base + paths["poster"], "qr_png": base + paths["qr"],
         "created": new.share.created, "expires": new.share.expires,
         "expires_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(new.share.expires)),
@@ -277,12 +291,12 @@ def share_routes(workspace: Workspace, store: ShareStore | None = None) -> list[
 
     async def model(request: Request) -> Response:
         share = await resolve(request)
-        path = await anyio.to_thread.run_sync(exported_model, workspace, share.capture_id)
+        path = await anyio.to_thread.run_sync(exported_model, workspace, share.capture_id, share.asset)
         return FileResponse(path, media_type=USDZ_TYPE, headers=no_store)
 
     async def poster(request: Request) -> Response:
         share = await resolve(request)
-        path = workspace.capture(share.capture_id).exports_dir / POSTER_NAME
+        path = poster_path(workspace, share)
         if path.is_file():
             return FileResponse(path, media_type="image/png", headers=no_store)
         png = await anyio.to_thread.run_sync(placeholder_poster)
@@ -308,8 +322,8 @@ def share_routes(workspace: Workspace, store: ShareStore | None = None) -> list[
         body = await json_body(request)
         if not isinstance(body, dict):
             raise RequestError("expected a JSON object", "body")
-        hours = body.get("hours", DEFAULT_HOURS)
-        new = await anyio.to_thread.run_sync(store.create, request.path_params["capture_id"], hours)
+        hours, asset = body.get("hours", DEFAULT_HOURS), body.get("asset", "")
+        new = await anyio.to_thread.run_sync(store.create, request.path_params["capture_id"], hours, asset)
         return JSONResponse(share_json(new, str(request.base_url)), status_code=201)
 
     return [

@@ -18,8 +18,9 @@ from typing import Any
 from core.capture import CaptureFolder, Manifest
 from core.errors import ConfigError
 from core.jobs_schema import Step
+from core.ports import TEXTURED_MESH, run_writes
 from core.settings import Settings
-from core.stages import STAGE_GROUP
+from core.stages import STAGE_GROUP, is_done
 
 METHOD_GROUP = "scanbridge.methods"
 INGEST_STAGE = "ingest"
@@ -72,3 +73,47 @@ def default_method_job(capture: CaptureFolder, settings: Settings, method: str |
     """``method_job`` with the settings' default method and detail where none is given."""
     return method_job(capture, method or settings.default_method, detail or settings.default_detail,
                       overrides)
+
+
+RESTYLE_STAGE = "restyle"  # generation.restyle: the capture's frames restyled into an MP4
+RESTYLE_ASSET_STAGE = "restyle-asset"  # its textured mesh restyled into a new USDZ/GLB
+RESTYLE_OPTIONS = ("prompt", "negative_prompt", "mode", "fidelity", "strength", "seed", "image",
+                   "image_scale", "name", "keyframe_every", "max_frames", "size", "steps")  # all bounded
+
+
+def latest_textured_mesh_run(capture: CaptureFolder) -> str | None:
+    """The newest finished run in the capture holding a textured mesh made from its photos (not a
+    restyled one), by folder name; None when there is none. Reads only run folders (no stages)."""
+    runs = [p for p in capture.runs_dir.iterdir() if p.is_dir()] if capture.runs_dir.is_dir() else []
+    found = [p for p in runs if not p.name.startswith(RESTYLE_ASSET_STAGE + "-") and is_done(p)
+             and TEXTURED_MESH in run_writes(p) and (p / "textured.npz").is_file()]
+    return max(found, key=lambda p: (p / "status.json").stat().st_mtime).name if found else None
+
+
+def restyle_job(capture: CaptureFolder, output: str, options: Mapping[str, Any]) -> list[Step]:
+    """The steps that restyle ``capture``: ``output`` "video" (the restyle stage, an MP4) or "asset"
+    (restyle-asset on its newest textured mesh, then publish: restyled-<name>.usdz/.glb in exports/).
+    Only RESTYLE_OPTIONS are taken from ``options``; the stage checks their values."""
+    unknown = sorted(set(options) - set(RESTYLE_OPTIONS))
+    if unknown:
+        raise ConfigError(f"unknown restyle options {unknown} (known: {', '.join(RESTYLE_OPTIONS)})",
+                          "options")
+    stages = registered_stages()
+    config = dict(options)
+    if output == "video":
+        config.pop("name", None)
+        stage = RESTYLE_STAGE
+        steps = [Step(stage, config)]
+    elif output == "asset":
+        for video_only in ("mode", "keyframe_every", "max_frames"):
+            config.pop(video_only, None)
+        mesh_run = latest_textured_mesh_run(capture)
+        if mesh_run is None:
+            raise ConfigError("the capture has no textured mesh yet: process it first", "output")
+        stage = RESTYLE_ASSET_STAGE
+        steps = [Step(stage, {**config, "mesh_run": mesh_run}), Step(PUBLISH_STAGE)]
+    else:
+        raise ConfigError(f"must be video or asset, got {output!r}", "output")
+    if stage not in stages:
+        raise ConfigError(f"restyling is not installed here (no {stage!r} stage)", "output")
+    return steps

@@ -21,11 +21,13 @@ from desktop.panels.devices import DevicesPanel
 from desktop.panels.jobs import JobsPanel
 from desktop.panels.library import LibraryPanel
 from desktop.panels.live import LiveController, LiveFeed, LivePanel
+from desktop.panels.restyle import RestylePanel
 from desktop.panels.result_view import ResultView
 from desktop.panels.settings import SettingsPanel
 from desktop.viewer.widget import ViewerWidget
 
-PANELS = ("Library", "Capture", "Result", "Create", "Jobs", "Devices", "Live capture", "Settings")
+PANELS = ("Library", "Capture", "Result", "Create", "Restyle", "Jobs", "Devices", "Live capture",
+          "Settings")
 STYLE = """
 QMainWindow, QWidget { background: #23262c; color: #e3e6eb; }
 QListWidget#nav { background: #1b1d22; border: none; font-size: 14px; padding-top: 8px; }
@@ -63,12 +65,13 @@ class MainWindow(QMainWindow):
         self.live = LivePanel(self.live_feed)
         self.live_controller = LiveController(ctx, self.live_feed, self)
         self.settings = SettingsPanel(ctx)
+        self.restyle = RestylePanel(ctx.services, ctx.tasks)
         self.nav = QListWidget()
         self.nav.setObjectName("nav")
         self.nav.setFixedWidth(180)
         self.nav.addItems(PANELS)
         self.stack = QStackedWidget()
-        for panel in (self.library, self.capture_view, self.result_view, self.create, self.jobs,
+        for panel in (self.library, self.capture_view, self.result_view, self.create, self.restyle, self.jobs,
                       self.devices, self.live, self.settings):
             self.stack.addWidget(panel)
         self.nav.currentRowChanged.connect(self.stack.setCurrentIndex)
@@ -103,6 +106,7 @@ class MainWindow(QMainWindow):
 
     def open_capture(self, capture_id: str) -> None:
         self.capture_view.open(capture_id)
+        self.restyle.set_capture(capture_id)
         self.show_panel("Capture")
 
     def open_result(self, capture_id: str) -> None:

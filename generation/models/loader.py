@@ -102,7 +102,7 @@ def mode_pipeline(pipe: Any, family: str, mode: str) -> Any:
     loaded restyle pipeline and sharing its weights (nothing is loaded again)."""
     import diffusers
 
-    if mode == "stylize":
+    if mode in ("stylize", "storyboard"):  # storyboard: the same img2img, an edge ControlNet
         return pipe
     twin = getattr(diffusers, PIPELINE_CLASSES[(family, mode)]).from_pipe(pipe)
     twin.set_progress_bar_config(disable=True)
@@ -157,3 +157,40 @@ def load_text_to_image_pipeline(model: ResolvedModel, *, device: str = "cpu", dt
     pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+def load_ip_adapter(pipe: Any, adapter: ResolvedModel, *, scale: float = 0.6, allow_download: bool = False,
+                    models_dir: Path | None = None) -> None:
+    """Give ``pipe`` an IP-Adapter (its image projection, its key/value layers, its CLIP image encoder)
+    so it can take a reference image; ``scale`` is how much the image counts against the prompt."""
+    from generation.models.presets import IP_ADAPTER_FILES
+
+    files = IP_ADAPTER_FILES.get(adapter.name, IP_ADAPTER_FILES["ip-adapter-sd15"])
+    if adapter.local:
+        weights = Path(adapter.location) / files.subfolder / files.weight_name
+        if not weights.is_file():
+            raise InputError(f"no IP-Adapter weights here (expected {files.subfolder}/{files.weight_name})",
+                             adapter.location)
+    try:
+        pipe.load_ip_adapter(adapter.location, subfolder=files.subfolder, weight_name=files.weight_name,
+                             image_encoder_folder=files.image_encoder,
+                             local_files_only=adapter.local or not allow_download)
+    except (OSError, ValueError, KeyError, RuntimeError) as e:
+        if adapter.local:
+            raise InputError(f"cannot load IP-Adapter {adapter.name!r} from this folder: {e}",
+                             adapter.location) from None
+        if not allow_download:
+            raise DependencyError(
+                f"IP-Adapter {adapter.name!r} is not on this machine and downloads are off: "
+                f"{adapter.where_to_put(models_dir)}, or allow the download (--download)",
+                adapter.name) from None
+        raise DependencyError(f"could not fetch IP-Adapter {adapter.name!r} ({adapter.location}): {e}",
+                              adapter.name) from None
+    pipe.set_ip_adapter_scale(scale)
+
+
+def reference_embeddings(pipe: Any, image: Any, guidance: bool) -> list[Any]:
+    """The reference image's IP-Adapter embeddings ([unconditional, conditional] with guidance), computed
+    once per clip and handed to every pipeline call (which repeats them for its batch)."""
+    device = next(pipe.unet.parameters()).device
+    return pipe.prepare_ip_adapter_image_embeds(ip_adapter_image=image, ip_adapter_image_embeds=None,
+                                                device=device, num_images_per_prompt=1,
+                                                do_classifier_free_guidance=guidance)

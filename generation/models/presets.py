@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # What a model is for; the loader picks the class from it.
-KINDS = ("sd15", "sdxl", "controlnet", "lora", "depth-estimator", "shap-e", "shap-e-img2img")
+KINDS = ("sd15", "sdxl", "controlnet", "lora", "depth-estimator", "ip-adapter", "shap-e", "shap-e-img2img")
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,12 @@ MODELS: dict[str, ModelSpec] = {m.name: m for m in (
               "https://huggingface.co/spaces/CompVis/stable-diffusion-license", 5.2),
     ModelSpec("sd15-controlnet-depth", "controlnet", "lllyasviel/control_v11f1p_sd15_depth",
               "CreativeML OpenRAIL-M", "https://huggingface.co/lllyasviel/control_v11f1p_sd15_depth", 1.4),
+    ModelSpec("sd15-controlnet-canny", "controlnet", "lllyasviel/control_v11p_sd15_canny",
+              "CreativeML OpenRAIL-M", "https://huggingface.co/lllyasviel/control_v11p_sd15_canny", 1.4,
+              note="storyboard mode: structure from a mock-up's lines"),
+    ModelSpec("sdxl-controlnet-canny", "controlnet", "diffusers/controlnet-canny-sdxl-1.0",
+              "CreativeML OpenRAIL++-M", "https://huggingface.co/diffusers/controlnet-canny-sdxl-1.0", 5.0,
+              note="storyboard mode: structure from a mock-up's lines"),
     ModelSpec("sdxl", "sdxl", "stabilityai/stable-diffusion-xl-base-1.0",
               "CreativeML OpenRAIL++-M (use restrictions apply)",
               "https://huggingface.co/stabilityai/stable-diffusion-xl-base-1.0/blob/main/LICENSE.md", 7.0),
@@ -38,6 +44,12 @@ MODELS: dict[str, ModelSpec] = {m.name: m for m in (
     ModelSpec("lcm-lora-sd15", "lora", "latent-consistency/lcm-lora-sdv1-5",
               "CreativeML OpenRAIL++-M", "https://huggingface.co/latent-consistency/lcm-lora-sdv1-5", 0.14,
               note="needs the peft package (pip install 'scanbridge[gen]')"),
+    ModelSpec("ip-adapter-sd15", "ip-adapter", "h94/IP-Adapter", "Apache-2.0",
+              "https://huggingface.co/h94/IP-Adapter", 0.7,
+              note="a reference image's look (its CLIP image embedding) for SD 1.5 presets"),
+    ModelSpec("ip-adapter-sdxl", "ip-adapter", "h94/IP-Adapter", "Apache-2.0",
+              "https://huggingface.co/h94/IP-Adapter", 3.4,
+              note="a reference image's look (its CLIP image embedding) for SDXL presets"),
     ModelSpec("depth-anything-v2-small", "depth-estimator", "depth-anything/Depth-Anything-V2-Small-hf",
               "Apache-2.0", "https://huggingface.co/depth-anything/Depth-Anything-V2-Small-hf", 0.1,
               note="only for frames without sensor or rendered depth"),
@@ -72,3 +84,21 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
 )}
 
 DEPTH_ESTIMATOR = "depth-anything-v2-small"
+
+
+@dataclass(frozen=True)
+class AdapterFiles:
+    """Where an IP-Adapter's weights and its CLIP image encoder lie inside its folder (or hub repository)."""
+
+    subfolder: str
+    weight_name: str
+    image_encoder: str  # a folder under ``subfolder``, or a path from the root when it holds a '/'
+
+
+IP_ADAPTER_FILES = {  # by model name; a user's own folder uses the sd15 layout unless named here
+    "ip-adapter-sd15": AdapterFiles("models", "ip-adapter_sd15.safetensors", "image_encoder"),
+    "ip-adapter-sdxl": AdapterFiles("sdxl_models", "ip-adapter_sdxl.safetensors",
+                                    "sdxl_models/image_encoder"),
+}
+EDGE_CONTROLNET_FOR = {"sd15": "sd15-controlnet-canny", "sdxl": "sdxl-controlnet-canny"}  # storyboard
+IP_ADAPTER_FOR = {"sd15": "ip-adapter-sd15", "sdxl": "ip-adapter-sdxl"}  # by base family

@@ -1,7 +1,10 @@
-"""Restyling a sequence of capture frames: Gen-1's stylize, mask and render modes, temporally consistent.
+"""Restyling a sequence of capture frames: Gen-1's stylize, mask, render and storyboard modes, temporally
+consistent.
 
 stylize: img2img from the photo, structure from depth. mask: the same, only on the subject.
 render: text-to-image from depth alone (untextured geometry -> a finished look; the photos are unused).
+storyboard: rough mock-up frames (sketches, lines, blocky renders) -> a finished look: img2img from the
+mock-up, structure from its edges (a canny/lineart ControlNet) instead of depth.
 
 Keyframes (every ``keyframe_every``-th frame, and the last) go through the depth-ControlNet
 pipeline in batches; with ``cross_frame`` on, each batch also carries the first keyframe and the
@@ -12,7 +15,7 @@ capture's depth and poses, blended by distance, and the pixels neither saw are i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,10 +26,10 @@ from PIL import Image
 from core.errors import ConfigError
 from core.progress import CancelToken, Progress
 from generation.restyle.attention import FrameLayout, cross_frame_attention
-from generation.restyle.frames import RestyleFrame, control_images, subject_mask
+from generation.restyle.frames import RestyleFrame, control_images, edge_images, subject_mask
 from generation.restyle.warp import warp_image
 
-MODES = ("stylize", "mask", "render")
+MODES = ("stylize", "mask", "render", "storyboard")
 
 
 @dataclass(frozen=True)
@@ -98,31 +101,53 @@ def _batches(keys: list[int], batch: int, cross_frame: bool) -> list[tuple[list[
 
 
 def restyle_frames(pipe: Any, frames: Sequence[RestyleFrame], settings: RestyleSettings, *,
+                   reference: np.ndarray | None = None, done: Mapping[int, np.ndarray] | None = None,
+                   on_keyframes: Callable[[dict[int, np.ndarray]], None] | None = None,
                    progress: Progress | None = None, cancel: CancelToken | None = None) -> RestyleResult:
     """Restyle ``frames`` with a loaded depth-ControlNet pipeline (img2img for stylize, its inpainting
-    twin for mask) and return one image per frame."""
+    twin for mask) and return one image per frame. ``reference``: an (H, W, 3) uint8 image whose look
+    the pipeline's IP-Adapter carries over (the pipeline must have one loaded).
+
+    Resuming: ``done`` holds keyframes an earlier attempt finished (by frame index); a pipeline call
+    whose new keyframes are all there is skipped, and the rest are made exactly as in one go (the
+    same batches, anchors and seed). ``on_keyframes`` hears every keyframe finished so far after
+    each call (to checkpoint them)."""
     import torch
+
+    from generation.models.loader import reference_embeddings
 
     settings.check()
     progress = progress or Progress("restyle")
     cancel = cancel or CancelToken()
-    hints = control_images(frames, settings.depth_blur)
+    if settings.mode == "storyboard":
+        hints = edge_images(frames, settings.fidelity)
+    else:
+        hints = control_images(frames, settings.depth_blur)
     masks = [subject_mask(f) for f in frames] if settings.mode == "mask" else None
     keys = keyframe_indices(frames, settings.keyframe_every)
-    outputs: dict[int, np.ndarray] = {}
+    outputs: dict[int, np.ndarray] = {i: image for i, image in (done or {}).items() if i in keys}
     layout = FrameLayout(1)
 
     def check_cancel(_pipe: Any, _step: int, _t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
         cancel.check()
         return kwargs
 
+    reference_embeds = None
+    if reference is not None:
+        if getattr(pipe, "image_encoder", None) is None:
+            raise ConfigError("a reference image needs an IP-Adapter loaded with the pipeline", "image")
+        reference_embeds = reference_embeddings(pipe, Image.fromarray(reference), settings.guidance > 1)
     calls = _batches(keys, settings.batch, settings.cross_frame)
     keys_share = 0.95 if len(keys) < len(frames) else 1.0
     with cross_frame_attention(pipe.unet, layout) if settings.cross_frame else _nothing():
         for n_call, (indices, n_anchors) in enumerate(calls):
             cancel.check()
+            if all(i in outputs for i in indices[n_anchors:]):
+                continue
             layout.frames = len(indices)
             extra: dict[str, Any] = {}
+            if reference_embeds is not None:
+                extra["ip_adapter_image_embeds"] = reference_embeds
             if masks is not None:
                 extra["mask_image"] = [Image.fromarray((masks[i] * 255).astype(np.uint8)) for i in indices]
             h, w = frames[indices[0]].rgb.shape[:2]
@@ -145,6 +170,8 @@ def restyle_frames(pipe: Any, frames: Sequence[RestyleFrame], settings: RestyleS
                 if masks is not None:
                     out = _composite(out, frames[i].rgb, masks[i])
                 outputs[i] = out
+            if on_keyframes is not None:
+                on_keyframes(dict(outputs))
             progress.update(keys_share * (n_call + 1) / len(calls), f"keyframe {len(outputs)}/{len(keys)}")
     holes = total = 0
     for i in range(len(frames)):

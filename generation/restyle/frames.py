@@ -145,6 +145,18 @@ def control_images(frames: Sequence[RestyleFrame], blur_sigma_fraction: float) -
     return hints
 
 
+def edge_images(frames: Sequence[RestyleFrame], fidelity: float) -> list[np.ndarray]:
+    """Edge ControlNet hints (H, W, 3) float32 in 0..1, white lines on black (as canny and lineart nets
+    were trained on), from each mock-up frame. Higher fidelity keeps fainter lines (lower thresholds)."""
+    high = int(round(200 - 120 * fidelity))  # fidelity 0: only strong lines; 1: faint ones too
+    hints = []
+    for f in frames:
+        grey = cv2.cvtColor(f.rgb, cv2.COLOR_RGB2GRAY)
+        edges = cv2.Canny(grey, high // 2, high).astype(np.float32) / 255.0
+        hints.append(np.repeat(edges[..., None], 3, axis=2))
+    return hints
+
+
 def estimate_disparity(processor: Any, model: Any, rgb: np.ndarray) -> np.ndarray:
     """A transformers depth estimator's relative inverse depth (near = large) at the image's size."""
     import torch

@@ -109,7 +109,7 @@ def test_cancel_stops_the_stage_between_steps_and_records_it(sample_capture):
     with pytest.raises(Cancelled):
         execute_stage(capture, STAGE, {**TINY, "max_frames": 3, "seed": 7}, sink=sink, cancel=cancel)
     run = next(p for p in capture.runs_dir.iterdir() if p.name.startswith("restyle-") and
-               (read_status(p) or {}).get("state") == "cancelled")
+               (read_status(p) or {}).get("state") == "interrupted")  # resumable: its keyframes are kept
     assert not (run / "restyle.mp4").exists()
 
 

@@ -47,10 +47,10 @@ def test_bad_options_are_refused_before_any_work(sample_capture, tmp_path, extra
     assert err.value.where == where and exit_code(err.value) == 2
 
 
-def test_only_mp4_output_is_written(sample_capture, tmp_path):
+def test_only_mp4_or_ar_asset_output_is_written(sample_capture, tmp_path):
     workspace, capture = sample_capture
     args = _parse(["restyle", capture.id, "--workspace", str(workspace.root), "--prompt", "x",
-                   "-o", str(tmp_path / "o.usdz")])
+                   "-o", str(tmp_path / "o.avi")])
     with pytest.raises(ConfigError, match="mp4"):
         args.func(args)
 

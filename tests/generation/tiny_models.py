@@ -193,4 +193,29 @@ def save_tiny_shap_e_img2img(folder: Path, seed: int = 0) -> Path:
         intermediate_size=37, projection_dim=32))
     processor = CLIPImageProcessor(size=32, crop_size=32, do_center_crop=True, do_resize=True, resample=3)
     ShapEImg2ImgPipeline(image_encoder=encoder, image_processor=processor, **parts).save_pretrained(folder)
+def save_tiny_ip_adapter(folder: Path, unet, seed: int = 0) -> Path:
+    """A tiny random IP-Adapter for ``unet`` in the hub's layout (models/ip-adapter_sd15.safetensors and
+    models/image_encoder/, a CLIPVisionModelWithProjection); returns ``folder``."""
+    from safetensors.torch import save_file
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    torch.manual_seed(seed)
+    clip_dim, tokens = 32, 4
+    cross_dim = unet.config.cross_attention_dim
+    encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(
+        hidden_size=32, projection_dim=clip_dim, num_hidden_layers=2, num_attention_heads=4, image_size=32,
+        patch_size=8, intermediate_size=37))
+    encoder.save_pretrained(folder / "models" / "image_encoder")
+    weights = {
+        "image_proj.proj.weight": torch.randn(cross_dim * tokens, clip_dim) * 0.3,
+        "image_proj.proj.bias": torch.zeros(cross_dim * tokens),
+        "image_proj.norm.weight": torch.ones(cross_dim),
+        "image_proj.norm.bias": torch.zeros(cross_dim),
+    }
+    for index, name in enumerate(unet.attn_processors):  # diffusers numbers every processor; attn2 are odd
+        if name.endswith("attn2.processor"):
+            hidden = unet.get_submodule(name.removesuffix(".processor")).to_q.out_features
+            for kv in ("k", "v"):
+                weights[f"ip_adapter.{index}.to_{kv}_ip.weight"] = torch.randn(hidden, cross_dim) * 0.3
+    save_file(weights, str(folder / "models" / "ip-adapter_sd15.safetensors"))
     return folder
