@@ -25,7 +25,8 @@ CONFIG = TrainConfig(steps=STEPS, max_splats=5000, densify_from=10, densify_ever
 @pytest.fixture(scope="module")
 def views():
     rendered = render_orbit(6, (24, 18), elevations_deg=(25.0,), radius_m=0.5)
-    return [TrainView(f"v{i}", v.rgb.astype(np.float32) / 255.0, v.camera, v.c2w) for i, v in enumerate(rendered)]
+    return [TrainView(f"v{i}", v.rgb.astype(np.float32) / 255.0, v.camera, v.c2w)
+            for i, v in enumerate(rendered)]
 
 
 def _trainer(views):
