@@ -73,6 +73,7 @@ def run_process(args: argparse.Namespace) -> int:
     from core.progress import Progress
     from core.settings import load_settings
     from core.workspace import Workspace
+    from recon.methods import capture_facts, expected_time, load_method
     from recon.pipeline import process
 
     workspace = Workspace(getattr(args, "workspace", None))
@@ -86,6 +87,10 @@ def run_process(args: argparse.Namespace) -> int:
             from recon.ingest import ingest
 
             capture = ingest(Path(args.source), workspace, name=args.name, progress=Progress("import", show))
+        # Before anything is queued: the expected time, or the refusal of a run that takes hours.
+        expected = expected_time(load_method(method), capture_facts(capture), detail)
+        if expected is not None:
+            print(f"{method} at detail {detail}: expected {expected}", flush=True)
         result = process(workspace, capture, method=method, detail=detail, out=args.output,
                          sink=show, mesh_options=mesh_options(args))
     export = next(o for o in result.outcomes if o.stage == "export").result
