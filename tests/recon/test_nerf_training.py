@@ -17,8 +17,8 @@ from recon.nerf.nsconfig import TrainSettings
 from recon.nerf.training import train
 from recon.sample import render_orbit
 
-STEPS = 120  # held-out PSNR rose 9.3 -> 16.3 dB in 150 steps here; 6 dB is asserted in the slow test
-MIN_RISE_DB = 4.0
+STEPS = 150  # held-out PSNR rose 9.3 -> 16.3 dB in 150 steps here (seeded, one torch thread)
+MIN_RISE_DB = 6.0  # the done-when, in the default suite
 CANCEL_AT = 40  # the sink cancels when it sees this step reported
 SIZE = (64, 48)
 
@@ -75,13 +75,6 @@ def test_held_out_psnr_rises(runs):
     assert runs["first"].last_step == 0
     rise = runs["last_psnr"] - runs["first_psnr"]
     assert rise >= MIN_RISE_DB, (runs["first_psnr"], runs["last_psnr"])
-
-
-@pytest.mark.slow
-def test_held_out_psnr_rises_by_6_db(tmp_path):
-    result = _train_cancel_resume(tmp_path, 300, 100)
-    assert result["resumed"].last_step == 299
-    assert result["last_psnr"] - result["first_psnr"] >= 6.0, (result["first_psnr"], result["last_psnr"])
 
 
 def test_progress_reports_step_loss_psnr_and_eta(runs):
