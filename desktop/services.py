@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.capture import CaptureFolder
 from core.errors import ConfigError, InputError, JobError, NotFoundError, ScanBridgeError
@@ -29,6 +29,9 @@ from core.submit import default_method_job, method_job, method_names
 from core.workspace import Workspace
 from desktop import capture_info
 from desktop.capture_info import CaptureSummary, ResultFile
+
+if TYPE_CHECKING:
+    from recon.methods import CaptureFacts, Method
 
 METHODS = tuple(method_names())  # registered methods (recon.methods), auto first
 DETAILS = ("preview", "reduced", "medium", "full")
@@ -57,13 +60,39 @@ class MethodChoice:
     name: str
     description: str
     why_not: str | None  # why it does not apply to the capture; None when it does
+    # (detail, what it is expected to take on this machine, or why it would be refused there)
+    expected: tuple[tuple[str, str], ...] = ()
+
+    def expected_at(self, detail: str) -> str | None:
+        return dict(self.expected).get(detail)
+
+
+def _expected_lines(method: Method, facts: CaptureFacts) -> tuple[tuple[str, str], ...]:
+    from recon.methods import expected_time
+
+    lines = []
+    for detail in DETAILS:
+        try:
+            line = expected_time(method, facts, detail)
+        except ConfigError as e:
+            line = f"refused here: {e.reason}"
+        if line is not None:
+            lines.append((detail, line))
+    return tuple(lines)
 
 
 def method_choices(capture: CaptureFolder) -> list[MethodChoice]:
-    """Every registered method for the Method menu, with the reason for those that do not apply."""
-    from recon.methods import availability
+    """Every registered method for the Method menu, with the reason for those that do not apply
+    and, for those that say it, the expected time on this machine at each detail."""
+    from recon.methods import capture_facts, why_not
+    from recon.methods import methods as registered
 
-    return [MethodChoice(m.name, m.description, why) for m, why in availability(capture)]
+    facts = capture_facts(capture)
+    choices = []
+    for m in registered():
+        why = why_not(m, facts)
+        choices.append(MethodChoice(m.name, m.description, why, () if why else _expected_lines(m, facts)))
+    return choices
 
 
 class _ServerHandle:

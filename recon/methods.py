@@ -72,6 +72,10 @@ class Method:
     # A method that stands for another one (auto): the name it picks for this capture.
     picks: Callable[[CaptureFacts], str] | None = None
     makes_model: bool = True  # ends in an export, so the plan adds publish
+    # How long it is expected to take on this machine at a detail preset, as a line for the user
+    # ("about 18 min on this machine's CPU"); ConfigError naming the time and the preset that fits
+    # where it would run for hours. None: no estimate (the classic methods take minutes).
+    expected: Callable[[CaptureFacts, str], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,13 @@ def capture_facts(capture: CaptureFolder) -> CaptureFacts:
 
 def _resolve(method: Method, facts: CaptureFacts) -> Method:
     return load_method(method.picks(facts)) if method.picks is not None else method
+
+
+def expected_time(method: Method, facts: CaptureFacts, detail: str) -> str | None:
+    """The method's expected-time line on this machine at ``detail`` (None: it gives none);
+    ConfigError when it would be refused for taking hours."""
+    chosen = _resolve(method, facts)
+    return chosen.expected(facts, detail) if chosen.expected is not None else None
 
 
 def why_not(method: Method, facts: CaptureFacts) -> str | None:

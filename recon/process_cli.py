@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -102,10 +103,11 @@ def export_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_process(args: argparse.Namespace) -> int:
-    from core.console import command_progress, report_result
+    from core.console import command_progress, json_line, report_result, wants_json
     from core.progress import Progress
     from core.settings import load_settings
     from core.workspace import Workspace
+    from recon.methods import capture_facts, expected_time, load_method
     from recon.pipeline import check_output, process
 
     workspace = Workspace(getattr(args, "workspace", None))
@@ -120,6 +122,14 @@ def run_process(args: argparse.Namespace) -> int:
             from recon.ingest import ingest
 
             capture = ingest(Path(args.source), workspace, name=args.name, progress=Progress("import", show))
+        # Before anything is queued: the expected time, or the refusal of a run that takes hours.
+        expected = expected_time(load_method(method), capture_facts(capture), detail)
+        if expected is not None:
+            if wants_json(args):
+                json_line({"event": "expected", "method": method, "detail": detail,
+                           "expected": str(expected)})
+            elif not args.quiet:
+                print(f"{method} at detail {detail}: expected {expected}", file=sys.stderr, flush=True)
         result = process(workspace, capture, method=method, detail=detail, out=args.output,
                          sink=show, mesh_options=mesh_options(args), export_options=export_options(args))
     export = next(o for o in result.outcomes if o.stage == "export").result

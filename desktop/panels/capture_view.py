@@ -154,6 +154,11 @@ class CaptureView(QWidget):
         row.addWidget(QLabel("Detail"))
         row.addWidget(self.detail, 1)
         proc_box.addLayout(row)
+        self.expected = QLabel()  # what the chosen method takes on this machine at this detail
+        self.expected.setWordWrap(True)
+        proc_box.addWidget(self.expected)
+        self.method.currentTextChanged.connect(self._show_expected)
+        self.detail.currentTextChanged.connect(self._show_expected)
         buttons = QHBoxLayout()
         self.process_button = QPushButton("Process")
         self.process_button.setDefault(True)
@@ -251,9 +256,18 @@ class CaptureView(QWidget):
         self.viewer.set_scene(details.scene, reset_camera=before is None)
         for choice in details.methods:
             tip = choice.description + (f"\nNot for this capture: {choice.why_not}" if choice.why_not else "")
+            tip += "".join(f"\n{detail}: {line}" for detail, line in choice.expected)
             self.method.setItemData(self.method.findText(choice.name), tip, Qt.ItemDataRole.ToolTipRole)
+        self._show_expected()
         self.result_button.setEnabled(True)
         self._update_process_button()
+
+    def _show_expected(self) -> None:
+        choice = next((c for c in (self.details.methods if self.details else ())
+                       if c.name == self.method.currentText()), None)
+        line = choice.expected_at(self.detail.currentText()) if choice is not None else None
+        self.expected.setText(f"Expected: {line}" if line else "")
+        self.expected.setVisible(bool(line))
 
     def process(self) -> None:
         if self.capture_id is None or self._submitting or self._active_jobs:

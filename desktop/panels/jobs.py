@@ -29,6 +29,7 @@ from core.jobs import Job, JobEvent
 from core.jobs_cli import format_eta
 from desktop.capture_info import CaptureNames
 from desktop.context import AppContext
+from desktop.panels.training import TrainingPanel
 
 COLUMNS = ("Job", "Capture", "State", "Stage", "Progress", "ETA", "Message", "Node")
 MESSAGE_COLUMN = COLUMNS.index("Message")
@@ -87,8 +88,11 @@ class JobsPanel(QWidget):
         self.log.setPlaceholderText("Select a job to see its log")
         self.log.setMaximumBlockCount(5000)
         split.addWidget(self.log)
+        self.training = TrainingPanel()  # the selected job's PSNR curve and latest preview
+        split.addWidget(self.training)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
+        split.setStretchFactor(2, 2)
         layout.addWidget(split, 1)
         ctx.signals.jobs_changed.connect(self.poll)
         self._timer = QTimer(self, interval=poll_ms)
@@ -200,6 +204,7 @@ class JobsPanel(QWidget):
         if job_id != self._log_job:
             self._log_job, self._log_after = job_id, 0
             self.log.clear()
+            self.training.clear()
             self.poll()
         self._update_buttons()
 
@@ -224,6 +229,10 @@ class JobsPanel(QWidget):
             lines.append(f"[{last_metric.stage}] step {last_metric.step}  {values}")
         if lines:
             self.log.appendPlainText("\n".join(lines))
+        job = next((j for j in self.jobs if j.id == self._log_job), None)
+        if job is not None:
+            self.training.add_events([e for e in events if e.job_id == job.id],
+                                     self.ctx.services.workspace.captures_dir / job.capture_id)
 
     # -- actions -------------------------------------------------------------------------------
 

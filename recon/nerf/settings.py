@@ -100,6 +100,18 @@ def _fmt_minutes(minutes: float) -> str:
     return f"{minutes / 60:.1f} h" if minutes >= 90 else f"{max(1, round(minutes))} min"
 
 
+def expected(detail: str) -> str:
+    """A line saying what a run at ``detail`` is expected to take on this machine; ConfigError
+    (the time and the preset that fits) where a CPU run would be refused."""
+    settings, side = resolve(NerfConfig(detail=detail))
+    if settings.device == "cpu":
+        minutes = cpu_minutes(settings.steps, settings.rays_per_batch)
+        return (f"about {_fmt_minutes(minutes)} on this machine's CPU ({settings.steps} steps of "
+                f"{settings.rays_per_batch} rays, photos at {side} px)")
+    return (f"{settings.steps} steps of {settings.rays_per_batch} rays on the {settings.device} GPU, "
+            f"photos at {side} px (GPU time is not estimated yet)")
+
+
 def resolve(config: NerfConfig) -> tuple[TrainSettings, int]:
     """-> (train settings, max image side) for this machine; ConfigError for a CPU run too long."""
     preset = PRESETS[config.detail]

@@ -51,7 +51,7 @@ def run(ctx: StageContext, config: NerfConfig) -> dict[str, Any]:
     progress.update(0.02, f"{len(views)} photos at {views[0].camera.width}x{views[0].camera.height}")
 
     result = train(ctx.out_dir / DATA_DIR, ctx.out_dir, settings, checkpoint_store(ctx),
-                   progress.sub(0.02, 0.9), ctx.cancel)
+                   progress.sub(0.02, 0.9), ctx.cancel, preview_dir=ctx.out_dir)
     model = TrainedNerf(ctx.out_dir, settings, result.checkpoint, result.base_dir)
     mesh = fuse_rendered_depth(model, evenly(views, config.mesh_max_views), config.mesh_voxels_per_distance,
                                config.mesh_min_accumulation, progress.sub(0.9, 1.0), ctx.cancel)

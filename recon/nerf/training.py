@@ -25,9 +25,11 @@ from core.errors import Cancelled, StageError
 from core.progress import CancelToken, Progress
 from recon.nerf.checkpoints import CHECKPOINT_FILE, CheckpointStore
 from recon.nerf.nsconfig import TrainSettings, no_lpips_download, trainer_config, use_threads
+from recon.training_preview import preview_every, write_preview
 
 REPORT_EVERY = 10  # steps between metric reports (each reads loss and PSNR off the device)
 ETA_WINDOW = 50  # steps in the moving average of step time
+PREVIEW_SIDE = 64  # pixels, the longer side of the training preview render
 
 
 @dataclass(frozen=True)
@@ -106,9 +108,11 @@ def _trainer_class() -> type:
 class _Reporter:
     """The callback after every iteration: progress with ETA, metrics, and the cancel check."""
 
-    def __init__(self, trainer: Any, total: int, first: int, progress: Progress, cancel: CancelToken) -> None:
+    def __init__(self, trainer: Any, total: int, first: int, progress: Progress, cancel: CancelToken,
+                 preview_dir: Path | None = None) -> None:
         self.trainer, self.total, self.first = trainer, total, first
         self.progress, self.cancel = progress, cancel
+        self.preview_dir, self.preview_every = preview_dir, preview_every(total)
         self.times: deque[float] = deque(maxlen=ETA_WINDOW)
         self.last_time = time.monotonic()
         self.psnr: float | None = None
@@ -121,6 +125,8 @@ class _Reporter:
         if self.cancel.cancelled:
             self.trainer.stop_training = True
         done = step + 1
+        if self.preview_dir is not None and (done % self.preview_every == 0 or done == self.total):
+            self._preview(done)
         if done % REPORT_EVERY and done != self.total and not self.cancel.cancelled:
             return
         loss, _, metrics = self.trainer.last_output
@@ -133,12 +139,25 @@ class _Reporter:
             text += f"  PSNR {self.psnr:.2f} dB"
         text += f"  ETA {_duration(eta)}"
         self.progress.update(done / self.total, text)
-        metric = getattr(self.progress, "metric", None)  # metric events, where core has them
-        if metric is not None and math.isfinite(self.loss):
-            values = {"loss": self.loss, "eta_s": eta}
-            if self.psnr is not None and math.isfinite(self.psnr):
-                values["psnr"] = self.psnr
-            metric(done, values)
+        values = {"loss": self.loss, "eta_s": eta}
+        if self.psnr is not None and math.isfinite(self.psnr):
+            values["psnr"] = self.psnr
+        self.progress.metric(done, values)
+
+
+    def _preview(self, done: int) -> None:
+        """Render the first training view, small, and report it."""
+        pipeline = self.trainer.pipeline
+        camera = pipeline.datamanager.train_dataset.cameras[0:1]
+        size = float(max(int(camera.width[0, 0]), int(camera.height[0, 0])))
+        if size > PREVIEW_SIDE:
+            camera.rescale_output_resolution(PREVIEW_SIDE / size)
+        pipeline.eval()
+        try:
+            out = pipeline.model.get_outputs_for_camera(camera.to(pipeline.device))
+        finally:
+            pipeline.train()
+        write_preview(self.preview_dir, "nerf", done, out["rgb"].clamp(0, 1).cpu().numpy(), self.progress)
 
 
 def _duration(seconds: float) -> str:
@@ -149,8 +168,9 @@ def _duration(seconds: float) -> str:
 
 
 def train(data_dir: Path, out_dir: Path, settings: TrainSettings, store: CheckpointStore,
-          progress: Progress, cancel: CancelToken) -> TrainResult:
-    """Train (or resume) nerfacto on ``data_dir``/transforms.json up to ``settings.steps``."""
+          progress: Progress, cancel: CancelToken, preview_dir: Path | None = None) -> TrainResult:
+    """Train (or resume) nerfacto on ``data_dir``/transforms.json up to ``settings.steps``; with
+    ``preview_dir`` (the run folder), about ten small renders of a training view are reported."""
     from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackLocation
 
     latest = store.latest()
@@ -176,7 +196,7 @@ def train(data_dir: Path, out_dir: Path, settings: TrainSettings, store: Checkpo
                          resume_path)
     if latest is not None:
         progress.log(f"resuming nerfacto from step {latest.step}: {settings.steps - first} steps left")
-    reporter = _Reporter(trainer, settings.steps, first, progress, cancel)
+    reporter = _Reporter(trainer, settings.steps, first, progress, cancel, preview_dir)
     trainer.callbacks.append(TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN_ITERATION], reporter))
     trainer.train()
     saved = store.latest()

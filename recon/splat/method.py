@@ -16,14 +16,25 @@ def _unavailable(facts: CaptureFacts) -> str | None:
     return None
 
 
+def _detail(detail: str) -> str:
+    return "preview" if detail == "reduced" else detail  # no reduced preset here
+
+
+def _expected(facts: CaptureFacts, detail: str) -> str:
+    from recon.splat.backend import pick_device
+    from recon.splat.presets import expected
+
+    return expected(_detail(detail), pick_device("auto"))
+
+
 def _steps(facts: CaptureFacts, request: PlanRequest) -> list[Step]:
     poses = [] if facts.rgbd else [Step("poses")]
-    return [*poses, Step("splat", {"detail": request.detail}), *mesh_and_export(facts, request)]
+    return [*poses, Step("splat", {"detail": _detail(request.detail)}), *mesh_and_export(facts, request)]
 
 
 SPLAT = Method(
     name="splat",
     description="3D Gaussian splatting: a splat PLY/USD for viewers and a mesh from its rendered depth",
-    unavailable=_unavailable, steps=_steps,
+    unavailable=_unavailable, steps=_steps, expected=_expected,
     needs=MachineNeeds("optional", 4.0, note="gsplat on an NVIDIA GPU; CPU only at preview detail"),
 )

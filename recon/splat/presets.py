@@ -52,6 +52,18 @@ def human(seconds: float) -> str:
     return f"{seconds / 86400:.0f} days"
 
 
+def expected(detail: str, device: str, aspect: float = 4 / 3) -> str:
+    """A line saying what a run at ``detail`` is expected to take on ``device``; ConfigError
+    where a CPU run would be refused (the time and the preset that fits)."""
+    chosen = preset(detail)
+    if device == "cpu":
+        seconds = refuse_if_too_slow(detail, chosen, aspect)
+        return (f"about {human(seconds)} on this machine's CPU ({chosen.steps} steps, at most "
+                f"{chosen.max_splats} splats, photos at {chosen.max_side} px)")
+    return (f"{chosen.steps} steps, at most {chosen.max_splats} splats, photos at {chosen.max_side} px "
+            f"on the {device} GPU (GPU time is not estimated yet)")
+
+
 def refuse_if_too_slow(detail: str, chosen: Preset, aspect: float) -> float:
     """Expected CPU seconds for ``chosen``; ConfigError naming the time and the preset that fits."""
     expected = cpu_seconds(_pixels(chosen.max_side, aspect), chosen.max_splats, chosen.steps)

@@ -29,7 +29,7 @@ from recon.splat.train import TrainConfig, Trainer, latest_checkpoint, train
 from recon.splat.views import TrainView, depth_points, load_views, random_points, sparse_points
 
 PLY_FILE, USD_FILE, MESH_FILE = "splat.ply", "splat.usda", "mesh.ply"
-CHECKPOINTS, METRICS = "train_checkpoints", "metrics.jsonl"  # not core's checkpoints/: its own layout
+CHECKPOINTS = "train_checkpoints"  # not core's checkpoints/: its own layout
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ def run(ctx: StageContext, config: SplatConfig) -> dict[str, Any]:
     trainer = Trainer(params, background, training, train_config, render, scene_extent(views), device)
     checkpoints = ctx.out_dir / CHECKPOINTS
     result = train(trainer, heldout, checkpoints, ctx.progress.sub(0.0, 0.85), ctx.cancel,
-                   resume_from=latest_checkpoint(checkpoints), metrics_path=ctx.out_dir / METRICS)
+                   resume_from=latest_checkpoint(checkpoints), preview_dir=ctx.out_dir)
     write_splat_ply(ctx.out_dir / PLY_FILE, result.params)
     write_splat_usd(ctx.out_dir / USD_FILE, result.params)
     # Gaussians are continuous: rendered finer than they were trained, their edges blur less.

@@ -8,7 +8,6 @@ from one, so only the remaining steps run and the optimizer picks up where it st
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from recon.splat.densify import DensifyStats, densify_and_prune
 from recon.splat.gaussians import PARAM_NAMES
 from recon.splat.raster import Render
 from recon.splat.views import TrainView
+from recon.training_preview import preview_every, write_preview
 
 CHECKPOINT_GLOB = "step-*.pt"
 Renderer = Callable[[dict[str, Tensor], Tensor, Tensor, int, int, Tensor], Render]
@@ -206,10 +206,21 @@ def latest_checkpoint(folder: Path) -> Path | None:
     return found[-1] if found else None
 
 
+def _preview(trainer: Trainer, view: TrainView, run_dir: Path, progress: Progress) -> None:
+    with torch.no_grad():
+        h, w = view.rgb.shape[:2]
+        out = trainer.render(trainer.params, trainer._t(view.viewmat), trainer._t(view.K), w, h,
+                             trainer.background)
+    write_preview(run_dir, "splat", trainer.step, out.rgb.clamp(0, 1).cpu().numpy(), progress, view.name)
+
+
 def train(trainer: Trainer, heldout: list[TrainView], checkpoint_dir: Path, progress: Progress,
           cancel: CancelToken, resume_from: Path | None = None,
-          metrics_path: Path | None = None) -> TrainResult:
-    """Run ``trainer`` to ``config.steps``; from ``resume_from`` (a checkpoint) when given."""
+          preview_dir: Path | None = None) -> TrainResult:
+    """Run ``trainer`` to ``config.steps``; from ``resume_from`` (a checkpoint) when given.
+
+    Each report is a progress line and a metric event (loss, held-out PSNR, splats, ETA); with
+    ``preview_dir`` (the run folder), about ten renders of a view are written and reported."""
     c = trainer.config
     history: list[tuple[int, float]] = []
     resumed = None
@@ -225,31 +236,30 @@ def train(trainer: Trainer, heldout: list[TrainView], checkpoint_dir: Path, prog
     def checkpoint() -> None:
         trainer.save(checkpoint_dir, {"heldout_psnr": history})
 
-    metrics = metrics_path.open("a", encoding="utf-8") if metrics_path is not None else None
-    try:
-        while trainer.step < c.steps:
-            if cancel.cancelled:
-                checkpoint()
-                raise Cancelled(f"cancelled at step {trainer.step}; a checkpoint was kept to resume")
-            loss = trainer.train_step()
-            step = trainer.step
-            if step % c.eval_every == 0 or step == c.steps:
-                history.append((step, trainer.evaluate(heldout)))
-            if step % max(1, c.steps // 100) == 0 or step == c.steps:
-                train_psnr = -10.0 * math.log10(max(loss, 1e-10))  # a cheap proxy for the log only
-                held = history[-1][1]
-                elapsed = time.monotonic() - started
-                eta = elapsed / (step - start_step) * (c.steps - step)
-                progress.update(step / c.steps, f"step {step}/{c.steps} loss {loss:.4f} "
-                                f"held-out PSNR {held:.2f} dB, {trainer.count} splats, ETA {eta:.0f} s")
-                if metrics is not None:
-                    metrics.write(json.dumps({"step": step, "loss": loss, "heldout_psnr": held,
-                                              "loss_psnr": train_psnr, "splats": trainer.count}) + "\n")
-            if step % c.checkpoint_every == 0 and step < c.steps:
-                checkpoint()
-    finally:
-        if metrics is not None:
-            metrics.close()
+    preview_view = (heldout or trainer.views)[0]
+    every_preview = preview_every(c.steps)
+    while trainer.step < c.steps:
+        if cancel.cancelled:
+            checkpoint()
+            raise Cancelled(f"cancelled at step {trainer.step}; a checkpoint was kept to resume")
+        loss = trainer.train_step()
+        step = trainer.step
+        if step % c.eval_every == 0 or step == c.steps:
+            history.append((step, trainer.evaluate(heldout)))
+        if step % max(1, c.steps // 100) == 0 or step == c.steps:
+            held = history[-1][1]
+            elapsed = time.monotonic() - started
+            eta = elapsed / (step - start_step) * (c.steps - step)
+            progress.update(step / c.steps, f"step {step}/{c.steps} loss {loss:.4f} "
+                            f"held-out PSNR {held:.2f} dB, {trainer.count} splats, ETA {eta:.0f} s")
+            values = {"loss": loss, "splats": float(trainer.count), "eta_s": eta}
+            if math.isfinite(held):
+                values["psnr"] = held
+            progress.metric(step, values)
+        if preview_dir is not None and (step % every_preview == 0 or step == c.steps):
+            _preview(trainer, preview_view, preview_dir, progress)
+        if step % c.checkpoint_every == 0 and step < c.steps:
+            checkpoint()
     checkpoint()
     return TrainResult(trainer.step, {k: v.detach() for k, v in trainer.params.items()},
                        trainer.background.detach(), history, resumed)

@@ -23,6 +23,7 @@ from recon.fusion.frames import read_color, read_depth_png
 from recon.posed import look_at_point as cameras_look_at
 
 MIN_FRAMES = 3
+PREVIEW_SIDE = 64  # pixels, the longer side of the training preview render
 SPHERE_MARGIN = 1.25  # the object's bounding sphere fills 1 / SPHERE_MARGIN of the unit sphere
 MAX_DEPTH_M = 100.0
 BOX_GROWTH = 0.03  # of the object box's size, on each side
@@ -53,6 +54,9 @@ class RaySet:
     depth_t: torch.Tensor | None  # (N,) field units along the ray, 0 = no depth; None without depth
     normalisation: Normalisation
     frames: int
+    # The first photo's rays, every pixel (hits or not) at most PREVIEW_SIDE wide, for previews:
+    # (origins (h*w, 3), directions (h*w, 3), h, w) in the field frame.
+    preview: tuple[torch.Tensor, torch.Tensor, int, int] | None = None
 
     def __len__(self) -> int:
         return int(self.origins.shape[0])
@@ -184,15 +188,25 @@ def load_rays(capture: CaptureFolder, *, max_side: int, use_depth: bool = True, 
         return torch.from_numpy(np.concatenate(parts[key]).astype(np.float32))
 
     origins, dirs = cat("o"), cat("d")
-    hits = _hits_unit_sphere(origins, dirs)
+    hits = hits_unit_sphere(origins, dirs)
     return RaySet(
         origins=origins[hits], directions=dirs[hits], rgb=cat("rgb")[hits],
         mask=cat("mask")[hits] if with_masks else None, depth_t=cat("t")[hits] if with_depth else None,
-        normalisation=norm, frames=len(frames),
+        normalisation=norm, frames=len(frames), preview=_preview_rays(frames[0], norm),
     )
 
 
-def _hits_unit_sphere(origins: torch.Tensor, dirs: torch.Tensor) -> torch.Tensor:
+def _preview_rays(frame: _FrameData, norm: Normalisation) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+    origins, dirs, _ = _pixel_rays(frame)
+    h, w = frame.rgb.shape[:2]
+    stride = max(1, -(-max(h, w) // PREVIEW_SIDE))
+    keep = (np.arange(h)[::stride, None] * w + np.arange(w)[None, ::stride]).reshape(-1)
+    rows, cols = len(range(0, h, stride)), len(range(0, w, stride))
+    return (torch.from_numpy(norm.to_field(origins[keep]).astype(np.float32)),
+            torch.from_numpy(dirs[keep].astype(np.float32)), rows, cols)
+
+
+def hits_unit_sphere(origins: torch.Tensor, dirs: torch.Tensor) -> torch.Tensor:
     b = (origins * dirs).sum(-1)
     c = (origins * origins).sum(-1) - 1.0
     return (b * b - c > 1e-6) & (-b + torch.sqrt(torch.clamp(b * b - c, min=0.0)) > 0)

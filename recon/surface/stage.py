@@ -94,7 +94,7 @@ def run(ctx: StageContext, config: SurfaceStageConfig) -> dict[str, Any]:
                              checkpoint_every=config.checkpoint_every)
     started = time.monotonic()
     trained = train_surface(rays, settings, ctx.out_dir / CHECKPOINT_DIR, ctx.progress.sub(0.02, 0.9),
-                            ctx.cancel)
+                            ctx.cancel, preview_dir=ctx.out_dir)
     train_seconds = time.monotonic() - started
     ctx.cancel.check()
     ctx.progress.update(0.9, "marching cubes")

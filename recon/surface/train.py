@@ -23,7 +23,8 @@ from core.progress import CancelToken, Progress
 from recon.surface.field import INIT_LEVELS, SurfaceField, tcnn_available
 from recon.surface.presets import SurfacePreset
 from recon.surface.render import render_rays
-from recon.surface.scene_data import RaySet
+from recon.surface.scene_data import RaySet, hits_unit_sphere
+from recon.training_preview import preview_every, write_preview
 
 CHECKPOINT_FILE = "checkpoint.pt"
 REPORTS = 50
@@ -156,9 +157,29 @@ class _Losses:
         return loss, psnr
 
 
+@torch.no_grad()
+def render_preview(model: SurfaceField, rays: RaySet, background: torch.Tensor, preset: SurfacePreset,
+                   device: str) -> torch.Tensor | None:
+    """(h, w, 3) render of the first photo's view (rays missing the unit sphere show the
+    background), or None when the ray set has no preview rays."""
+    if rays.preview is None:
+        return None
+    origins, dirs, h, w = rays.preview
+    image = background.detach().to(device).expand(h * w, 3).clone()
+    hit = hits_unit_sphere(origins, dirs)
+    for chunk in torch.split(torch.nonzero(hit)[:, 0], 4096):
+        out = render_rays(model, origins[chunk].to(device), dirs[chunk].to(device), preset.coarse_samples,
+                          preset.fine_samples, torch.Generator().manual_seed(0), background=background)
+        image[chunk.to(device)] = out.rgb.clamp(0.0, 1.0)
+    return image.reshape(h, w, 3)
+
+
 def train_surface(rays: RaySet, settings: TrainSettings, checkpoint_dir: Path, progress: Progress,
-                  cancel: CancelToken) -> TrainResult:
-    """Train to ``settings.steps``, continuing from checkpoint_dir's checkpoint when it matches."""
+                  cancel: CancelToken, preview_dir: Path | None = None) -> TrainResult:
+    """Train to ``settings.steps``, continuing from checkpoint_dir's checkpoint when it matches.
+
+    Each report is a progress line and a metric event (loss, training-batch PSNR); with
+    ``preview_dir`` (the run folder), about ten renders of the first photo's view are written."""
     torch.manual_seed(settings.seed)
     dev = settings.device
     model = build_field(settings.preset, dev)
@@ -180,6 +201,7 @@ def train_surface(rays: RaySet, settings: TrainSettings, checkpoint_dir: Path, p
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     history: list[dict[str, float]] = []
     report_every = max(1, settings.steps // REPORTS)
+    every_preview = preview_every(settings.steps)
     step = start
     try:
         for step in range(start, settings.steps):
@@ -198,6 +220,11 @@ def train_surface(rays: RaySet, settings: TrainSettings, checkpoint_dir: Path, p
                 history.append({"step": done, "loss": float(loss.detach()), "psnr": psnr})
                 message = f"step {done}/{settings.steps} loss {float(loss.detach()):.4f} PSNR {psnr:.2f} dB"
                 progress.update(done / settings.steps, message)
+                progress.metric(done, {"loss": float(loss.detach()), "psnr": psnr})
+            if preview_dir is not None and (done % every_preview == 0 or done == settings.steps):
+                image = render_preview(model, rays, background, settings.preset, dev)
+                if image is not None:
+                    write_preview(preview_dir, "surface", done, image.cpu().numpy(), progress)
             if done % settings.checkpoint_every == 0 and done < settings.steps:
                 save_checkpoint(checkpoint, done, model, optimizer, fingerprint, background)
     except Cancelled:

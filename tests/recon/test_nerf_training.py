@@ -17,8 +17,8 @@ from recon.nerf.nsconfig import TrainSettings
 from recon.nerf.training import train
 from recon.sample import render_orbit
 
-STEPS = 120  # held-out PSNR rose 9.3 -> 16.3 dB in 150 steps here; 6 dB is asserted in the slow test
-MIN_RISE_DB = 4.0
+STEPS = 150  # held-out PSNR rose 9.3 -> 16.3 dB in 150 steps here (seeded, one torch thread)
+MIN_RISE_DB = 6.0  # the done-when, in the default suite
 CANCEL_AT = 40  # the sink cancels when it sees this step reported
 SIZE = (64, 48)
 
@@ -49,18 +49,20 @@ def _train_cancel_resume(out, steps, cancel_at):
     first_psnr = held_out_psnr(first, 1)
 
     token = CancelToken()
-    messages = []
+    messages, events = [], []
 
     def sink(event):
+        events.append(event)
         messages.append(event.message)
         if event.kind == "progress" and event.message.startswith(f"step {cancel_at}/"):
             token.cancel()
 
     with pytest.raises(Cancelled):
-        train(data, out, _settings(steps), store, Progress("nerf", sink), token)
+        train(data, out, _settings(steps), store, Progress("nerf", sink), token, preview_dir=out)
     cancelled_at = store.latest().step
     resumed = train(data, out, _settings(steps), store, Progress("nerf"), CancelToken())
-    return {"first": first, "first_psnr": first_psnr, "messages": messages, "cancelled_at": cancelled_at,
+    return {"first": first, "first_psnr": first_psnr, "messages": messages, "events": events,
+            "cancelled_at": cancelled_at, "out": out,
             "resumed": resumed, "last_psnr": held_out_psnr(resumed, steps)}
 
 
@@ -75,17 +77,21 @@ def test_held_out_psnr_rises(runs):
     assert rise >= MIN_RISE_DB, (runs["first_psnr"], runs["last_psnr"])
 
 
-@pytest.mark.slow
-def test_held_out_psnr_rises_by_6_db(tmp_path):
-    result = _train_cancel_resume(tmp_path, 300, 100)
-    assert result["resumed"].last_step == 299
-    assert result["last_psnr"] - result["first_psnr"] >= 6.0, (result["first_psnr"], result["last_psnr"])
-
-
 def test_progress_reports_step_loss_psnr_and_eta(runs):
     reports = [m for m in runs["messages"] if m.startswith("step ")]
     assert reports[0].startswith(f"step 10/{STEPS}")
     assert all(" loss " in m and " PSNR " in m and " ETA " in m for m in reports)
+
+
+def test_metric_events_carry_psnr_and_previews_are_pngs_in_the_run(runs):
+    metrics = [e for e in runs["events"] if e.kind == "metric"]
+    assert [e.step for e in metrics] == list(range(10, CANCEL_AT + 1, 10)) + [CANCEL_AT + 1]
+    assert all({"loss", "psnr", "eta_s"} <= set(e.values) for e in metrics)
+    previews = [e for e in runs["events"] if e.kind == "preview"]
+    assert [e.step for e in previews] == list(range(STEPS // 10, CANCEL_AT + 1, STEPS // 10))
+    for e in previews:
+        image = runs["out"] / "previews" / f"nerf-{e.step}.png"
+        assert e.path == str(image) and image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_cancel_then_resume_runs_only_the_remainder(runs):

@@ -37,9 +37,10 @@ def trained(tmp_path_factory, one_thread):
     src = write_capture_folder(views, root / "src", with_depth=True)
     capture = ingest(src, Workspace(root / "ws"), name="splat-orbit")
 
-    cancel, steps_seen = CancelToken(), []
+    cancel, steps_seen, events = CancelToken(), [], []
 
     def sink(event):
+        events.append(event)
         m = re.match(r"step (\d+)/", event.message)
         if m:
             steps_seen.append(int(m.group(1)))
@@ -54,12 +55,16 @@ def trained(tmp_path_factory, one_thread):
 
     # The next attempt: core keeps the resumable stage's interrupted folder and runs it again there.
     resumed_steps = []
-    outcome = execute_stage(capture, "splat", OPTIONS, sink=lambda e: resumed_steps.extend(
-        int(m.group(1)) for m in [re.match(r"step (\d+)/", e.message)] if m))
+
+    def resumed_sink(event):
+        events.append(event)
+        resumed_steps.extend(int(m.group(1)) for m in [re.match(r"step (\d+)/", event.message)] if m)
+
+    outcome = execute_stage(capture, "splat", OPTIONS, sink=resumed_sink)
     assert outcome.run_dir == run_dir
     result = outcome.result
     return {"run_dir": run_dir, "kept": kept, "steps_seen": steps_seen, "resumed_steps": resumed_steps,
-            "result": result, "capture": capture}
+            "result": result, "capture": capture, "events": events}
 
 
 def test_cancel_keeps_a_checkpoint_and_resume_runs_only_the_remaining_steps(trained):
@@ -75,6 +80,25 @@ def test_heldout_psnr_rises_at_least_6_db(trained):
     (first_step, first), (last_step, last) = history[0], history[-1]
     assert first_step == 0 and last_step == STEPS
     assert last - first >= 6.0, history
+
+
+def test_training_reports_psnr_metrics_and_preview_renders(trained):
+    metrics = [e for e in trained["events"] if e.kind == "metric"]
+    steps = [e.step for e in metrics]
+    assert steps == sorted(steps) and steps[-1] == STEPS and len(set(steps)) == len(steps)
+    held = dict(trained["result"]["heldout_psnr"])
+    last = metrics[-1].values
+    assert last["psnr"] == pytest.approx(held[STEPS], abs=1e-3) and last["loss"] > 0
+    assert {"loss", "psnr", "splats", "eta_s"} <= set(last)
+    # The run's metrics.jsonl is core's alone: one line per metric event, none of the stage's own.
+    lines = (trained["run_dir"] / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == len(metrics)
+    previews = [e for e in trained["events"] if e.kind == "preview"]
+    assert previews and previews[-1].step == STEPS
+    capture_root = trained["capture"].root
+    for e in previews:
+        image = capture_root / e.path
+        assert image.is_relative_to(trained["run_dir"]) and image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_splat_ply_reads_back_in_plyfile_with_standard_names(trained):
