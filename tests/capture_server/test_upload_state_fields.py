@@ -44,6 +44,9 @@ def test_fields_a_first_version_did_not_write_take_their_defaults():
 
 def test_edges_that_are_still_valid():
     assert UploadInfo.from_json(saved(length=0, offset=0)).length == 0
+    empty = saved(length=0)
+    del empty["offset"]
+    assert UploadInfo.from_json(empty).offset == 0  # an empty file with no offset written yet
     assert UploadInfo.from_json(saved(length=2**63 - 1, offset=2**63 - 1)).offset == 2**63 - 1
     assert UploadInfo.from_json(saved(created=0, expires=7)).expires == 7  # ints are times too
     assert UploadInfo.from_json(saved(metadata={})).metadata == {}
@@ -112,7 +115,8 @@ def test_quarantine_moves_the_state_and_the_partial_file_aside(tmp_path, caplog)
     assert (target / f"{other}.part").is_symlink()
     assert sorted(p.name for p in uploads.iterdir()) == [QUARANTINE_DIR]
     messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert any(UPLOAD_ID in m and "20261202-mug" in m and "state is not JSON" in m for m in messages)
+    assert messages == [f"upload {UPLOAD_ID} in 20261202-mug was set aside in {target}: state is not JSON",
+                        f"upload {other} in 20261202-mug was set aside in {target}: link"]
 
 
 def test_quarantine_of_an_upload_with_no_partial_file_yet(tmp_path):
