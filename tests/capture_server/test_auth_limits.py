@@ -3,11 +3,13 @@ the window ends, and what revoking a device records and refuses (times worked ou
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from capture_server.auth import Device, DeviceStore, FailureLimiter
 from capture_server.errors import RateLimited, Unauthorized
-from core.errors import NotFoundError
+from core.errors import ConfigError, NotFoundError
 
 
 class Clock:
@@ -98,3 +100,84 @@ def test_revoking_records_the_first_time_and_refuses_the_token(tmp_path):
         store.revoke("0123456789ab")
     assert e.value.where == "0123456789ab"
     assert DeviceStore(tmp_path / "server").revoked_ids() == {paired.device.id}  # stored, not cached
+
+
+def test_a_client_is_told_about_its_own_oldest_failure_not_everyones():
+    clock = Clock(0.0)
+    limiter = FailureLimiter(per_client=2, overall=100, window_s=60.0, clock=clock)
+    failures(limiter, clock, "other", [1.0])
+    failures(limiter, clock, "a", [20.0, 30.0])
+    clock.t = 40.0
+    with pytest.raises(RateLimited) as e:
+        limiter.check("a")
+    assert e.value.retry_after_s == 41  # a's failure at 20 s leaves at 80 s (not other's at 1 s)
+    assert e.value.reason == "too many wrong pairing codes; wait and try again"
+
+
+def test_default_limits_are_five_per_client_and_thirty_in_a_minute():
+    clock = Clock(0.0)
+    limiter = FailureLimiter(clock=clock)
+    failures(limiter, clock, "a", [0.0, 1.0, 2.0, 3.0])
+    limiter.check("a")
+    failures(limiter, clock, "a", [4.0])
+    with pytest.raises(RateLimited):
+        limiter.check("a")
+    clock.t = 60.0  # the failure at 0 s is a minute old
+    limiter.check("a")
+    for i in range(25):  # 4 of a's still in the window + 25 others = 29
+        failures(limiter, clock, f"phone-{i}", [60.0])
+    limiter.check("new")
+    failures(limiter, clock, "phone-25", [60.0])
+    with pytest.raises(RateLimited):
+        limiter.check("new")
+
+
+def test_codes_are_eight_digits_and_expired_ones_leave_the_store(tmp_path):
+    clock = Clock(1000.0)
+    store = DeviceStore(tmp_path, clock=clock)
+    code, expires = store.new_code()
+    assert len(code) == 8 and code.isdigit() and code.isascii() and expires == 1300.0
+    clock.t = 1300.0  # the first code expires now
+    store.new_code()
+    stored = json.loads((tmp_path / "devices.json").read_text())
+    assert [c["expires"] for c in stored["codes"]] == [1600.0]
+    assert code not in (tmp_path / "devices.json").read_text()  # only its hash was ever stored
+
+
+def test_a_fresh_store_has_no_devices_and_knows_no_token(tmp_path):
+    store = DeviceStore(tmp_path / "server")
+    assert store.devices() == [] and store.revoked_ids() == set()
+    with pytest.raises(Unauthorized) as e:
+        store.authenticate("x" * 43)
+    assert (e.value.reason, e.value.where) == ("unknown device token", "Authorization")
+
+
+def test_refusals_name_their_field(tmp_path):
+    store = DeviceStore(tmp_path)
+    code, _ = store.new_code()
+    paired = store.redeem(code, "phone")
+    store.revoke(paired.device.id)
+    with pytest.raises(Unauthorized) as e:
+        store.authenticate(paired.token)
+    assert (e.value.reason, e.value.where) == ("this device was revoked; pair it again", "Authorization")
+    with pytest.raises(NotFoundError) as e:
+        store.revoke("nope")
+    assert e.value.reason == "no paired device with this id"
+
+
+def test_a_device_written_without_a_token_hash_never_matches(tmp_path):
+    (tmp_path / "devices.json").write_text(json.dumps(
+        {"devices": [{"id": "abc", "name": "by hand", "paired": 1.0, "revoked": None}], "codes": []}))
+    store = DeviceStore(tmp_path)
+    with pytest.raises(Unauthorized, match="unknown device token"):
+        store.authenticate("anything")
+    assert store.devices() == [Device("abc", "by hand", 1.0, None)]
+
+
+@pytest.mark.parametrize(("text", "reason"), [("{not json", "not valid JSON (line 1)"),
+                                              ('\n\n["a list"]', "expected a JSON object")])
+def test_a_damaged_store_is_one_error_naming_the_file(tmp_path, text, reason):
+    (tmp_path / "devices.json").write_text(text)
+    with pytest.raises(ConfigError) as e:
+        DeviceStore(tmp_path).devices()
+    assert (e.value.reason, e.value.where) == (reason, str(tmp_path / "devices.json"))
