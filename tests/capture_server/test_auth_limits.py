@@ -8,7 +8,7 @@ import json
 import pytest
 
 from capture_server.auth import Device, DeviceStore, FailureLimiter
-from capture_server.errors import RateLimited, Unauthorized
+from capture_server.errors import RateLimited, RequestError, Unauthorized
 from core.errors import ConfigError, NotFoundError
 
 
@@ -181,3 +181,33 @@ def test_a_damaged_store_is_one_error_naming_the_file(tmp_path, text, reason):
     with pytest.raises(ConfigError) as e:
         DeviceStore(tmp_path).devices()
     assert (e.value.reason, e.value.where) == (reason, str(tmp_path / "devices.json"))
+
+
+def test_redeem_gates_name_their_field_and_a_code_is_dead_at_its_expiry(tmp_path):
+    clock = Clock(0.0)
+    store = DeviceStore(tmp_path, clock=clock)
+    code, _ = store.new_code()
+    for bad_code in (None, 12345678, "   "):
+        with pytest.raises(RequestError) as e:
+            store.redeem(bad_code, "phone")
+        assert (e.value.reason, e.value.where) == ("expected the pairing code as a string", "code")
+    for bad_name in (None, " ", "x" * 101):
+        with pytest.raises(RequestError) as e:
+            store.redeem(code, bad_name)
+        assert (e.value.reason, e.value.where) == ("expected a device name (1 to 100 characters)", "name")
+    clock.t = 300.0  # five minutes on the dot: expired
+    with pytest.raises(Unauthorized) as e:
+        store.redeem(code, "phone")
+    assert (e.value.reason, e.value.where) == ("wrong or expired pairing code", "code")
+    code, _ = store.new_code()
+    paired = store.redeem(code, "y" * 100)  # 100 characters is the most a name may have
+    assert len(paired.token) == 43 and len(paired.device.id) == 12  # 256 random bits; 48 bits of id
+    int(paired.device.id, 16)
+
+
+def test_an_empty_store_object_is_an_empty_store(tmp_path):
+    (tmp_path / "devices.json").write_text("{}")
+    store = DeviceStore(tmp_path)
+    assert store.devices() == [] and store.revoked_ids() == set()
+    code, _ = store.new_code()
+    assert store.redeem(code, "first").device.name == "first"
