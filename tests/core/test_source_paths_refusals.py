@@ -56,7 +56,7 @@ def test_each_refusal_says_why_and_names_the_file_that_named_the_path(root, name
         assert e.value.reason.endswith(why)
 
 
-@pytest.mark.parametrize("name", ["", None, 7, b"sub/a.txt"])
+@pytest.mark.parametrize("name", ["", None, 7, b"sub/a.txt", "sub/a.txt\x00"])
 def test_an_empty_name_or_one_that_is_not_text_is_refused(root, name):
     with pytest.raises(UnsafeSourceError) as e:
         inside_root(root, name, WHERE)
