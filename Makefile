@@ -42,11 +42,15 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 run: setup
 	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then $(VENV)/bin/scanbridge app; else $(VENV)/bin/scanbridge demo; fi
 
+# The suite in TEST_WORKERS processes (pytest-xdist; CI has 2 cores), each test file whole in one
+# of them so module-scoped fixtures are built once. `make test TEST_WORKERS=0` runs it in one process.
+TEST_WORKERS ?= 2
+
 test: setup
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || echo "$(NO_CHROMIUM)"
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 	$(PY) -m pytest -q -m cluster  # a real local Ray cluster (docs/cluster.md)
 
 # Mutation testing (mutmut) over core/, capture_server/ and recon's stage, export and poses modules;

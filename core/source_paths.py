@@ -39,7 +39,7 @@ def inside_root(root: Path, name: str, where: str | Path) -> Path:
     candidate = root_resolved.joinpath(*parts) if parts else root_resolved
     try:
         resolved = candidate.resolve()
-    except (OSError, RuntimeError):  # a symlink loop, or a name too long for the file system
+    except (OSError, RuntimeError, ValueError):  # a symlink loop, a name too long, a lone surrogate
         raise UnsafeSourceError(f"names {name!r}, which cannot be resolved", where) from None
     if resolved != root_resolved and root_resolved not in resolved.parents:
         raise UnsafeSourceError(f"names {name!r}, which links outside the source's folder", where)

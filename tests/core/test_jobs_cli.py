@@ -84,8 +84,11 @@ def test_ctrl_c_in_jobs_run_cancels_the_job_and_stops_its_child(ws, tmp_path):
     queue = JobQueue(ws)
     job = queue.submit("cap", [Step(FIRST), Step(SLOW, {"hold_file": str(hold),
                                                         "counter": str(tmp_path / "slow.txt")})])
+    # Ctrl-C reaches the command as it does in a terminal even where this test runs in the
+    # background (a shell starts background jobs with SIGINT ignored, and children inherit that).
     proc = subprocess.Popen([sys.executable, "-m", "core.cli", "--workspace", str(ws.root), "jobs", "run"],
-                            env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 60
         while not (count_lines(tmp_path / "slow.txt") and queue.get(job.id).child_pid):
