@@ -136,6 +136,7 @@ class Worker:
         capture_status.job_started(workspace, capture_id)
         try:
             self._run_steps(lease, stop, outcomes)
+            capture_status.job_ended(workspace, capture_id, "done")  # processed before the job reads done
             self.queue.finish_job(lease, "done")
         except LeaseLost as e:
             error = e  # another worker recovered it; it is theirs now

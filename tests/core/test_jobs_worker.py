@@ -293,3 +293,21 @@ def test_recovery_kills_a_deaf_child_left_behind_before_requeueing(ws, tmp_path)
     assert queue.recover(stale_after_s=60) == [job.id]
     assert not pid_alive(child)
     assert queue.get(job.id).state == "queued"
+
+
+def test_a_job_reads_as_done_only_once_its_capture_reads_as_processed(ws, tmp_path, monkeypatch):
+    """A phone that sees its job done asks for the share link at once: the capture must already be
+    processed then (the server's one-plan test saw 'processing' for a moment under load)."""
+    queue = JobQueue(ws)
+    queue.submit("cap", [Step(FIRST, {"counter": str(tmp_path / "first.txt")})])
+    seen = []
+    finish = JobQueue.finish_job
+
+    def finish_and_look(self, lease, state, *args, **kwargs):
+        seen.append((state, ws.capture("cap").load().status))
+        return finish(self, lease, state, *args, **kwargs)
+
+    monkeypatch.setattr(JobQueue, "finish_job", finish_and_look)
+    (ended,) = fast_worker(queue).run_until_empty()
+    assert ended.state == "done"
+    assert seen == [("done", "processed")]
