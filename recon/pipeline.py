@@ -31,8 +31,10 @@ class ProcessResult:
 
 def process(workspace: Workspace, capture: CaptureFolder, *, method: str = "auto", detail: str = "medium",
             out: Path | None = None, sink: Sink | None = None,
-            mesh_options: dict[str, Any] | None = None) -> ProcessResult:
-    """Run the capture's job to the end (it publishes to exports/), then copy the model to ``out``."""
+            mesh_options: dict[str, Any] | None = None,
+            overrides: dict[str, dict[str, Any]] | None = None) -> ProcessResult:
+    """Run the capture's job to the end (it publishes to exports/), then copy the model to ``out``.
+    ``overrides`` maps a stage name to options for it (``mesh_options`` are the mesh stage's)."""
     from core.worker import run_job
     from recon.export.stage import copy_published
 
@@ -40,7 +42,10 @@ def process(workspace: Workspace, capture: CaptureFolder, *, method: str = "auto
         raise ConfigError(f"unknown output format {out.suffix!r}; use .usdz, .glb, .obj or .ply", out)
     if out is not None and not load_method(method).makes_model:
         raise ConfigError(f"the {method} method makes no model to write to {out.name}", "method")
-    steps = method_job(capture, method, detail, {"mesh": mesh_options} if mesh_options else None)
+    stage_overrides = {stage: dict(options) for stage, options in (overrides or {}).items()}
+    if mesh_options:
+        stage_overrides["mesh"] = {**stage_overrides.get("mesh", {}), **mesh_options}
+    steps = method_job(capture, method, detail, stage_overrides or None)
     outcomes = run_job(workspace, capture.id, steps, sink)
     chosen = next(o.result["method"] for o in outcomes if o.stage == PLAN_STAGE)
     publish = next((o for o in outcomes if o.stage == PUBLISH_STAGE), None)

@@ -46,7 +46,21 @@ def add_process_command(subparsers: Any, common: argparse.ArgumentParser) -> Non
                    help="edge of the printed ArUco marker's black square in metres (default 0.10)")
     p.add_argument("--marker-dictionary", default=None, metavar="NAME",
                    help="the marker's ArUco dictionary, as OpenCV names it (default DICT_4X4_50)")
+    p.add_argument("--frame", type=frame_number, default=None, metavar="N",
+                   help="with --method mcc: the frame to complete (its index in the capture; default: "
+                        "the middle frame with depth)")
     p.set_defaults(func=run_process)
+
+
+def frame_number(text: str) -> int:
+    """A frame index argument: a whole number, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a frame number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a frame number of 0 or more, got {text!r}")
+    return value
 
 
 def metres(text: str) -> float:
@@ -86,8 +100,9 @@ def run_process(args: argparse.Namespace) -> int:
             from recon.ingest import ingest
 
             capture = ingest(Path(args.source), workspace, name=args.name, progress=Progress("import", show))
+        overrides = {"mcc": {"frame": args.frame}} if getattr(args, "frame", None) is not None else None
         result = process(workspace, capture, method=method, detail=detail, out=args.output,
-                         sink=show, mesh_options=mesh_options(args))
+                         sink=show, mesh_options=mesh_options(args), overrides=overrides)
     export = next(o for o in result.outcomes if o.stage == "export").result
     mesh = next(o for o in result.outcomes if o.stage == "mesh").result
     size = " x ".join(f"{x:.3f}" for x in export["size_m"])

@@ -33,7 +33,7 @@ from recon.mesh.placement import DEFAULT_LONGEST_SIDE_M, ESTIMATED, UP_CHOICES, 
 from recon.mesh.uv import unwrap
 from recon.mesh.views import load_views, pose_only_views
 
-MESH_SOURCES = ("fusion", "mvs", "surface", "splat", "nerf")
+MESH_SOURCES = ("fusion", "mvs", "surface", "splat", "nerf", "mcc")
 RAW_MESH_PORT = "raw_mesh"  # the input port the job wires to one of them
 RAW_MESH_FILE = "mesh.ply"
 RESULT_FILE = "textured.npz"
