@@ -1,7 +1,7 @@
-"""Train ScanBridge's small MCC model on generated objects (or fine-tune it on a capture).
+"""Train ScanBridge's small MCC model on generated objects (or continue from earlier weights).
 
-    python tools/train_mcc.py --out resources/mcc/mcc-small.pt --minutes 20 --steps 4000
-    python tools/train_mcc.py --init resources/mcc/mcc-small.pt --capture CAPTURE_DIR --out mine.pt
+    python tools/train_mcc.py --out resources/mcc/mcc-small.pt --minutes 19 --steps 4000
+    python tools/train_mcc.py --init resources/mcc/mcc-small.pt --out more.pt --minutes 60
 
 Everything runs on this machine (CPU, or CUDA with --device cuda); nothing is downloaded. The
 written file records this command, the steps and seconds it ran and the loss history, and
@@ -31,9 +31,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, required=True, help="weights file to write")
-    p.add_argument("--init", type=Path, default=None, help="start from these weights (fine-tuning)")
-    p.add_argument("--capture", type=Path, default=None,
-                   help="fine-tune on this RGB-D capture folder (its fused mesh is the truth)")
+    p.add_argument("--init", type=Path, default=None, help="start from these weights (continue training)")
     p.add_argument("--steps", type=int, default=4000)
     p.add_argument("--minutes", type=float, default=None, help="stop after this long (the file says so)")
     p.add_argument("--batch", type=int, default=8)
@@ -54,13 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         model = load_model(args.init).model
     else:
         model = MCC(small_config())
-    if args.capture is not None:
-        from recon.mcc.finetune import capture_views
 
-        make_view = capture_views(args.capture, model.config)
-    else:
-        def make_view(rng: np.random.Generator) -> TrainingView:
-            return generated_view(rng, model.config)
+    def make_view(rng: np.random.Generator) -> TrainingView:
+        return generated_view(rng, model.config)
+
     settings = TrainSettings(steps=args.steps, batch=args.batch, queries=args.queries, lr=args.lr,
                              pool=args.pool, refresh_every=args.refresh_every, seed=args.seed,
                              device=args.device, log_every=args.log_every,
@@ -71,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         "steps_done": result.steps_done, "steps_planned": args.steps,
         "stopped_by_time": result.stopped_by_time, "train_seconds": round(result.seconds, 1),
         "threads": args.threads, "device": args.device,
-        "data": "capture " + args.capture.name if args.capture else "generated primitives (recon.mcc.data)",
+        "data": "generated primitives (recon.mcc.data)", "init": str(args.init) if args.init else None,
         "history": result.history[-20:],
     }
     if args.eval:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.spatial import cKDTree
 
 if TYPE_CHECKING:
+    from recon.mcc.infer import SeenFrame
     from recon.mcc.model import MCC
 
 
@@ -49,12 +48,12 @@ def sample_mesh(vertices: np.ndarray, faces: np.ndarray, n: int, rng: np.random.
     return t[:, 0] + a * (t[:, 1] - t[:, 0]) + b * (t[:, 2] - t[:, 0])
 
 
-def mirrored(points: np.ndarray, known_empty: Callable[[np.ndarray], np.ndarray], directions: int = 64,
+def mirrored(points: np.ndarray, frame: SeenFrame, margin: float = 0.01, directions: int = 64,
              offsets: int = 21) -> np.ndarray:
-    """The seen points plus their mirror image about the plane that best fits a symmetric object:
-    among planes (normals over a hemisphere, offsets around the points' centre), the one whose
-    mirror image puts the fewest points where the frame sees empty space, then lies closest to
-    the seen points (overlap). ``known_empty(points [N, 3]) -> bool [N]``."""
+    """The seen points (camera frame) plus their mirror image about their best symmetry plane: among
+    planes (normals over a hemisphere, offsets around the points' centre), the one whose mirror
+    image lands most behind the seen surface (where the object's hidden side is) and least where
+    the frame sees empty space, then closest to the seen points where they overlap."""
     from scipy.spatial import cKDTree
 
     sample = points[np.random.default_rng(0).choice(len(points), min(len(points), 1500), replace=False)]
@@ -70,9 +69,10 @@ def mirrored(points: np.ndarray, known_empty: Callable[[np.ndarray], np.ndarray]
         for shift in np.linspace(-spread, spread, offsets):
             d = float(n @ centre) + shift
             reflected = sample - 2 * ((sample @ n) - d)[:, None] * n
-            violation = float(known_empty(reflected).mean())
+            violation = float(frame.known_empty(reflected, margin).mean())
+            hidden = float(frame.hidden(reflected, margin).mean())
             overlap = float(np.minimum(tree.query(reflected)[0], tau).mean() / tau)
-            score = violation * 10 + overlap
+            score = 10 * violation - hidden + 0.5 * overlap
             if score < best_score:
                 best, best_score = (n, d), score
     assert best is not None
@@ -97,7 +97,7 @@ def evaluate_generated(model: MCC, count: int, seed: int = 10_000, resolution: i
     from recon.mcc.sample import generated_view_images
 
     rows: dict[str, list[dict[str, float]]] = {"mcc": [], "seen": [], "mirrored": []}
-    seconds = []
+    seconds, cpu_seconds = [], []
     rng = np.random.default_rng(seed)
     for k in range(count):
         gv = generated_view_images(seed + k, image_size)
@@ -109,19 +109,21 @@ def evaluate_generated(model: MCC, count: int, seed: int = 10_000, resolution: i
         truth = (truth_world - cam.c2w[:3, 3]) @ cam.c2w[:3, :3]  # camera frame
         seen = points[mask].astype(np.float64)
         view = prepare_view(gv.rgb, points, mask, model.config.rgb_size, model.config.xyz_size)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         try:
             done = complete(model, view, resolution, threshold, seen=seen_frame if carve else None)
             pred = sample_mesh(done.vertices, done.faces, 8000, rng)
         except Exception:  # noqa: BLE001 - an empty prediction scores 0
             pred = np.zeros((0, 3))
         seconds.append(time.perf_counter() - started)
+        cpu_seconds.append(time.process_time() - cpu_started)
         rows["mcc"].append(scores(pred, truth))
         rows["seen"].append(scores(seen, truth))
-        rows["mirrored"].append(scores(mirrored(seen, partial(seen_frame.known_empty, margin=0.01)), truth))
+        rows["mirrored"].append(scores(mirrored(seen, seen_frame), truth))
     out: dict = {name: {k: round(float(np.mean([r[k] for r in rs])), 4) for k in rs[0]}
                  for name, rs in rows.items()}
     out["objects"] = count
     out["seconds_per_frame"] = round(float(np.median(seconds)), 3)
+    out["cpu_seconds_per_frame"] = round(float(np.median(cpu_seconds)), 3)
     out["resolution"], out["threshold"], out["carve"] = resolution, threshold, carve
     return out

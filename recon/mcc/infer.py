@@ -32,8 +32,8 @@ class SeenFrame:
     cx: float
     cy: float
 
-    def known_empty(self, points: np.ndarray, margin: float) -> np.ndarray:
-        """Camera-frame points [N, 3] that the frame sees to be empty (``margin`` metres of slack)."""
+    def _look_up(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per point: whether it projects into the image, the depth there, and the mask there."""
         h, w = self.depth.shape
         z = points[:, 2]
         ahead = z > 1e-6
@@ -41,11 +41,20 @@ class SeenFrame:
         v = np.floor(self.fy * points[:, 1] / np.where(ahead, z, 1) + self.cy).astype(np.int64)
         inside = ahead & (u >= 0) & (u < w) & (v >= 0) & (v < h)
         ui, vi = np.clip(u, 0, w - 1), np.clip(v, 0, h - 1)
-        depth = self.depth[vi, ui]
-        on_object = self.mask[vi, ui]
+        return inside, self.depth[vi, ui], self.mask[vi, ui]
+
+    def known_empty(self, points: np.ndarray, margin: float) -> np.ndarray:
+        """Camera-frame points [N, 3] that the frame sees to be empty (``margin`` metres of slack)."""
+        inside, depth, on_object = self._look_up(points)
+        z = points[:, 2]
         in_front = (depth > 0) & (z < depth - margin)
         off_object_unseen = ~on_object & (depth <= 0)
         return inside & (in_front | off_object_unseen)
+
+    def hidden(self, points: np.ndarray, margin: float) -> np.ndarray:
+        """Camera-frame points behind the object's seen surface (where completion has to guess)."""
+        inside, depth, on_object = self._look_up(points)
+        return inside & on_object & (depth > 0) & (points[:, 2] > depth + margin)
 
 
 @dataclass(frozen=True)

@@ -76,12 +76,15 @@ def test_invalid_points_use_the_invalid_token():
 
 
 def test_tiny_model_overfits_one_generated_object():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # two shared cores: threads only fight
     torch.manual_seed(0)
     rng = np.random.default_rng(3)
     view = generated_view(rng, TINY, image_size=64)
     model = MCC(TINY)
     settings = TrainSettings(steps=300, batch=1, queries=512, lr=3e-3, pool=1, seed=0, log_every=100)
     train(model, settings, lambda _rng: view)
+    torch.set_num_threads(threads)
 
     # occupancy on a grid around the object against the exact truth (independent of the model)
     lo = view.surface.min(0).values - 0.3

@@ -26,7 +26,7 @@ from recon.methods import plan
 from recon.pipeline import process
 
 CONFIG = MCCConfig(rgb_size=32, patch_size=8, embed_dim=32, depth=1, heads=2, xyz_size=16, window=4,
-                   decoder_dim=48, decoder_depth=2, decoder_heads=2, colour_bins=8, occupancy="solid")
+                   decoder_dim=32, decoder_depth=2, decoder_heads=2, colour_bins=8, occupancy="solid")
 
 
 def usdz_points(path):
@@ -45,12 +45,15 @@ def to_world(points, mesh_run):
 @pytest.fixture(scope="module")
 def overfitted(tmp_path_factory):
     root = tmp_path_factory.mktemp("mcc")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # two shared cores: threads only fight
     torch.manual_seed(0)
     seen = generated_view_images(seed=4242, size=128)
     rng = np.random.default_rng(0)
     view = training_view(seen.obj, seen.camera, seen.rgb, seen.depth, CONFIG, rng)
     model = MCC(CONFIG)
-    train(model, TrainSettings(steps=400, batch=1, queries=512, lr=3e-3, pool=1, seed=0), lambda _r: view)
+    train(model, TrainSettings(steps=250, batch=1, queries=512, lr=3e-3, pool=1, seed=0), lambda _r: view)
+    torch.set_num_threads(threads)
     save_model(model, root / "mine.pt", half=False)
     ws = Workspace(root / "ws")
     save_settings(ws.settings_path, Settings(model_paths={"my-mcc": str(root / "mine.pt")}))
