@@ -31,6 +31,9 @@ class SeenFrame:
     fy: float
     cx: float
     cy: float
+    # The floor the object stands on, when gravity is known: points p with up . p < floor are empty.
+    up: np.ndarray | None = None  # camera-frame unit vector
+    floor: float = 0.0
 
     def _look_up(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per point: whether it projects into the image, the depth there, and the mask there."""
@@ -49,7 +52,10 @@ class SeenFrame:
         z = points[:, 2]
         in_front = (depth > 0) & (z < depth - margin)
         off_object_unseen = ~on_object & (depth <= 0)
-        return inside & (in_front | off_object_unseen)
+        empty = inside & (in_front | off_object_unseen)
+        if self.up is not None:
+            empty |= points @ self.up < self.floor - margin
+        return empty
 
     def hidden(self, points: np.ndarray, margin: float) -> np.ndarray:
         """Camera-frame points behind the object's seen surface (where completion has to guess)."""

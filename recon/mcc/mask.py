@@ -40,6 +40,31 @@ def fit_plane(points: np.ndarray, tolerance: float, rng: np.random.Generator,
     return n, d, np.abs(points @ n + d) < tolerance
 
 
+def support_side(points: np.ndarray, valid: np.ndarray, tolerance: float, rng: np.random.Generator,
+                 region: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """Pixels on or beyond the supporting surface (table, floor): the dominant plane when it covers
+    a good share of ``valid``, reaches the image's edge (an object's own face is surrounded by
+    other pixels) and leaves something in front of it; all False otherwise."""
+    none = np.zeros(valid.shape, bool)
+    plane = fit_plane(points[valid], tolerance, rng)
+    if plane is None or plane[2].mean() <= PLANE_MIN_SHARE:
+        return none
+    n, d, _ = plane
+    if d < 0:  # orient so the camera (the origin) is on the positive side
+        n, d = -n, -d
+    side = np.where(valid, points @ n + d, np.inf)
+    on_plane = valid & (np.abs(side) < tolerance)
+    x0, y0, x1, y1 = region if region is not None else (0, 0, valid.shape[1], valid.shape[0])
+    band = max(2, round(0.03 * min(x1 - x0, y1 - y0)))
+    edge = np.zeros_like(valid)
+    edge[y0:y1, x0:x1] = True
+    edge[y0 + band:y1 - band, x0 + band:x1 - band] = False
+    beyond = valid & (side <= tolerance)
+    if (on_plane & edge).sum() < band * 4 or (valid & ~beyond).sum() < 0.01 * valid.sum():
+        return none
+    return beyond
+
+
 def mask_from_depth(points: np.ndarray, seed: int = 0) -> np.ndarray:
     """points [H, W, 3] camera-frame metres (NaN: none) -> the object's pixels [H, W] bool."""
     valid = np.isfinite(points).all(axis=-1)
@@ -49,13 +74,8 @@ def mask_from_depth(points: np.ndarray, seed: int = 0) -> np.ndarray:
     z = np.where(valid, points[..., 2], np.nan)
     median = float(np.nanmedian(z))
     rng = np.random.default_rng(seed)
-    plane = fit_plane(points[valid], max(0.01, 0.015 * median), rng)
-    if plane is not None and plane[2].mean() > PLANE_MIN_SHARE:
-        n, d, inliers = plane
-        if d < 0:  # orient so the camera (the origin) is on the positive side
-            n, d = -n, -d
-        side = np.where(valid, points @ n + d, -1.0)
-        keep &= side > max(0.01, 0.015 * median)
+    keep &= ~support_side(points, valid, max(0.01, 0.015 * median), rng)
+    candidates = keep.copy()
     # depth discontinuities: a jump of more than 4 % of the depth between neighbours
     zf = np.where(valid, z, 0).astype(np.float32)
     jump = np.zeros_like(valid)
@@ -82,7 +102,9 @@ def mask_from_depth(points: np.ndarray, seed: int = 0) -> np.ndarray:
             best, best_score = label, score
     if best == 0:
         raise InputError("no object stands out in this frame's depth; draw a box around it", "depth")
-    return labels == best
+    # the region's own edge pixels (cut off as jumps) come back: one pixel around it
+    grown = cv2.dilate((labels == best).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    return grown & candidates
 
 
 def mask_from_box(points: np.ndarray, box: tuple[int, int, int, int], seed: int = 0) -> np.ndarray:
@@ -100,10 +122,6 @@ def mask_from_box(points: np.ndarray, box: tuple[int, int, int, int], seed: int 
     if len(pts) < 32:
         raise InputError("the box holds almost no depth", "mcc.box")
     median = float(np.median(pts[:, 2]))
-    plane = fit_plane(pts, max(0.01, 0.015 * median), np.random.default_rng(seed))
-    if plane is not None and plane[2].mean() > PLANE_MIN_SHARE:
-        n, d, _ = plane
-        if d < 0:
-            n, d = -n, -d
-        inside &= np.where(inside, points @ n + d, -1.0) > max(0.01, 0.015 * median)
+    inside &= ~support_side(points, inside, max(0.01, 0.015 * median), np.random.default_rng(seed),
+                            (x0, y0, x1, y1))
     return inside

@@ -10,6 +10,7 @@ settings (``model_paths``), such as Meta's research checkpoint (licence shown in
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -27,10 +28,12 @@ from recon.mcc.frame import backproject, prepare_view
 from recon.mcc.infer import SeenFrame, complete
 from recon.mcc.mask import mask_from_box, mask_from_depth
 from recon.mcc.weights import load_model
+from recon.mesh.placement import ARKIT_SOURCES
 
 MESH_FILE = "mesh.ply"
 MASKS = ("auto", "depth", "capture", "box")
 DEVICES = ("auto", "cpu", "cuda")
+FLOORS = ("auto", "lowest-seen", "none")
 MAX_FRAME = 10_000_000
 
 
@@ -44,6 +47,9 @@ class MCCStageConfig:
     threshold: float = 0.5  # occupancy probability that counts as inside
     weights: str = "default"  # default (shipped in resources/mcc) | a model id from the settings
     carve: bool = True  # remove what the frame shows to be empty (in front of its depth, off the object)
+    # auto: with gravity (ARKit, live RGB-D: world +y up) the object stands at its lowest seen point,
+    # so nothing is predicted below it | lowest-seen (the same, always) | none
+    floor: str = "auto"
     device: str = "auto"
 
     def __post_init__(self) -> None:
@@ -67,6 +73,8 @@ class MCCStageConfig:
                               "mcc.threshold")
         if not isinstance(self.weights, str) or not self.weights or len(self.weights) > 200:
             raise ConfigError("expected 'default' or a model id from the settings", "mcc.weights")
+        if self.floor not in FLOORS:
+            raise ConfigError(f"must be one of {', '.join(FLOORS)}, got {self.floor!r}", "mcc.floor")
         if not isinstance(self.carve, bool):
             raise ConfigError(f"expected true or false, got {self.carve!r}", "mcc.carve")
         if self.device not in DEVICES:
@@ -141,6 +149,14 @@ def frame_inputs(ctx: StageContext, config: MCCStageConfig, index: int) -> Frame
     else:
         mask = mask_from_depth(points)
     seen = SeenFrame(depth, mask, cam.fx, cam.fy, cam.cx, cam.cy)
+    manifest = ctx.capture.load()
+    gravity = manifest.mode == "rgbd" or str(manifest.source.get("kind", "")).lower() in ARKIT_SOURCES
+    if config.floor == "lowest-seen" or (config.floor == "auto" and gravity and arrays.c2w is not None):
+        if arrays.c2w is None:
+            raise ConfigError("the frame has no pose, so where the floor is is unknown", "mcc.floor")
+        up = arrays.c2w[:3, :3].T @ np.array([0.0, 1.0, 0.0])  # world +y in the camera frame
+        object_points = points[mask & np.isfinite(points).all(axis=-1)]
+        seen = dataclasses.replace(seen, up=up, floor=float(np.percentile(object_points @ up, 0.5)))
     return FrameData(rgb, points, mask, seen, arrays.c2w, mode)
 
 

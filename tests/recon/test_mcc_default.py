@@ -43,8 +43,8 @@ def test_default_model_completes_a_held_out_view_into_a_true_size_usdz(tmp_path)
     ws = Workspace(tmp_path / "ws")
     capture = write_generated_capture(ws, seen, name="held-out")
     out = tmp_path / "model.usdz"
-    assert scanbridge(["process", capture.id, "--workspace", str(ws), "--method", "mcc", "--frame", "0",
-                       "--detail", "preview", "--texture-size", "256", "-o", str(out)]) == 0
+    assert scanbridge(["process", capture.id, "--workspace", str(tmp_path / "ws"), "--method", "mcc",
+                       "--frame", "0", "--detail", "preview", "--texture-size", "256", "-o", str(out)]) == 0
     report = check_usdz(out)
     assert report.passed, (report.errors, report.warnings, report.failed_checks)
 
