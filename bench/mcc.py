@@ -63,7 +63,7 @@ def load_slambook() -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
 FX, FY, CX, CY = 518.0, 519.0, 325.5, 253.5
 
 
-def real_frame(model, resolution: int, threshold: float) -> dict:
+def real_frame(model, resolution: int, threshold: float | None) -> dict:
     import open3d as o3d
 
     from recon.mcc.evaluate import mirrored, sample_mesh, scores
@@ -128,7 +128,7 @@ def main() -> int:
     p.add_argument("--weights", type=Path, default=None)
     p.add_argument("--objects", type=int, default=20)
     p.add_argument("--resolution", type=int, default=48)
-    p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--threshold", type=float, default=None, help="default: the model's (0.3 for ours)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-real", action="store_true")
     p.add_argument("--no-carve", action="store_true",

@@ -86,7 +86,7 @@ def scores(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 
 
 def evaluate_generated(model: MCC, count: int, seed: int = 10_000, resolution: int = 48,
-                       threshold: float = 0.5, carve: bool = True, image_size: int = 192) -> dict:
+                       threshold: float | None = None, carve: bool = True, image_size: int = 192) -> dict:
     """Mean scores on ``count`` held-out generated objects (seeds ``seed``..): the model's completion,
     the seen points alone, and the seen points mirrored; plus seconds per completion."""
     import time

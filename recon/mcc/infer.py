@@ -54,7 +54,7 @@ class SeenFrame:
         off_object_unseen = ~on_object & (depth <= 0)
         empty = inside & (in_front | off_object_unseen)
         if self.up is not None:
-            empty |= points @ self.up < self.floor - margin
+            empty |= points @ self.up < self.floor
         return empty
 
     def hidden(self, points: np.ndarray, margin: float) -> np.ndarray:
@@ -79,20 +79,33 @@ def encode_view(model: MCC, view: PreparedView, device: str = "cpu") -> Encoded:
     return model.encode(batch(view.rgb), batch(view.xyz), batch(view.valid))
 
 
+def query_box(view: PreparedView, world_size: float) -> tuple[np.ndarray, np.ndarray]:
+    """The part of the query cube the object can be in (normalised camera frame): across the view,
+    the seen points' extent with a margin (the frame shows the rest empty); along it, from the
+    nearest seen point to as far behind the farthest as the object is wide."""
+    pts = view.xyz[view.valid]
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    extent = hi - lo
+    pad = 0.15 * extent.max()
+    lo, hi = lo - pad, hi + pad
+    hi[2] = max(hi[2], pts[:, 2].max() + extent[:2].max() + pad)
+    return np.clip(lo, -world_size, world_size), np.clip(hi, -world_size, world_size)
+
+
 @torch.no_grad()
 def occupancy_grid(model: MCC, view: PreparedView, resolution: int, chunk: int = 16384,
-                   device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
-    """Occupancy probabilities [R, R, R] (x, y, z order) and the axis coordinates [R]."""
-    w = model.config.world_size
-    axis = np.linspace(-w, w, resolution, dtype=np.float32)
+                   device: str = "cpu") -> tuple[np.ndarray, list[np.ndarray]]:
+    """Occupancy probabilities [R, R, R] (x, y, z order) over ``query_box`` and its axes."""
+    lo, hi = query_box(view, model.config.world_size)
+    axes = [np.linspace(lo[i], hi[i], resolution, dtype=np.float32) for i in range(3)]
     encoded = encode_view(model, view, device)
-    grid = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), axis=-1).reshape(-1, 3)
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
     probs = np.empty(len(grid), np.float32)
     for start in range(0, len(grid), chunk):
         q = torch.from_numpy(grid[start:start + chunk])[None].to(device)
         logits, _ = split_prediction(model.decode(encoded, q), model.config.colour_bins)
         probs[start:start + chunk] = torch.sigmoid(logits[0]).float().cpu().numpy()
-    return probs.reshape(resolution, resolution, resolution), axis
+    return probs.reshape(resolution, resolution, resolution), axes
 
 
 @torch.no_grad()
@@ -107,27 +120,34 @@ def colours_at(model: MCC, view: PreparedView, points: np.ndarray, chunk: int = 
     return (out * 255).round().clip(0, 255).astype(np.uint8)
 
 
-def complete(model: MCC, view: PreparedView, resolution: int = 48, threshold: float = 0.5,
+# ours (measured: docs/mcc-model-card.md) | the paper's eval threshold for its near-surface occupancy
+DEFAULT_THRESHOLDS = {"solid": 0.3, "surface": 0.1}
+
+
+def complete(model: MCC, view: PreparedView, resolution: int = 48, threshold: float | None = None,
              device: str = "cpu", seen: SeenFrame | None = None) -> Completion:
     """The completed object's surface in the view's camera frame (metres). With ``seen``, space
-    the frame itself shows to be empty is carved out of the prediction first."""
+    the frame itself shows to be empty is carved out of the prediction first. ``threshold``:
+    the occupancy probability that counts as inside (default: by what the model predicts)."""
+    if threshold is None:
+        threshold = DEFAULT_THRESHOLDS[model.config.occupancy]
     from skimage.measure import marching_cubes
 
     started = time.monotonic()
-    probs, axis = occupancy_grid(model, view, resolution, device=device)
+    probs, axes = occupancy_grid(model, view, resolution, device=device)
+    cells = np.array([float(a[1] - a[0]) for a in axes])
     if seen is not None:
-        cell = float(axis[1] - axis[0])
-        grid = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), axis=-1).reshape(-1, 3)
-        empty = seen.known_empty(view.to_camera(grid.astype(np.float64)), margin=1.5 * cell * view.scale)
+        grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+        margin = float(cells.max()) * view.scale
+        empty = seen.known_empty(view.to_camera(grid.astype(np.float64)), margin=margin)
         probs = np.where(empty.reshape(probs.shape), 0.0, probs).astype(np.float32)
     occupied = int((probs > threshold).sum())
     if occupied == 0 or probs.min() > threshold:
         raise ReconstructionError(f"the model predicts {'nothing' if occupied == 0 else 'everything'} "
                                   f"occupied at threshold {threshold}", "mcc.threshold")
     padded = np.pad(probs, 1, constant_values=0.0)  # closes the surface at the grid's edge
-    cell = float(axis[1] - axis[0])
-    verts, faces, _, _ = marching_cubes(padded, level=threshold, spacing=(cell, cell, cell))
-    verts = verts - cell + axis[0]  # undo the pad: index 1 is axis[0]
+    verts, faces, _, _ = marching_cubes(padded, level=threshold, spacing=tuple(cells))
+    verts = verts - cells + np.array([a[0] for a in axes])  # undo the pad: index 1 is axes[i][0]
     colours = colours_at(model, view, verts, device=device)
     camera = view.to_camera(verts.astype(np.float64))
     # marching cubes orients faces towards increasing values (inside); flip to face outwards

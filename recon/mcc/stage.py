@@ -44,7 +44,7 @@ class MCCStageConfig:
     mask: str = "auto"
     box: tuple[int, ...] | None = None  # x0, y0, x1, y1 in the colour image's pixels (mask "box")
     resolution: int = 48  # query grid per axis
-    threshold: float = 0.5  # occupancy probability that counts as inside
+    threshold: float | None = None  # probability that counts as inside; None: the model's default
     weights: str = "default"  # default (shipped in resources/mcc) | a model id from the settings
     carve: bool = True  # remove what the frame shows to be empty (in front of its depth, off the object)
     # auto: with gravity (ARKit, live RGB-D: world +y up) the object stands at its lowest seen point,
@@ -67,8 +67,9 @@ class MCCStageConfig:
         if isinstance(self.resolution, bool) or not isinstance(self.resolution, int) \
                 or not 8 <= self.resolution <= 256:
             raise ConfigError(f"expected a whole number in 8..256, got {self.resolution!r}", "mcc.resolution")
-        if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)) \
-                or not 0 < self.threshold < 1:
+        if self.threshold is not None and (isinstance(self.threshold, bool)
+                                           or not isinstance(self.threshold, (int, float))
+                                           or not 0 < self.threshold < 1):
             raise ConfigError(f"expected a probability between 0 and 1, got {self.threshold!r}",
                               "mcc.threshold")
         if not isinstance(self.weights, str) or not self.weights or len(self.weights) > 200:
