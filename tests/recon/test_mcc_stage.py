@@ -64,7 +64,8 @@ def test_user_weights_complete_the_frame_into_a_true_size_usdz(overfitted, tmp_p
     ws, cap, seen = overfitted
     out = tmp_path / "model.usdz"
     result = process(ws, cap, method="mcc", detail="preview", out=out, mesh_options={"texture_size": 256},
-                     overrides={"mcc": {"weights": "my-mcc", "frame": 0, "resolution": 64}})
+                     overrides={"mcc": {"weights": "my-mcc", "frame": 0, "resolution": 64,
+                                              "threshold": 0.5}})
     assert result.method == "mcc"
     assert [o.stage for o in result.outcomes][-4:] == ["mcc", "mesh", "export", "publish"]
     mcc = next(o for o in result.outcomes if o.stage == "mcc")
