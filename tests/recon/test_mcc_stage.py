@@ -83,7 +83,7 @@ def test_user_weights_complete_the_frame_into_a_true_size_usdz(overfitted, tmp_p
     assert abs(world[:, 1].min()) < 0.01  # stands on the ground (the capture's y = 0 is the floor)
     # it covers the side the camera never saw: surface points facing away from the camera
     centre = seen.camera.c2w[:3, 3]
-    behind = truth[np.einsum("nd,nd->n", truth - truth.mean(0), centre - truth.mean(0)) < 0]
+    behind = truth[(truth - truth.mean(0)) @ (centre - truth.mean(0)) < 0]
     from scipy.spatial import cKDTree
 
     assert (cKDTree(world).query(behind)[0] < 0.02).mean() > 0.7
