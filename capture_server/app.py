@@ -23,9 +23,9 @@ from capture_server.captures import CaptureService
 from capture_server.connections import PEER_EXTENSION, ConnectionRegistry
 from capture_server.coverage import capture_coverage
 from capture_server.errors import Conflict, RateLimited, RequestError, StorageFull, Unauthorized, http_status
-from capture_server.export_request import export_options
 from capture_server.generate import GenerateService
 from capture_server.identity import ServerIdentity
+from capture_server.jobs_link import FinishRequest
 from capture_server.live import LiveRecorder, parse_frame_message
 from capture_server.live_preview import live_preview_routes
 from capture_server.openapi import openapi_schema
@@ -221,7 +221,7 @@ def build_app(state: ServerState) -> Starlette:
 
     async def finish(request: Request) -> Response:
         cid = request.path_params["capture_id"]
-        export = export_options(await json_body(request))  # checked before anything changes
+        asked = FinishRequest.from_json(await json_body(request))
         # A client that closed its stream and finishes at once may be ahead of the server's
         # handling of the close: give that a moment before calling the stream open.
         deadline = time.monotonic() + LIVE_CLOSE_WAIT_S
@@ -230,7 +230,7 @@ def build_app(state: ServerState) -> Starlette:
         if cid in state.live_streams:
             raise Conflict("a live stream is still open for this capture", cid)
         async with state.capture_locks.setdefault(cid, asyncio.Lock()):
-            out = await anyio.to_thread.run_sync(state.captures.finish, cid, state.settings, export)
+            out = await anyio.to_thread.run_sync(state.captures.finish, cid, state.settings, asked)
         return JSONResponse(out, status_code=202 if out.get("job") else 200)
 
     async def restyle(request: Request) -> Response:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from capture_server.errors import Conflict, RequestError
-from capture_server.jobs_link import JobLink, plan_for
+from capture_server.jobs_link import FinishRequest, JobLink, plan_for
 from capture_server.live import frames_from_journal
 from capture_server.names import path_inside, safe_relative_name
 from capture_server.orientation import METADATA_KEY
@@ -144,9 +144,9 @@ class CaptureService:
         }
 
     def finish(self, capture_id: str, settings: Settings,
-               export: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Close the capture to uploads and queue its processing per ``settings``; ``export``: the
-        export stage's options (capture_server.export_request) for that job."""
+               request: FinishRequest | None = None) -> dict[str, Any]:
+        """Close the capture to uploads and queue its processing per ``settings`` (the method the
+        phone asked for in ``request``, if any)."""
         capture = self.uploads.receiving_capture(capture_id)
         pending = [u.filename for u in self.uploads.uploads(capture_id) if u.state != "complete"]
         if pending:
@@ -160,9 +160,7 @@ class CaptureService:
             metric = any(f.depth for f in live) and all(f.pose is not None for f in live)
             manifest = dataclasses.replace(manifest, frames=tuple(live),
                                            scale="metric" if metric else manifest.scale)
-        overrides = {"export": export} if export else None
-        steps, reason = (plan_for(capture, manifest, settings, overrides) if self.jobs
-                         else ([], "no job queue"))
+        steps, reason = plan_for(capture, manifest, settings, request) if self.jobs else ([], "no job queue")
         source = {**manifest.source, "received": utc_now(), "files": files}
         status = "processing" if steps else "new"
         capture.save(dataclasses.replace(manifest, status=status, source=source))

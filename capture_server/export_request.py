@@ -22,14 +22,8 @@ def _choice(value: Any, known: tuple[str, ...], field: str) -> str:
     return value
 
 
-def export_options(body: Any) -> dict[str, Any]:
-    """The export stage's options from a finish request's body (``{}`` when it gives none)."""
-    if not isinstance(body, dict):
-        raise RequestError("expected a JSON object", "body")
-    unknown_keys = [k for k in body if k != "export"]
-    if unknown_keys:
-        raise RequestError(f"unknown field {str(unknown_keys[0])[:40]!r} (known: export)", "body")
-    options = body.get("export", {})
+def export_options(options: Any) -> dict[str, Any]:
+    """The export stage's options from a finish request's ``export`` object."""
     if not isinstance(options, dict):
         raise RequestError("expected an object of export options", "export")
     unknown = [k for k in options if k not in OPTION_NAMES]

@@ -126,14 +126,21 @@ def openapi_schema(max_upload_bytes: int) -> dict[str, Any]:
             }},
             "/v1/captures/{capture_id}/finish": {"post": {
                 "summary": "Close the capture to uploads; queue processing per the server's settings",
+                "description": "An optional JSON body picks the method ({\"method\": \"mcc\"}; default: "
+                               "the settings' default method) and, for mcc, the frame to complete "
+                               "({\"method\": \"mcc\", \"frame\": 12}) and the export options "
+                               "({\"export\": {\"formats\": [\"usdz\", \"obj\"], \"up\": \"z\"}}).",
                 "parameters": _CAPTURE_PATH,
                 "requestBody": {"required": False, "content": {"application/json": {"schema": {
-                    "type": "object", "additionalProperties": False, "properties": {"export": {
-                        "type": "object", "additionalProperties": False, "properties": {
-                            "formats": {"type": "array", "items": {"enum": ["usdz", "glb", "obj", "ply"]}},
-                            "texture_format": {"enum": ["png", "jpeg"]},
-                            "texture_quality": {"type": "integer", "minimum": 1, "maximum": 100},
-                            "up": {"enum": ["y", "z"]}}}}}}}},
+                    "type": "object", "additionalProperties": False, "properties": {
+                        "method": {"type": "string"}, "frame": {"type": "integer", "minimum": 0},
+                        "export": {
+                            "type": "object", "additionalProperties": False, "properties": {
+                                "formats": {"type": "array",
+                                            "items": {"enum": ["usdz", "glb", "obj", "ply"]}},
+                                "texture_format": {"enum": ["png", "jpeg"]},
+                                "texture_quality": {"type": "integer", "minimum": 1, "maximum": 100},
+                                "up": {"enum": ["y", "z"]}}}}}}}},
                 "responses": {"202": _resp("finished, job queued", capture),
                               "200": _resp("finished, nothing queued (see not_queued_because)", capture),
                               **_errors(400, 401, 404, 409)},

@@ -46,18 +46,22 @@ def check_output(out: Path | None, method: str, formats: list[str] | None = None
 def process(workspace: Workspace, capture: CaptureFolder, *, method: str = "auto", detail: str = "medium",
             out: Path | None = None, sink: Sink | None = None,
             mesh_options: dict[str, Any] | None = None,
-            export_options: dict[str, Any] | None = None) -> ProcessResult:
+            export_options: dict[str, Any] | None = None,
+            overrides: dict[str, dict[str, Any]] | None = None) -> ProcessResult:
     """Run the capture's job to the end (it publishes to exports/), then copy the model to ``out``.
 
-    ``mesh_options`` and ``export_options`` override those stages' options (for the export: which
-    ``formats`` to write, ``texture_format``, ``texture_quality``, ``up``)."""
+    ``overrides`` maps a stage name to options for it; ``mesh_options`` and ``export_options`` are
+    the mesh and export stages' (for the export: which ``formats`` to write, ``texture_format``,
+    ``texture_quality``, ``up``)."""
     from core.worker import run_job
     from recon.export.stage import copy_published
 
     check_output(out, method, (export_options or {}).get("formats"))
-    overrides = {stage: options for stage, options in (("mesh", mesh_options), ("export", export_options))
-                 if options}
-    steps = method_job(capture, method, detail, overrides or None)
+    stage_overrides = {stage: dict(options) for stage, options in (overrides or {}).items()}
+    for stage, options in (("mesh", mesh_options), ("export", export_options)):
+        if options:
+            stage_overrides[stage] = {**stage_overrides.get(stage, {}), **options}
+    steps = method_job(capture, method, detail, stage_overrides or None)
     outcomes = run_job(workspace, capture.id, steps, sink)
     chosen = next(o.result["method"] for o in outcomes if o.stage == PLAN_STAGE)
     publish = next((o for o in outcomes if o.stage == PUBLISH_STAGE), None)

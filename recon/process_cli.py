@@ -62,6 +62,9 @@ def add_process_command(subparsers: Any, common: argparse.ArgumentParser) -> Non
     p.add_argument("--crop", choices=("auto", "none"), default=None,
                    help="auto (default): keep the object the cameras look at (its masks, or without "
                         "them cut at the ground or table it stands on); none: keep everything")
+    p.add_argument("--frame", type=frame_number, default=None, metavar="N",
+                   help="with --method mcc: the frame to complete (its index in the capture; default: "
+                        "the middle frame with depth)")
     add_output_options(p)
     p.set_defaults(func=run_process)
 
@@ -74,6 +77,17 @@ def format_list(text: str) -> list[str]:
         raise argparse.ArgumentTypeError(
             f"expected some of {','.join(FORMATS)} (comma-separated), got {text!r}")
     return formats
+
+
+def frame_number(text: str) -> int:
+    """A frame index argument: a whole number, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a frame number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a frame number of 0 or more, got {text!r}")
+    return value
 
 
 def metres(text: str) -> float:
@@ -130,8 +144,10 @@ def run_process(args: argparse.Namespace) -> int:
                            "expected": str(expected)})
             elif not args.quiet:
                 print(f"{method} at detail {detail}: expected {expected}", file=sys.stderr, flush=True)
-        result = process(workspace, capture, method=method, detail=detail, out=args.output,
-                         sink=show, mesh_options=mesh_options(args), export_options=export_options(args))
+        overrides = {"mcc": {"frame": args.frame}} if getattr(args, "frame", None) is not None else None
+        result = process(workspace, capture, method=method, detail=detail, out=args.output, sink=show,
+                         mesh_options=mesh_options(args), export_options=export_options(args),
+                         overrides=overrides)
     export = next(o for o in result.outcomes if o.stage == "export").result
     mesh = next(o for o in result.outcomes if o.stage == "mesh").result
     size = " x ".join(f"{x:.3f}" for x in export["size_m"])

@@ -166,15 +166,22 @@ class CaptureView(QWidget):
         buttons.addWidget(self.process_button)
         buttons.addWidget(self.result_button)
         proc_box.addLayout(buttons)
+        self.complete_button = QPushButton("Complete from this frame")
+        self.complete_button.setToolTip("Complete the object from the frame selected in the strip "
+                                        "(mcc: one RGB-D frame to a whole model)")
+        proc_box.addWidget(self.complete_button)
         side_box.addWidget(proc)
         split.addWidget(side)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 1)
         layout.addWidget(split, 1)
         self.process_button.clicked.connect(self.process)
+        self.complete_button.clicked.connect(self.complete_from_frame)
+        self.strip.currentRowChanged.connect(lambda _row: self._update_process_button())
         self.result_button.clicked.connect(
             lambda: self.capture_id and self.ctx.signals.open_result.emit(self.capture_id))
         self.process_button.setEnabled(False)
+        self.complete_button.setEnabled(False)
         self.result_button.setEnabled(False)
         ctx.signals.jobs_updated.connect(self.jobs_updated)
 
@@ -214,6 +221,11 @@ class CaptureView(QWidget):
         self.process_button.setEnabled(self.details is not None and not busy)
         self.process_button.setText(f"Processing (job {self._active_jobs[0]})…" if self._active_jobs
                                     else "Queuing…" if self._submitting else "Process")
+        mcc = next((m for m in self.details.methods if m.name == "mcc"), None) if self.details else None
+        self.complete_button.setEnabled(mcc is not None and mcc.why_not is None and not busy
+                                        and self.strip.currentRow() >= 0)
+        if mcc is not None and mcc.why_not:
+            self.complete_button.setToolTip(f"Not for this capture: {mcc.why_not}")
 
     def _loaded(self, details: CaptureDetails) -> None:
         if details.summary.id != self.capture_id:
@@ -270,9 +282,18 @@ class CaptureView(QWidget):
         self.expected.setVisible(bool(line))
 
     def process(self) -> None:
+        self._queue(self.method.currentText(), None)
+
+    def complete_from_frame(self) -> None:
+        """Queue the mcc method on the frame selected in the strip (its index in the capture)."""
+        row = self.strip.currentRow()
+        if row >= 0:
+            self._queue("mcc", {"mcc": {"frame": row}}, f"frame {row}")
+
+    def _queue(self, method: str, overrides: dict | None, what: str = "") -> None:
         if self.capture_id is None or self._submitting or self._active_jobs:
             return  # a second click while the first one's job is queued or running
-        capture_id, method, detail = self.capture_id, self.method.currentText(), self.detail.currentText()
+        capture_id, detail = self.capture_id, self.detail.currentText()
         name = self.details.summary.name if self.details else capture_id
         self._submitting = True
         self._update_process_button()
@@ -283,7 +304,8 @@ class CaptureView(QWidget):
                 self._active_jobs.append(job.id)
                 self._queued_here[job.id] = time.monotonic()
             self._update_process_button()
-            self.ctx.notifier.notify(f"Queued job {job.id} for {name} ({method}, {detail})", "info")
+            self.ctx.notifier.notify(f"Queued job {job.id} for {name} "
+                                     f"({', '.join(filter(None, (method, what, detail)))})", "info")
             self.ctx.signals.jobs_changed.emit()
 
         def failed(error: BaseException) -> None:
@@ -291,4 +313,5 @@ class CaptureView(QWidget):
             self._update_process_button()
             self.ctx.notifier.error(error, "Cannot process")
 
-        self.ctx.tasks.run(lambda: self.ctx.services.process(capture_id, method, detail), done, failed)
+        self.ctx.tasks.run(lambda: self.ctx.services.process(capture_id, method, detail, overrides), done,
+                           failed)

@@ -43,7 +43,7 @@ from recon.mesh.types import Mesh
 from recon.mesh.uv import unwrap
 from recon.mesh.views import PosedView, load_views, pose_only_views
 
-MESH_SOURCES = ("fusion", "mvs", "surface", "splat", "nerf")
+MESH_SOURCES = ("fusion", "mvs", "surface", "splat", "nerf", "mcc")
 RAW_MESH_PORT = "raw_mesh"  # the input port the job wires to one of them
 RAW_MESH_FILE = "mesh.ply"
 RESULT_FILE = "textured.npz"
