@@ -139,7 +139,8 @@ def publish(capture: CaptureFolder, export_run: Path, extra: Path | None = None)
     """Copy a finished export run's files into the capture's exports/ (and ``extra``, a file path
     whose suffix picks the format), each through a temporary name, fsync and rename; then remove
     the files an earlier publish left there that this one did not replace (a format or texture
-    no longer asked for), so exports/, the share page and the phone show only this model."""
+    no longer asked for), so exports/, the share page and the phone show only this model. An
+    asset published beside the model (restyled-NAME.usdz) leaves the model's files alone."""
     status = json.loads((export_run / "status.json").read_text())
     if status.get("state") != "done":
         raise StageError("the export run has not finished", export_run)
@@ -154,7 +155,8 @@ def publish(capture: CaptureFolder, export_run: Path, extra: Path | None = None)
         else:
             published[fmt] = atomic_copy(src, capture.exports_dir / name)
             written.add(name)
-    remove_stale(capture.exports_dir, written)
+    if written & published_names():  # the capture's model, not an asset published beside it
+        remove_stale(capture.exports_dir, written)
     if extra is not None:
         published["out"] = copy_published(capture, published, extra)
     return published

@@ -193,6 +193,9 @@ def save_tiny_shap_e_img2img(folder: Path, seed: int = 0) -> Path:
         intermediate_size=37, projection_dim=32))
     processor = CLIPImageProcessor(size=32, crop_size=32, do_center_crop=True, do_resize=True, resample=3)
     ShapEImg2ImgPipeline(image_encoder=encoder, image_processor=processor, **parts).save_pretrained(folder)
+    return folder
+
+
 def save_tiny_ip_adapter(folder: Path, unet, seed: int = 0) -> Path:
     """A tiny random IP-Adapter for ``unet`` in the hub's layout (models/ip-adapter_sd15.safetensors and
     models/image_encoder/, a CLIPVisionModelWithProjection); returns ``folder``."""

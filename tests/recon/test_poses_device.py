@@ -62,14 +62,26 @@ def test_transforms_json_carries_depth_and_images(sample_run):
     assert transforms["ply_file_path"] == "sparse.ply"
 
 
-def test_ignoring_device_poses_runs_sfm(tmp_path):
+def test_ignoring_device_poses_runs_sfm_and_its_depth_makes_it_metric(tmp_path):
+    """SfM alone is unscaled; the sample's metric depth maps agree with it and give its scale
+    (recon.poses.depth_scale): the camera distances then match the device poses' in metres."""
+    import itertools
+
     from core.stages import execute_stage
 
     capture = ingest(bundled_sample_dir(), Workspace(tmp_path / "ws"), name="sample")
     outcome = execute_stage(capture, "poses", {"use_device_poses": False, "max_attempts": 1,
                                                "matcher": "sequential", "sequential_overlap": 3})
-    assert outcome.result["source"] == "sfm" and outcome.result["scale"] == "unscaled"
+    assert outcome.result["source"] == "sfm" and outcome.result["scale"] == "metric"
+    assert outcome.result["depth_scale"]["agrees"] is True
     assert outcome.result["registered"] >= 0.9 * outcome.result["total"]
+    sfm = {f["id"]: np.asarray(f["c2w"], float)[:3, 3]
+           for f in json.loads((outcome.run_dir / "poses.json").read_text())["frames"]}
+    device = {f.id: np.asarray(f.pose, float).reshape(4, 4)[:3, 3] for f in capture.load().frames}
+    pairs = list(itertools.combinations(sorted(sfm), 2))
+    ratio = np.median([np.linalg.norm(sfm[a] - sfm[b]) / np.linalg.norm(device[a] - device[b])
+                       for a, b in pairs])
+    assert ratio == pytest.approx(1.0, abs=0.03)
 
 
 @pytest.mark.skipif(not STRAY.is_dir(), reason="shared Stray Scanner export not present")
