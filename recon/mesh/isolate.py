@@ -98,17 +98,21 @@ def find_support_plane(
     tol = max(2.0 * median_edge(mesh), 0.004 * scene_size)
     cos_tilt = np.cos(np.radians(MAX_TILT_DEG))
     best: tuple[float, np.ndarray, float] | None = None  # (inlier fraction, normal, offset)
-    for _ in range(RANSAC_TRIALS):
-        a, b, c = pts[rng.choice(len(pts), 3, replace=False)]
-        normal = np.cross(b - a, c - a)
-        length = np.linalg.norm(normal)
-        if length < 1e-12:
-            continue
-        normal = normal / length
-        if np.dot(normal, up) < 0:
-            normal = -normal
-        if np.dot(normal, up) < cos_tilt:
-            continue
+    for trial in range(RANSAC_TRIALS):
+        if trial % 2 == 0:  # one point and gravity: a floor holding a fifth of the surface is hit at once
+            a = pts[rng.integers(len(pts))]
+            normal = up
+        else:  # three points: a plane a little off gravity (up estimated from the cameras)
+            a, b, c = pts[rng.choice(len(pts), 3, replace=False)]
+            normal = np.cross(b - a, c - a)
+            length = np.linalg.norm(normal)
+            if length < 1e-12:
+                continue
+            normal = normal / length
+            if np.dot(normal, up) < 0:
+                normal = -normal
+            if np.dot(normal, up) < cos_tilt:
+                continue
         h = pts @ normal - np.dot(normal, a)
         on = float(np.mean(np.abs(h) <= tol))
         if on < MIN_PLANE_FRACTION or (best is not None and on <= best[0]):
