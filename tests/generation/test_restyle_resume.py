@@ -4,6 +4,8 @@ equal those of a run that was never interrupted."""
 
 from __future__ import annotations
 
+import re
+
 import diffusers
 import numpy as np
 import pytest
@@ -48,8 +50,10 @@ def test_a_cancelled_restyle_resumes_with_only_the_remaining_keyframes(sample_ca
     with pytest.raises(Cancelled):
         execute_stage(capture, STAGE, CONFIG, sink=sink, cancel=cancel)
     assert len(counted_calls) == 2
-    run = next(p for p in capture.runs_dir.iterdir() if p.name.startswith("restyle-") and
-               (read_status(p) or {}).get("state") == "interrupted")
+    # this run: the newest interrupted restyle run (the capture is shared with other tests' runs,
+    # restyle-asset ones included)
+    run = max((p for p in capture.runs_dir.iterdir() if re.fullmatch(r"restyle-[0-9a-f]+", p.name) and
+               (read_status(p) or {}).get("state") == "interrupted"), key=lambda p: p.stat().st_mtime_ns)
     assert sorted(p.name for p in (run / "checkpoints").iterdir())[-1] == "step-000000002"
 
     counted_calls.clear()
