@@ -221,7 +221,6 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import threading
 
     from core.worker import Worker
 
@@ -230,15 +229,7 @@ def _run(args: argparse.Namespace) -> int:
     queue.add_listener(bars.on_event)
     worker = Worker(queue)
     try:
-        if args.forever:
-            stop = threading.Event()
-            try:
-                worker.run_forever(stop)
-            finally:
-                stop.set()
-            jobs: list[Job] = []
-        else:
-            jobs = worker.run_until_empty()
+        jobs = worker.run_for_command(args.forever)
     finally:
         bars.close()
         queue.remove_listener(bars.on_event)

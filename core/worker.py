@@ -121,6 +121,18 @@ class Worker:
                 if not stop_event.is_set():
                     self.recover()
 
+    def run_for_command(self, forever: bool) -> list[Job]:
+        """What `jobs run` and `worker` do: the queued jobs until none is left (the jobs run), or
+        ``forever`` until interrupted (no list)."""
+        if not forever:
+            return self.run_until_empty()
+        stop = threading.Event()
+        try:
+            self.run_forever(stop)
+        finally:
+            stop.set()
+        return []
+
     # -- one job -------------------------------------------------------------------------------
 
     def _run(self, lease: Lease, stop_event: threading.Event | None) -> JobRun:

@@ -8,7 +8,6 @@ the address is the user's choice, and the cluster belongs on a private network (
 from __future__ import annotations
 
 import argparse
-import threading
 from typing import Any
 
 from core.jobs import Job, JobQueue
@@ -55,15 +54,7 @@ def _run_worker(args: argparse.Namespace) -> int:
         print(f"worker: stages run on the Ray cluster at {address} ({storage})", flush=True)
     worker = Worker(queue, executor=executor)
     try:
-        if args.forever:
-            stop = threading.Event()
-            try:
-                worker.run_forever(stop)
-            finally:
-                stop.set()
-            jobs: list[Job] = []
-        else:
-            jobs = worker.run_until_empty()
+        jobs = worker.run_for_command(args.forever)
     finally:
         if executor is not None:
             executor.close()
