@@ -5,28 +5,11 @@ exports/ are never touched."""
 
 from __future__ import annotations
 
-import json
+import test_export_stage_gate
 
-import pytest
-
-from core.capture import Manifest, utc_now
 from core.stages import execute_stage
-from core.workspace import Workspace
-from recon.export.samples import uv_sphere
-from recon.mesh.io import write_textured_npz
 
-
-@pytest.fixture
-def capture_with_mesh_run(tmp_path):
-    ws = Workspace(tmp_path / "ws")
-    with ws.staged_capture("cap") as cap:
-        cap.save(Manifest(id="cap", name="stale", created=utc_now(), mode="free"))
-    cap = ws.capture("cap")
-    mesh_run = cap.runs_dir / "mesh-handmade"
-    mesh_run.mkdir(parents=True)
-    write_textured_npz(mesh_run / "textured.npz", uv_sphere(rows=6, cols=12))
-    (mesh_run / "placement.json").write_text(json.dumps({"scale": "metric"}))
-    return cap, mesh_run
+capture_with_mesh_run = test_export_stage_gate.capture_with_mesh_run  # the fixture: a hand-made mesh run
 
 
 def _export_and_publish(cap, mesh_run, **config):
